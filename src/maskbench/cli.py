@@ -1,0 +1,75 @@
+"""Command line: parse, call the library, exit with a one-line message on bad input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from maskbench.errors import MaskbenchError
+
+
+def _add_train(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("train", help="one training run (masking or finetuning)")
+    parser.add_argument("--method", required=True, choices=["masking", "finetuning"])
+    parser.add_argument("--model", default="minilm", help="hub id, local path, or 'minilm' (the offline model)")
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--lr", type=float, required=True)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--patience", type=int, default=2)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--max-train-examples", type=int, default=None)
+    parser.add_argument("--max-eval-examples", type=int, default=None, help="cap dev/test size (demos only)")
+    parser.add_argument("--data-dir", default=None, help="original task files (default: $MASKBENCH_DATA_DIR, else the hub)")
+    parser.add_argument("--out", required=True, help="run directory")
+    parser.add_argument("--initial-sparsity", type=float, default=0.05)
+    parser.add_argument("--threshold", type=float, default=0.01)
+    parser.add_argument("--blocks", default=None, help="masked blocks, e.g. '2-11' or 'all' (default: 2 to last)")
+    parser.add_argument("--no-mask-pooler", action="store_true")
+    parser.add_argument("--no-mask-classifier", action="store_true")
+    parser.add_argument("--train-classifier", action="store_true", help="also train the classifier's weights")
+    parser.add_argument("--save-weights", action="store_true", help="also save the full weights (finetuning)")
+    parser.add_argument("--device", default=None)
+
+
+def _run_train(args: argparse.Namespace) -> None:
+    from maskbench.masking import MaskConfig
+    from maskbench.train import TrainConfig, train
+
+    mask = MaskConfig(initial_sparsity=args.initial_sparsity, threshold=args.threshold, blocks=args.blocks,
+                      mask_pooler=not args.no_mask_pooler, mask_classifier=not args.no_mask_classifier,
+                      train_classifier=args.train_classifier)
+    config = TrainConfig(method=args.method, model=args.model, task=args.task, seed=args.seed, lr=args.lr,
+                         batch_size=args.batch_size, epochs=args.epochs, patience=args.patience,
+                         max_length=args.max_length, max_train_examples=args.max_train_examples,
+                         max_eval_examples=args.max_eval_examples, mask=mask, save_weights=args.save_weights,
+                         out=args.out, data_dir=args.data_dir, device=args.device)
+    metrics = train(config)
+    summary = {k: metrics[k] for k in ("task", "method", "metric", "dev_score", "test_score", "best_epoch",
+                                       "train_time_s")}
+    print(json.dumps(summary))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="maskbench", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    _add_train(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        {"train": _run_train}[args.command](args)
+    except MaskbenchError as error:
+        print(f"maskbench: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

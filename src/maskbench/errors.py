@@ -1,0 +1,17 @@
+"""Exceptions with messages meant for users: they name the file or key and what was expected."""
+
+
+class MaskbenchError(Exception):
+    """Base class of every error maskbench reports to a user (CLI exits 2 with the message)."""
+
+
+class ConfigError(MaskbenchError, ValueError):
+    """A configuration key or value is wrong."""
+
+
+class DataError(MaskbenchError, ValueError):
+    """A data file is missing, empty or malformed."""
+
+
+class MaskFileError(MaskbenchError, ValueError):
+    """A saved mask directory is corrupt, truncated, or belongs to another base model."""

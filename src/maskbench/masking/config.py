@@ -1,0 +1,82 @@
+"""Plain-data configuration of masking (serialised to JSON as-is)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from maskbench.errors import ConfigError
+
+
+@dataclass
+class MaskConfig:
+    """Which layers are masked and how their scores start.
+
+    Scores are drawn from U[threshold - initial_sparsity * init_width, threshold + (1 - initial_sparsity) * init_width]
+    so that exactly the requested fraction starts below the threshold (i.e. masked out).
+    """
+
+    initial_sparsity: float = 0.05
+    threshold: float = 0.01
+    init_width: float = 0.02
+    #: transformer blocks to mask, e.g. "2-11", "0-3,8-11" or "all"; None = the paper's default (block 2 to the last)
+    blocks: str | None = None
+    mask_pooler: bool = True
+    mask_classifier: bool = True
+    #: the authors keep the random classifier frozen and only mask it; True trains its weights as well
+    train_classifier: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.initial_sparsity, (int, float)) or not 0.0 <= self.initial_sparsity < 1.0:
+            raise ConfigError(f"initial_sparsity: expected a number in [0, 1), got {self.initial_sparsity!r}")
+        if not isinstance(self.init_width, (int, float)) or self.init_width <= 0:
+            raise ConfigError(f"init_width: expected a positive number, got {self.init_width!r}")
+        if not isinstance(self.threshold, (int, float)):
+            raise ConfigError(f"threshold: expected a number, got {self.threshold!r}")
+        for key in ("mask_pooler", "mask_classifier", "train_classifier"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"{key}: expected true/false, got {getattr(self, key)!r}")
+        if self.blocks is not None and not isinstance(self.blocks, str):
+            raise ConfigError(f"blocks: expected a string like '2-11', got {self.blocks!r}")
+
+    def resolve_blocks(self, num_blocks: int) -> list[int]:
+        """Return the sorted block indices for a model with ``num_blocks`` transformer blocks."""
+        spec = self.blocks
+        if spec is None:
+            return list(range(min(2, num_blocks - 1), num_blocks))
+        if spec.strip().lower() == "all":
+            return list(range(num_blocks))
+        if spec.strip().lower() == "none":
+            return []
+        chosen: set[int] = set()
+        for part in spec.split(","):
+            part = part.strip()
+            try:
+                if "-" in part:
+                    start, end = (int(x) for x in part.split("-"))
+                else:
+                    start = end = int(part)
+            except ValueError:
+                raise ConfigError(f"blocks: cannot parse {spec!r}; expected e.g. '2-11', '0,3,5-7', 'all' or 'none'") from None
+            if start > end or start < 0 or end >= num_blocks:
+                raise ConfigError(
+                    f"blocks: range {part!r} is outside the model's blocks 0-{num_blocks - 1}"
+                )
+            chosen.update(range(start, end + 1))
+        return sorted(chosen)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "MaskConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"mask config: unknown key(s) {unknown}; expected some of {sorted(known)}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)

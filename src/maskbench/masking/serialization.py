@@ -1,0 +1,164 @@
+"""A self-describing mask directory: bit-packed masks, the head, and a JSON description (like a peft adapter)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from maskbench import __version__
+from maskbench.errors import MaskFileError
+from maskbench.fileio import atomic_directory, sha256_file
+from maskbench.masking.apply import mask_model, mask_sparsity, masked_layers, merge_masks
+from maskbench.masking.config import MaskConfig
+from maskbench.models import resolve_model
+from maskbench.storage import PACKED_BITS, pack_mask, unpack_mask
+
+CONFIG_FILE = "mask_config.json"
+MASKS_FILE = "masks.safetensors"
+HEAD_FILE = "head.safetensors"
+FORMAT_VERSION = 1
+
+
+def base_fingerprint(model: nn.Module, layer_names: list[str]) -> str:
+    """SHA-256 over the names, shapes and bytes of the frozen base weights of ``layer_names``."""
+    digest = hashlib.sha256()
+    for name in layer_names:
+        weight = model.get_submodule(name).weight.detach().to("cpu").contiguous()
+        digest.update(f"{name}:{tuple(weight.shape)}:{weight.dtype}".encode())
+        digest.update(weight.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _head_parameter_names(model: nn.Module) -> list[str]:
+    """Parameters a saved mask needs besides the base checkpoint: the head and anything newly initialised."""
+    prefix = model.base_model_prefix + "."
+    new = set(getattr(model, "maskbench_new_parameters", ()))
+    return [name for name, _ in model.named_parameters()
+            if (not name.startswith(prefix) or name in new) and not name.endswith("mask_scores")]
+
+
+def save_masks(model: nn.Module, directory: str | Path, base: str | None = None,
+               extra: dict[str, Any] | None = None) -> Path:
+    """Write the model's binary masks (1 bit per weight), its head and a description to ``directory`` atomically.
+
+    ``base`` is the base model's hub id or path (default: ``model.config.name_or_path``); ``extra`` is stored in
+    the JSON description (e.g. task name and label names).
+    """
+    layers = masked_layers(model)
+    if not layers:
+        raise MaskFileError("save_masks: the model has no masked layers")
+    config: MaskConfig = model.maskbench_mask_config
+    head_names = _head_parameter_names(model)
+    base_layers = [name for name in layers if f"{name}.weight" not in head_names]
+    parameters = dict(model.named_parameters())
+    directory = Path(directory)
+    with atomic_directory(directory) as tmp:
+        save_file({name: pack_mask(layer.binary_mask()) for name, layer in layers.items()},
+                  tmp / MASKS_FILE, metadata={"format": PACKED_BITS})
+        save_file({name: parameters[name].detach().to("cpu").contiguous() for name in head_names}, tmp / HEAD_FILE)
+        description = {
+            "format_version": FORMAT_VERSION,
+            "mask_format": PACKED_BITS,
+            "maskbench_version": __version__,
+            "base_model": base or model.config.name_or_path,
+            "model_class": type(model).__name__,
+            "model_config": {key: value for key, value in model.config.to_diff_dict().items()
+                             if key in ("num_labels", "id2label", "label2id", "model_type", "architectures")},
+            "mask_config": config.to_dict(),
+            "layers": {name: list(layer.weight.shape) for name, layer in layers.items()},
+            "head_parameters": head_names,
+            "base_fingerprint": base_fingerprint(model, base_layers),
+            "fingerprint_layers": base_layers,
+            "sparsity": mask_sparsity(model),
+            "files": {MASKS_FILE: sha256_file(tmp / MASKS_FILE), HEAD_FILE: sha256_file(tmp / HEAD_FILE)},
+            **(extra or {}),
+        }
+        (tmp / CONFIG_FILE).write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
+    return directory
+
+
+def read_mask_description(directory: str | Path) -> dict[str, Any]:
+    """Read and check a mask directory's JSON and file checksums (raises :class:`MaskFileError`)."""
+    directory = Path(directory)
+    config_path = directory / CONFIG_FILE
+    if not config_path.is_file():
+        raise MaskFileError(f"{config_path}: missing; expected a mask directory written by maskbench save_masks")
+    try:
+        description = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise MaskFileError(f"{config_path}: not valid JSON ({error})") from None
+    for key in ("format_version", "base_model", "model_class", "mask_config", "layers", "files", "base_fingerprint"):
+        if key not in description:
+            raise MaskFileError(f"{config_path}: key {key!r} is missing")
+    if description["format_version"] != FORMAT_VERSION:
+        raise MaskFileError(f"{config_path}: format_version {description['format_version']!r}; "
+                            f"this maskbench reads {FORMAT_VERSION}")
+    for name, checksum in description["files"].items():
+        path = directory / name
+        if not path.is_file():
+            raise MaskFileError(f"{path}: missing")
+        if sha256_file(path) != checksum:
+            raise MaskFileError(f"{path}: checksum mismatch (file truncated or corrupted)")
+    return description
+
+
+def load_masked_model(directory: str | Path, base: str | None = None, merge: bool = True,
+                      device: str | torch.device | None = None) -> nn.Module:
+    """Rebuild a masked model for inference from its base model and a directory written by :func:`save_masks`.
+
+    ``base`` overrides the recorded base model name/path. With ``merge`` (default) the masks are multiplied into
+    the weights and a plain Hugging Face model is returned; otherwise the :class:`MaskedLinear` layers stay.
+    """
+    directory = Path(directory)
+    description = read_mask_description(directory)
+    base_name = base or description["base_model"]
+    model_class = getattr(transformers, description["model_class"], None)
+    if model_class is None:
+        raise MaskFileError(f"{directory / CONFIG_FILE}: unknown model_class {description['model_class']!r}")
+    kwargs = {k: v for k, v in description.get("model_config", {}).items() if k in ("num_labels", "id2label", "label2id")}
+    if "id2label" in kwargs:
+        kwargs["id2label"] = {int(k): v for k, v in kwargs["id2label"].items()}
+    model = model_class.from_pretrained(resolve_model(base_name), **kwargs)
+    mask_model(model, MaskConfig.from_dict(description["mask_config"]))
+    layers = masked_layers(model)
+    if set(layers) != set(description["layers"]):
+        raise MaskFileError(f"{directory}: the masked layers of base model {base_name!r} differ from the saved ones "
+                            f"(the masks belong to another architecture)")
+    for name, layer in layers.items():
+        if list(layer.weight.shape) != description["layers"][name]:
+            raise MaskFileError(f"{directory}: layer {name} has shape {list(layer.weight.shape)} in base model "
+                                f"{base_name!r} but {description['layers'][name]} in the mask file (another base model)")
+    if base_fingerprint(model, description["fingerprint_layers"]) != description["base_fingerprint"]:
+        raise MaskFileError(f"{directory}: base model {base_name!r} is not the model these masks were trained on "
+                            f"(fingerprint of its frozen weights differs)")
+    try:
+        packed = load_file(directory / MASKS_FILE)
+        head = load_file(directory / HEAD_FILE)
+    except (SafetensorError, OSError) as error:
+        raise MaskFileError(f"{directory}: cannot read mask files ({error})") from None
+    parameters = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, tensor in head.items():
+            if name not in parameters or parameters[name].shape != tensor.shape:
+                raise MaskFileError(f"{directory / HEAD_FILE}: parameter {name} does not fit the model")
+            parameters[name].copy_(tensor)
+    for name, layer in layers.items():
+        if name not in packed:
+            raise MaskFileError(f"{directory / MASKS_FILE}: mask of layer {name} is missing")
+        try:
+            layer.set_binary_mask(unpack_mask(packed[name], layer.weight.shape))
+        except ValueError as error:
+            raise MaskFileError(f"{directory / MASKS_FILE}: layer {name}: {error}") from None
+    if merge:
+        merge_masks(model)
+    model.maskbench_mask_description = description
+    model.eval()
+    return model.to(device) if device is not None else model

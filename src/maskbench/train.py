@@ -1,0 +1,224 @@
+"""One training run (masking or finetuning) of one model on one task with one seed and learning rate."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import transformers
+from safetensors.torch import save_file
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from maskbench import tasks
+from maskbench.data import IGNORE_INDEX, Collator, tokenize_dataset
+from maskbench.errors import ConfigError
+from maskbench.fileio import atomic_directory, atomic_path, write_json
+from maskbench.masking import MaskConfig, mask_model, mask_sparsity
+from maskbench.masking.serialization import save_masks
+from maskbench.metrics import score_logits
+from maskbench.models import load_model, load_tokenizer
+from maskbench.provenance import config_hash, device_name, versions
+
+METHODS = ("masking", "finetuning")
+METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "predictions.safetensors"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a run's numbers (``out``, ``data_dir`` and ``device`` only say where)."""
+
+    method: str
+    model: str
+    task: str
+    seed: int = 1
+    lr: float = 5e-5
+    batch_size: int = 32
+    epochs: int = 10
+    patience: int = 2
+    max_length: int = 128
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = None
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    eval_batch_size: int = 128
+    save_weights: bool = False
+    out: str = "run"
+    data_dir: str | None = None
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.mask, dict):
+            self.mask = MaskConfig.from_dict(self.mask)
+        if self.method not in METHODS:
+            raise ConfigError(f"method: expected one of {METHODS}, got {self.method!r}")
+        checks = {"lr": self.lr > 0, "batch_size": self.batch_size >= 1, "epochs": self.epochs >= 1,
+                  "patience": self.patience >= 1, "max_length": 8 <= self.max_length <= 512,
+                  "eval_batch_size": self.eval_batch_size >= 1}
+        for key, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"{key}: invalid value {getattr(self, key)!r}")
+        if self.save_weights and self.method == "masking":
+            raise ConfigError("save_weights: only for finetuning (a masking run saves its masks, which rebuild the model)")
+        for key in ("max_train_examples", "max_eval_examples"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"{key}: expected a positive number or none, got {value!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "mask": self.mask.to_dict()}
+
+    def result_key(self) -> dict[str, Any]:
+        """The part of the configuration that determines results (hashed into ``config_hash``)."""
+        data = self.to_dict()
+        for key in ("out", "data_dir", "device", "save_weights", "eval_batch_size"):
+            data.pop(key)
+        if self.method == "finetuning":
+            data.pop("mask")
+        return data
+
+
+def _subset(dataset, limit: int | None):
+    """A fixed subset (independent of the run's seed, so every seed and lr sees the same examples)."""
+    if limit is None or limit >= len(dataset):
+        return dataset
+    return dataset.shuffle(seed=0).select(range(limit))
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, loader: DataLoader, kind: str, device: torch.device) -> dict[str, np.ndarray]:
+    """Logits and gold labels of a split; for tagging one row per scored word plus per-sentence ``lengths``."""
+    model.eval()
+    logits_all, labels_all, lengths = [], [], []
+    for batch in loader:
+        batch = {key: value.to(device) for key, value in batch.items()}
+        labels = batch.pop("labels")
+        logits = model(**batch).logits.float()
+        if kind == "tagging":
+            keep = labels != IGNORE_INDEX
+            logits_all.append(logits[keep].cpu())
+            labels_all.append(labels[keep].cpu())
+            lengths.append(keep.sum(dim=1).cpu())
+        else:
+            logits_all.append(logits.cpu())
+            labels_all.append(labels.cpu())
+    result = {"logits": torch.cat(logits_all).numpy(), "labels": torch.cat(labels_all).numpy()}
+    if kind == "tagging":
+        result["lengths"] = torch.cat(lengths).numpy()
+    return result
+
+
+def _score(spec: tasks.TaskSpec, output: dict[str, np.ndarray]) -> float:
+    return score_logits(spec.metric, output["logits"], output["labels"], spec.label_names, output.get("lengths"))
+
+
+def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Run one training job and write ``metrics.json``, predictions and (masking) the saved masks to ``config.out``.
+
+    Dev is evaluated after every epoch; training stops after ``patience`` epochs without improvement and the
+    best epoch's parameters are restored for the dev/test predictions and the saved artefacts.
+    """
+    out = Path(config.out)
+    spec = tasks.get_task(config.task)
+    device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    transformers.set_seed(config.seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+    data = tasks.load(config.task, config.data_dir)
+    tokenizer = load_tokenizer(config.model)
+    model = load_model(config.model, spec.kind, spec.label_names)
+    if config.method == "masking":
+        mask_model(model, config.mask, generator=torch.Generator().manual_seed(config.seed))
+    model.to(device)
+
+    splits = {"train": _subset(data["train"], config.max_train_examples),
+              "dev": _subset(data["dev"], config.max_eval_examples)}
+    if "test" in data:
+        splits["test"] = _subset(data["test"], config.max_eval_examples)
+    encoded = {name: tokenize_dataset(split, spec.kind, tokenizer, config.max_length) for name, split in splits.items()}
+    excluded = {name: {"excluded_words": int(sum(ds["excluded_words"])), "empty_words": int(sum(ds["empty_words"])),
+                       "scored_words": int(sum(ds["num_words"]))}
+                for name, ds in encoded.items() if spec.kind == "tagging"}
+    model_columns = [c for c in encoded["train"].column_names if c not in ("num_words", "excluded_words", "empty_words")]
+    collate = Collator(tokenizer.pad_token_id)
+    loaders = {
+        name: DataLoader(ds.select_columns(model_columns), batch_size=config.batch_size if name == "train"
+                         else config.eval_batch_size, shuffle=name == "train", collate_fn=collate,
+                         generator=torch.Generator().manual_seed(config.seed) if name == "train" else None)
+        for name, ds in encoded.items()
+    }
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=config.lr)
+    history: list[dict[str, Any]] = []
+    best_score, best_epoch, best_state, bad_epochs = -float("inf"), 0, None, 0
+    train_time, examples_seen = 0.0, 0
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        started = time.perf_counter()
+        losses = []
+        for batch in tqdm(loaders["train"], desc=f"epoch {epoch}/{config.epochs}", leave=False):
+            batch = {key: value.to(device) for key, value in batch.items()}
+            loss = model(**batch).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            examples_seen += batch["labels"].shape[0]
+        train_time += time.perf_counter() - started
+        dev = predict(model, loaders["dev"], spec.kind, device)
+        score = _score(spec, dev)
+        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "dev_score": score})
+        tqdm.write(f"[{config.task} {config.method} seed={config.seed} lr={config.lr:g}] epoch {epoch}: "
+                   f"loss {np.mean(losses):.4f}, dev {spec.metric} {score:.4f}")
+        if score > best_score:
+            best_score, best_epoch, bad_epochs = score, epoch, 0
+            best_state = _trainable_state(model)
+        else:
+            bad_epochs += 1
+            if bad_epochs >= config.patience:
+                break
+
+    with torch.no_grad():
+        parameters = dict(model.named_parameters())
+        for name, value in best_state.items():
+            parameters[name].copy_(value)
+    outputs = {name: predict(model, loaders[name], spec.kind, device) for name in loaders if name != "train"}
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {f"{split}_{key}": torch.from_numpy(np.ascontiguousarray(value))
+               for split, output in outputs.items() for key, value in output.items()}
+    with atomic_path(out / PREDICTIONS_FILE) as tmp:
+        save_file(tensors, tmp)
+    extra = {"task": config.task, "label_names": list(spec.label_names), "kind": spec.kind, "seed": config.seed}
+    if config.method == "masking":
+        save_masks(model, out / "masks", base=config.model, extra=extra)
+    if config.save_weights:
+        with atomic_directory(out / "model") as tmp:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+
+    metrics: dict[str, Any] = {
+        "task": config.task, "method": config.method, "model": config.model, "seed": config.seed, "lr": config.lr,
+        "metric": spec.metric, "kind": spec.kind,
+        "dev_score": best_score, "best_epoch": best_epoch, "epochs_run": len(history), "history": history,
+        "dev_scores": [h["dev_score"] for h in history],
+        "test_score": _score(spec, outputs["test"]) if "test" in outputs else None,
+        "sizes": {name: len(ds) for name, ds in splits.items()},
+        "excluded_words": excluded or None,
+        "train_time_s": train_time, "train_examples_per_s": examples_seen / train_time if train_time else None,
+        "trainable_parameters": sum(p.numel() for p in trainable),
+        "sparsity": mask_sparsity(model)["overall"] if config.method == "masking" else None,
+        "config": config.to_dict(), "config_hash": config_hash(config.result_key()),
+        "versions": versions(), "device": device_name(device),
+    }
+    write_json(out / METRICS_FILE, metrics)
+    return metrics

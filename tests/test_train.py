@@ -1,0 +1,73 @@
+"""One training run end to end: outputs, determinism, and a real masking run that learns SST-2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from safetensors.torch import load_file
+
+from maskbench import load_masked_model
+from maskbench.cli import main
+from maskbench.train import TrainConfig, train
+
+
+def _config(model_dir, data_dir, out, **overrides) -> TrainConfig:
+    values = dict(method="masking", model=str(model_dir), task="sst2", seed=3, lr=1e-2, batch_size=16, epochs=2,
+                  max_train_examples=64, max_eval_examples=48, data_dir=str(data_dir), out=str(out))
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_same_seed_same_numbers_and_outputs(tiny_bert_dir, data_dir, tmp_path):
+    first = train(_config(tiny_bert_dir, data_dir, tmp_path / "a"))
+    second = train(_config(tiny_bert_dir, data_dir, tmp_path / "b"))
+    assert first["history"] == second["history"] and first["dev_score"] == second["dev_score"]
+    assert first["config_hash"] == second["config_hash"]
+    a, b = load_file(tmp_path / "a" / "predictions.safetensors"), load_file(tmp_path / "b" / "predictions.safetensors")
+    assert all((a[k] == b[k]).all() for k in a)
+    assert (tmp_path / "a" / "masks" / "masks.safetensors").read_bytes() == \
+        (tmp_path / "b" / "masks" / "masks.safetensors").read_bytes()
+    other_seed = train(_config(tiny_bert_dir, data_dir, tmp_path / "c", seed=4))
+    assert other_seed["history"] != first["history"]
+
+
+def test_run_directory_contents(tiny_bert_dir, data_dir, tmp_path):
+    metrics = train(_config(tiny_bert_dir, data_dir, tmp_path / "run", epochs=3, patience=1))
+    on_disk = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert on_disk["dev_score"] == metrics["dev_score"] == max(on_disk["dev_scores"])
+    assert on_disk["config"]["lr"] == 1e-2 and on_disk["seed"] == 3 and on_disk["metric"] == "accuracy"
+    assert {"torch", "transformers", "maskbench"} <= set(on_disk["versions"])
+    assert on_disk["sizes"] == {"train": 64, "dev": 48}
+    assert 0 < on_disk["sparsity"] < 1 and on_disk["train_examples_per_s"] > 0
+    predictions = load_file(tmp_path / "run" / "predictions.safetensors")
+    assert predictions["dev_logits"].shape == (48, 2)
+    # the saved masks rebuild the best epoch's model: same dev logits
+    model = load_masked_model(tmp_path / "run" / "masks")
+    description = model.maskbench_mask_description
+    assert description["task"] == "sst2" and description["label_names"] == ["negative", "positive"]
+
+
+def test_finetuning_run_saves_weights_on_request(tiny_bert_dir, data_dir, tmp_path):
+    metrics = train(_config(tiny_bert_dir, data_dir, tmp_path / "ft", method="finetuning", lr=1e-3,
+                            save_weights=True, epochs=1))
+    assert metrics["sparsity"] is None and (tmp_path / "ft" / "model" / "model.safetensors").is_file()
+    assert not (tmp_path / "ft" / "masks").exists()
+
+
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    code = main(["train", "--method", "masking", "--task", "nope", "--lr", "1e-3", "--out", str(tmp_path / "x")])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("maskbench: error:") and "unknown task 'nope'" in err and "\n" not in err
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_real_masking_run_beats_majority_baseline_on_sst2(data_dir, tmp_path):
+    """The offline MiniLM, masked, on 800 real SST-2 training sentences; scored on the full real dev set."""
+    metrics = train(TrainConfig(method="masking", model="minilm", task="sst2", seed=1, lr=5e-4, batch_size=32,
+                                epochs=2, max_train_examples=800, data_dir=str(data_dir), out=str(tmp_path / "run")))
+    assert metrics["sizes"]["dev"] == 872
+    majority = 444 / 872  # positive sentences in the SST-2 dev set
+    assert metrics["dev_score"] > majority + 0.05
