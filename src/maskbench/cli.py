@@ -32,7 +32,27 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-mask-classifier", action="store_true")
     parser.add_argument("--train-classifier", action="store_true", help="also train the classifier's weights")
     parser.add_argument("--save-weights", action="store_true", help="also save the full weights (finetuning)")
+    parser.add_argument("--prepared", default=None, help="data written by 'maskbench prepare' (else tokenise now)")
+    parser.add_argument("--allow-partial-data", action="store_true",
+                        help="offline stand-ins for hub-only splits (QNLI train), for smoke tests only")
     parser.add_argument("--device", default=None)
+
+
+def _add_prepare(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("prepare", help="tokenise a task's splits for a model and cache them on disk")
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--allow-partial-data", action="store_true")
+    parser.add_argument("--out", required=True)
+
+
+def _run_prepare(args: argparse.Namespace) -> None:
+    from maskbench.prepare import prepare
+
+    meta = prepare(args.task, args.model, args.out, args.data_dir, args.max_length, args.allow_partial_data)
+    print(json.dumps({"task": meta["task"], "sizes": meta["sizes"], "word_counts": meta["word_counts"]}))
 
 
 def _run_train(args: argparse.Namespace) -> None:
@@ -46,7 +66,8 @@ def _run_train(args: argparse.Namespace) -> None:
                          batch_size=args.batch_size, epochs=args.epochs, patience=args.patience,
                          max_length=args.max_length, max_train_examples=args.max_train_examples,
                          max_eval_examples=args.max_eval_examples, mask=mask, save_weights=args.save_weights,
-                         out=args.out, data_dir=args.data_dir, device=args.device)
+                         out=args.out, data_dir=args.data_dir, device=args.device,
+                         prepared=args.prepared, allow_partial=args.allow_partial_data)
     metrics = train(config)
     summary = {k: metrics[k] for k in ("task", "method", "metric", "dev_score", "test_score", "best_epoch",
                                        "train_time_s")}
@@ -57,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="maskbench", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_train(subparsers)
+    _add_prepare(subparsers)
     return parser
 
 
@@ -64,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        {"train": _run_train}[args.command](args)
+        {"train": _run_train, "prepare": _run_prepare}[args.command](args)
     except MaskbenchError as error:
         print(f"maskbench: error: {error}", file=sys.stderr)
         return 2

@@ -60,6 +60,9 @@ def load_model(name: str, kind: str, label_names: list[str] | tuple[str, ...]) -
 def load_tokenizer(name: str) -> transformers.PreTrainedTokenizerBase:
     path = resolve_model(name)
     try:
-        return transformers.AutoTokenizer.from_pretrained(path)
+        # RoBERTa's byte-level BPE needs a prefix space to tokenise pre-split words (tagging tasks)
+        model_type = transformers.AutoConfig.from_pretrained(path).model_type
+        kwargs = {"add_prefix_space": True} if model_type in ("roberta", "xlm-roberta") else {}
+        return transformers.AutoTokenizer.from_pretrained(path, **kwargs)
     except (OSError, ValueError) as error:
         raise ConfigError(f"cannot load tokenizer of {name!r}: {str(error).splitlines()[0]}") from None

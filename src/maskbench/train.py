@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 import transformers
+from datasets import DatasetDict
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -23,6 +24,7 @@ from maskbench.masking import MaskConfig, mask_model, mask_sparsity
 from maskbench.masking.serialization import save_masks
 from maskbench.metrics import score_logits
 from maskbench.models import load_model, load_tokenizer
+from maskbench.prepare import WORD_COUNTS, load_prepared, word_counts
 from maskbench.provenance import config_hash, device_name, versions
 
 METHODS = ("masking", "finetuning")
@@ -48,8 +50,10 @@ class TrainConfig:
     mask: MaskConfig = field(default_factory=MaskConfig)
     eval_batch_size: int = 128
     save_weights: bool = False
+    allow_partial: bool = False
     out: str = "run"
     data_dir: str | None = None
+    prepared: str | None = None
     device: str | None = None
 
     def __post_init__(self) -> None:
@@ -76,7 +80,7 @@ class TrainConfig:
     def result_key(self) -> dict[str, Any]:
         """The part of the configuration that determines results (hashed into ``config_hash``)."""
         data = self.to_dict()
-        for key in ("out", "data_dir", "device", "save_weights", "eval_batch_size"):
+        for key in ("out", "data_dir", "prepared", "device", "save_weights", "eval_batch_size"):
             data.pop(key)
         if self.method == "finetuning":
             data.pop("mask")
@@ -133,28 +137,28 @@ def train(config: TrainConfig) -> dict[str, Any]:
     transformers.set_seed(config.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
 
-    data = tasks.load(config.task, config.data_dir)
     tokenizer = load_tokenizer(config.model)
+    limits = {"train": config.max_train_examples, "dev": config.max_eval_examples, "test": config.max_eval_examples}
+    if config.prepared:
+        encoded, _ = load_prepared(config.prepared, config.task, config.model, config.max_length)
+        splits = {name: _subset(split, limits[name]) for name, split in encoded.items()}
+    else:  # subset first, so that a small run does not tokenise a whole corpus
+        data = tasks.load(config.task, config.data_dir, allow_partial=config.allow_partial)
+        splits = {name: tokenize_dataset(_subset(split, limits[name]), spec.kind, tokenizer, config.max_length)
+                  for name, split in data.items()}
     model = load_model(config.model, spec.kind, spec.label_names)
     if config.method == "masking":
         mask_model(model, config.mask, generator=torch.Generator().manual_seed(config.seed))
     model.to(device)
 
-    splits = {"train": _subset(data["train"], config.max_train_examples),
-              "dev": _subset(data["dev"], config.max_eval_examples)}
-    if "test" in data:
-        splits["test"] = _subset(data["test"], config.max_eval_examples)
-    encoded = {name: tokenize_dataset(split, spec.kind, tokenizer, config.max_length) for name, split in splits.items()}
-    excluded = {name: {"excluded_words": int(sum(ds["excluded_words"])), "empty_words": int(sum(ds["empty_words"])),
-                       "scored_words": int(sum(ds["num_words"]))}
-                for name, ds in encoded.items() if spec.kind == "tagging"}
-    model_columns = [c for c in encoded["train"].column_names if c not in ("num_words", "excluded_words", "empty_words")]
+    excluded = word_counts(DatasetDict(splits)) if spec.kind == "tagging" else None
+    model_columns = [c for c in splits["train"].column_names if c not in WORD_COUNTS]
     collate = Collator(tokenizer.pad_token_id)
     loaders = {
         name: DataLoader(ds.select_columns(model_columns), batch_size=config.batch_size if name == "train"
                          else config.eval_batch_size, shuffle=name == "train", collate_fn=collate,
                          generator=torch.Generator().manual_seed(config.seed) if name == "train" else None)
-        for name, ds in encoded.items()
+        for name, ds in splits.items()
     }
 
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -213,7 +217,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "dev_scores": [h["dev_score"] for h in history],
         "test_score": _score(spec, outputs["test"]) if "test" in outputs else None,
         "sizes": {name: len(ds) for name, ds in splits.items()},
-        "excluded_words": excluded or None,
+        "word_counts": excluded,
         "train_time_s": train_time, "train_examples_per_s": examples_seen / train_time if train_time else None,
         "trainable_parameters": sum(p.numel() for p in trainable),
         "sparsity": mask_sparsity(model)["overall"] if config.method == "masking" else None,
