@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from maskbench import tasks
+from maskbench.checkpoint import TrainingState, load_checkpoint, remove_checkpoint, save_checkpoint
 from maskbench.data import IGNORE_INDEX, Collator, tokenize_dataset
 from maskbench.errors import ConfigError
 from maskbench.fileio import atomic_directory, atomic_path, write_json
@@ -154,19 +155,22 @@ def train(config: TrainConfig) -> dict[str, Any]:
     excluded = word_counts(DatasetDict(splits)) if spec.kind == "tagging" else None
     model_columns = [c for c in splits["train"].column_names if c not in WORD_COUNTS]
     collate = Collator(tokenizer.pad_token_id)
+    train_generator = torch.Generator().manual_seed(config.seed)
     loaders = {
         name: DataLoader(ds.select_columns(model_columns), batch_size=config.batch_size if name == "train"
                          else config.eval_batch_size, shuffle=name == "train", collate_fn=collate,
-                         generator=torch.Generator().manual_seed(config.seed) if name == "train" else None)
+                         generator=train_generator if name == "train" else None)
         for name, ds in splits.items()
     }
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=config.lr)
-    history: list[dict[str, Any]] = []
-    best_score, best_epoch, best_state, bad_epochs = -float("inf"), 0, None, 0
-    train_time, examples_seen = 0.0, 0
-    for epoch in range(1, config.epochs + 1):
+    run_hash = config_hash(config.result_key())
+    state = load_checkpoint(out, run_hash, model, optimizer, train_generator) or TrainingState()
+    if state.epoch:
+        tqdm.write(f"resuming {out} after epoch {state.epoch}")
+    while not state.stopped and state.epoch < config.epochs:
+        epoch = state.epoch + 1
         model.train()
         started = time.perf_counter()
         losses = []
@@ -177,24 +181,24 @@ def train(config: TrainConfig) -> dict[str, Any]:
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-            examples_seen += batch["labels"].shape[0]
-        train_time += time.perf_counter() - started
-        dev = predict(model, loaders["dev"], spec.kind, device)
-        score = _score(spec, dev)
-        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "dev_score": score})
+            state.examples_seen += batch["labels"].shape[0]
+        state.train_time += time.perf_counter() - started
+        score = _score(spec, predict(model, loaders["dev"], spec.kind, device))
+        state.history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "dev_score": score})
         tqdm.write(f"[{config.task} {config.method} seed={config.seed} lr={config.lr:g}] epoch {epoch}: "
                    f"loss {np.mean(losses):.4f}, dev {spec.metric} {score:.4f}")
-        if score > best_score:
-            best_score, best_epoch, bad_epochs = score, epoch, 0
-            best_state = _trainable_state(model)
+        state.epoch = epoch
+        if score > state.best_score:
+            state.best_score, state.best_epoch, state.bad_epochs = score, epoch, 0
+            state.best_state = _trainable_state(model)
         else:
-            bad_epochs += 1
-            if bad_epochs >= config.patience:
-                break
+            state.bad_epochs += 1
+            state.stopped = state.bad_epochs >= config.patience
+        save_checkpoint(out, run_hash, state, model, optimizer, train_generator)
 
     with torch.no_grad():
         parameters = dict(model.named_parameters())
-        for name, value in best_state.items():
+        for name, value in state.best_state.items():
             parameters[name].copy_(value)
     outputs = {name: predict(model, loaders[name], spec.kind, device) for name in loaders if name != "train"}
     out.mkdir(parents=True, exist_ok=True)
@@ -213,16 +217,18 @@ def train(config: TrainConfig) -> dict[str, Any]:
     metrics: dict[str, Any] = {
         "task": config.task, "method": config.method, "model": config.model, "seed": config.seed, "lr": config.lr,
         "metric": spec.metric, "kind": spec.kind,
-        "dev_score": best_score, "best_epoch": best_epoch, "epochs_run": len(history), "history": history,
-        "dev_scores": [h["dev_score"] for h in history],
+        "dev_score": state.best_score, "best_epoch": state.best_epoch, "epochs_run": state.epoch,
+        "history": state.history, "dev_scores": [h["dev_score"] for h in state.history],
         "test_score": _score(spec, outputs["test"]) if "test" in outputs else None,
         "sizes": {name: len(ds) for name, ds in splits.items()},
         "word_counts": excluded,
-        "train_time_s": train_time, "train_examples_per_s": examples_seen / train_time if train_time else None,
+        "train_time_s": state.train_time,
+        "train_examples_per_s": state.examples_seen / state.train_time if state.train_time else None,
         "trainable_parameters": sum(p.numel() for p in trainable),
         "sparsity": mask_sparsity(model)["overall"] if config.method == "masking" else None,
-        "config": config.to_dict(), "config_hash": config_hash(config.result_key()),
+        "config": config.to_dict(), "config_hash": run_hash,
         "versions": versions(), "device": device_name(device),
     }
     write_json(out / METRICS_FILE, metrics)
+    remove_checkpoint(out)
     return metrics

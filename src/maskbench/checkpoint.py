@@ -1,0 +1,97 @@
+"""Per-epoch checkpoints of a training run, so that a killed job resumes where it stopped.
+
+A checkpoint is a directory (written atomically) holding safetensors and JSON only — no pickle:
+``tensors.safetensors`` (current and best trainable parameters, Adam's state, RNG states) and ``state.json``
+(epoch, history, best score, counters, the run's config hash, Adam's hyper-parameters).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from maskbench.errors import ConfigError
+from maskbench.fileio import atomic_directory
+
+CHECKPOINT_DIR = "checkpoint"
+
+
+@dataclass
+class TrainingState:
+    """Loop state carried across epochs (and across a restart)."""
+
+    epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_score: float = -float("inf")
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    stopped: bool = False
+    train_time: float = 0.0
+    examples_seen: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+
+
+def save_checkpoint(run_dir: Path, config_hash: str, state: TrainingState, model: torch.nn.Module,
+                    optimizer: torch.optim.Optimizer, generator: torch.Generator) -> None:
+    tensors = {f"current.{name}": p.detach().cpu().clone() for name, p in model.named_parameters() if p.requires_grad}
+    tensors.update({f"best.{name}": value.cpu().clone() for name, value in (state.best_state or {}).items()})
+    optimizer_state = optimizer.state_dict()
+    for index, values in optimizer_state["state"].items():
+        for key, value in values.items():
+            tensors[f"optimizer.{index}.{key}"] = torch.as_tensor(value).cpu().clone()
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.loader"] = generator.get_state()
+    if torch.cuda.is_available():
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    meta = {key: getattr(state, key) for key in ("epoch", "history", "best_score", "best_epoch", "bad_epochs",
+                                                   "stopped", "train_time", "examples_seen")}
+    meta.update(config_hash=config_hash, optimizer_param_groups=optimizer_state["param_groups"])
+    with atomic_directory(run_dir / CHECKPOINT_DIR) as tmp:
+        save_file(tensors, tmp / "tensors.safetensors")
+        (tmp / "state.json").write_text(json.dumps(meta, indent=1))
+
+
+def load_checkpoint(run_dir: Path, config_hash: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    generator: torch.Generator) -> TrainingState | None:
+    """Restore model, optimizer and RNGs from ``run_dir``'s checkpoint; None when there is none."""
+    directory = run_dir / CHECKPOINT_DIR
+    if not (directory / "state.json").is_file():
+        return None
+    try:
+        meta = json.loads((directory / "state.json").read_text())
+        tensors = load_file(directory / "tensors.safetensors")
+    except (json.JSONDecodeError, SafetensorError, OSError) as error:
+        raise ConfigError(f"{directory}: unreadable checkpoint ({error}); delete it to start the run afresh") from None
+    if meta.get("config_hash") != config_hash:
+        raise ConfigError(f"{directory}: checkpoint of another configuration (config_hash {meta.get('config_hash')} "
+                          f"!= {config_hash}); delete it or use another --out")
+    parameters = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, parameter in parameters.items():
+            if parameter.requires_grad:
+                parameter.copy_(tensors[f"current.{name}"])
+    optimizer_state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, index, name = key.split(".", 2)
+            optimizer_state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": optimizer_state, "param_groups": meta["optimizer_param_groups"]})
+    torch.set_rng_state(tensors["rng.torch"])
+    generator.set_state(tensors["rng.loader"])
+    if "rng.cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda"])
+    best = {key[len("best."):]: value for key, value in tensors.items() if key.startswith("best.")}
+    return TrainingState(**{key: meta[key] for key in ("epoch", "history", "best_score", "best_epoch", "bad_epochs",
+                                                       "stopped", "train_time", "examples_seen")},
+                         best_state=best or None)
+
+
+def remove_checkpoint(run_dir: Path) -> None:
+    shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)

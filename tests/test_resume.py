@@ -1,0 +1,62 @@
+"""A training run killed with SIGKILL resumes from its last epoch checkpoint and ends with identical numbers."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from safetensors.torch import load_file
+
+from maskbench.errors import ConfigError
+from maskbench.train import TrainConfig, train
+
+
+def _config(model_dir, data_dir, out, **overrides) -> TrainConfig:
+    values = dict(method="masking", model=str(model_dir), task="sst2", seed=2, lr=1e-2, batch_size=8, epochs=2,
+                  patience=2, max_train_examples=600, max_eval_examples=64, data_dir=str(data_dir), out=str(out))
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+@pytest.mark.parametrize("method", ["masking", "finetuning"])
+def test_kill_and_resume_gives_identical_metrics(tiny_bert_dir, data_dir, tmp_path, method):
+    reference = train(_config(tiny_bert_dir, data_dir, tmp_path / "reference", method=method))
+
+    run_dir = tmp_path / "killed"
+    config = _config(tiny_bert_dir, data_dir, run_dir, method=method)
+    code = (f"from maskbench.train import TrainConfig, train; "
+            f"train(TrainConfig(**{config.to_dict()!r}))")
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state_file = run_dir / "checkpoint" / "state.json"
+    deadline = time.monotonic() + 300
+    while not (state_file.is_file() and json.loads(state_file.read_text())["epoch"] >= 1):
+        assert process.poll() is None and time.monotonic() < deadline, "run ended before its first checkpoint"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not (run_dir / "metrics.json").exists(), "the run finished before it was killed"
+
+    resumed = train(config)
+    for key in ("history", "dev_score", "best_epoch", "epochs_run", "config_hash", "sparsity"):
+        assert resumed[key] == reference[key], key
+    a = load_file(run_dir / "predictions.safetensors")
+    b = load_file(tmp_path / "reference" / "predictions.safetensors")
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    assert not (run_dir / "checkpoint").exists(), "checkpoint left behind after completion"
+
+
+def test_checkpoint_of_another_configuration_is_refused(tiny_bert_dir, data_dir, tmp_path):
+    config = _config(tiny_bert_dir, data_dir, tmp_path / "run", max_train_examples=16, epochs=1)
+    from maskbench.checkpoint import TrainingState, save_checkpoint
+    import torch
+
+    model = torch.nn.Linear(2, 2)
+    save_checkpoint(tmp_path / "run", "0123456789abcdef", TrainingState(epoch=1), model,
+                    torch.optim.Adam(model.parameters()), torch.Generator())
+    with pytest.raises(ConfigError, match="checkpoint of another configuration"):
+        train(config)
