@@ -74,19 +74,52 @@ def _run_train(args: argparse.Namespace) -> None:
     print(json.dumps(summary))
 
 
+def _add_predict(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("predict", help="predict with many task masks on one base model (JSONL in, JSONL out)")
+    parser.add_argument("--base", required=True, help="base model: hub id, local path, or 'minilm' (the offline model)")
+    parser.add_argument("--masks", nargs="+", required=True, help="mask directories, one per task")
+    parser.add_argument("--input", required=True,
+                        help='JSONL with one {"task": ..., "text": ...} per line ("text_pair" for pair tasks)')
+    parser.add_argument("--output", default=None, help="JSONL predictions, one line per input (default: stdout)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--device", default=None)
+
+
+def _run_predict(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from maskbench.fileio import atomic_path
+    from maskbench.multitask import MultiTaskModel, predict_requests, read_requests
+
+    requests = read_requests(args.input)
+    model = MultiTaskModel.from_masks(args.base, args.masks, device=args.device, max_length=args.max_length)
+    predictions = predict_requests(model, requests, args.batch_size)
+    lines = "".join(json.dumps(dataclasses.asdict(prediction)) + "\n" for prediction in predictions)
+    if args.output is None:
+        sys.stdout.write(lines)
+        return
+    with atomic_path(args.output) as tmp:
+        tmp.write_text(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="maskbench", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_train(subparsers)
     _add_prepare(subparsers)
+    _add_predict(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    import transformers
+
+    transformers.logging.set_verbosity_error()  # the expected "newly initialised head" report is noise here
     try:
-        {"train": _run_train, "prepare": _run_prepare}[args.command](args)
+        {"train": _run_train, "prepare": _run_prepare, "predict": _run_predict}[args.command](args)
     except MaskbenchError as error:
         print(f"maskbench: error: {error}", file=sys.stderr)
         return 2

@@ -57,11 +57,19 @@ def load_model(name: str, kind: str, label_names: list[str] | tuple[str, ...]) -
     return model
 
 
+def model_config(name: str) -> transformers.PretrainedConfig:
+    """The model's configuration only (cheap: no weights are read)."""
+    try:
+        return transformers.AutoConfig.from_pretrained(resolve_model(name))
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"cannot load model {name!r}: {str(error).splitlines()[0]}") from None
+
+
 def load_tokenizer(name: str) -> transformers.PreTrainedTokenizerBase:
     path = resolve_model(name)
     try:
         # RoBERTa's byte-level BPE needs a prefix space to tokenise pre-split words (tagging tasks)
-        model_type = transformers.AutoConfig.from_pretrained(path).model_type
+        model_type = model_config(name).model_type
         kwargs = {"add_prefix_space": True} if model_type in ("roberta", "xlm-roberta") else {}
         return transformers.AutoTokenizer.from_pretrained(path, **kwargs)
     except (OSError, ValueError) as error:

@@ -24,7 +24,7 @@ from maskbench.fileio import atomic_directory, atomic_path, write_json
 from maskbench.masking import MaskConfig, mask_model, mask_sparsity
 from maskbench.masking.serialization import save_masks
 from maskbench.metrics import score_logits
-from maskbench.models import load_model, load_tokenizer
+from maskbench.models import load_model, load_tokenizer, model_config
 from maskbench.prepare import WORD_COUNTS, load_prepared, word_counts
 from maskbench.provenance import config_hash, device_name, versions
 
@@ -134,6 +134,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     """
     out = Path(config.out)
     spec = tasks.get_task(config.task)
+    if config.method == "masking":  # fail before any data is read when the blocks do not exist in this model
+        config.mask.resolve_blocks(model_config(config.model).num_hidden_layers)
     device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     transformers.set_seed(config.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
