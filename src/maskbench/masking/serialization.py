@@ -1,4 +1,4 @@
-"""A self-describing mask directory: bit-packed masks, the head, and a JSON description (like a peft adapter)."""
+"""A self-describing mask directory: the masks (bit-packed or compressed), the head, and a JSON description."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from maskbench import __version__
-from maskbench.errors import MaskFileError
+from maskbench.errors import ConfigError, MaskFileError
 from maskbench.fileio import atomic_directory, sha256_file
 from maskbench.masking.apply import mask_model, mask_sparsity, masked_layers, merge_masks
 from maskbench.masking.config import MaskConfig
 from maskbench.models import resolve_model
-from maskbench.storage import PACKED_BITS, pack_mask, unpack_mask
+from maskbench.storage import COMPRESSED, MASK_FORMATS, PACKED_BITS, encode_mask, from_stored, to_stored
 
 CONFIG_FILE = "mask_config.json"
 MASKS_FILE = "masks.safetensors"
@@ -46,12 +46,15 @@ def _head_parameter_names(model: nn.Module) -> list[str]:
 
 
 def save_masks(model: nn.Module, directory: str | Path, base: str | None = None,
-               extra: dict[str, Any] | None = None) -> Path:
-    """Write the model's binary masks (1 bit per weight), its head and a description to ``directory`` atomically.
+               extra: dict[str, Any] | None = None, mask_format: str = PACKED_BITS) -> Path:
+    """Write the model's binary masks, its head and a description to ``directory`` atomically.
 
     ``base`` is the base model's hub id or path (default: ``model.config.name_or_path``); ``extra`` is stored in
-    the JSON description (e.g. task name and label names).
+    the JSON description (e.g. task name and label names). ``mask_format`` is ``"packed-bits-v1"`` (1 bit per
+    weight) or ``"rice-gaps-v1"`` (lossless, about 0.29 bit per weight at 5 % zeros; see :mod:`maskbench.storage`).
     """
+    if mask_format not in MASK_FORMATS:
+        raise ConfigError(f"mask_format: expected one of {MASK_FORMATS}, got {mask_format!r}")
     layers = masked_layers(model)
     if not layers:
         raise MaskFileError("save_masks: the model has no masked layers")
@@ -61,12 +64,12 @@ def save_masks(model: nn.Module, directory: str | Path, base: str | None = None,
     parameters = dict(model.named_parameters())
     directory = Path(directory)
     with atomic_directory(directory) as tmp:
-        save_file({name: pack_mask(layer.binary_mask()) for name, layer in layers.items()},
-                  tmp / MASKS_FILE, metadata={"format": PACKED_BITS})
+        save_file({name: to_stored(layer.binary_mask(), mask_format) for name, layer in layers.items()},
+                  tmp / MASKS_FILE, metadata={"format": mask_format})
         save_file({name: parameters[name].detach().to("cpu").contiguous() for name in head_names}, tmp / HEAD_FILE)
         description = {
             "format_version": FORMAT_VERSION,
-            "mask_format": PACKED_BITS,
+            "mask_format": mask_format,
             "maskbench_version": __version__,
             "base_model": base or model.config.name_or_path,
             "model_class": type(model).__name__,
@@ -110,6 +113,84 @@ def read_mask_description(directory: str | Path) -> dict[str, Any]:
     return description
 
 
+def model_class_of(description: dict[str, Any], directory: str | Path) -> type[nn.Module]:
+    """The Hugging Face model class a mask directory was saved from."""
+    model_class = getattr(transformers, description["model_class"], None)
+    if model_class is None:
+        raise MaskFileError(f"{Path(directory) / CONFIG_FILE}: unknown model_class {description['model_class']!r}")
+    return model_class
+
+
+def head_config_kwargs(description: dict[str, Any]) -> dict[str, Any]:
+    """``from_pretrained``/config keyword arguments that rebuild the saved head (labels and their names)."""
+    kwargs = {k: v for k, v in description.get("model_config", {}).items() if k in ("num_labels", "id2label", "label2id")}
+    if "id2label" in kwargs:
+        kwargs["id2label"] = {int(k): v for k, v in kwargs["id2label"].items()}
+    return kwargs
+
+
+def check_base_model(model: nn.Module, description: dict[str, Any], directory: str | Path, base_name: str,
+                     fingerprints: dict[tuple[str, ...], str] | None = None) -> None:
+    """Refuse a base model whose masked layers, shapes or frozen weights differ from those the masks were saved on.
+
+    ``model`` must still hold the unmasked base weights. ``fingerprints`` caches :func:`base_fingerprint` by layer
+    list, so that many mask directories checked against one model hash its weights (285 MB for bert-base) once.
+    """
+    for name, shape in description["layers"].items():
+        try:
+            layer = model.get_submodule(name)
+        except AttributeError:
+            layer = None
+        if not isinstance(layer, nn.Linear):
+            raise MaskFileError(f"{directory}: base model {base_name!r} has no linear layer {name} "
+                                f"(the masks belong to another architecture)")
+        if list(layer.weight.shape) != shape:
+            raise MaskFileError(f"{directory}: layer {name} has shape {list(layer.weight.shape)} in base model "
+                                f"{base_name!r} but {shape} in the mask file (another base model)")
+    fingerprints = {} if fingerprints is None else fingerprints
+    layers = tuple(description["fingerprint_layers"])
+    if layers not in fingerprints:
+        fingerprints[layers] = base_fingerprint(model, list(layers))
+    if fingerprints[layers] != description["base_fingerprint"]:
+        raise MaskFileError(f"{directory}: base model {base_name!r} is not the model these masks were trained on "
+                            f"(fingerprint of its frozen weights differs)")
+
+
+def read_masks(directory: str | Path, description: dict[str, Any],
+               encoded: bool = False) -> tuple[dict[str, torch.Tensor | bytes], dict[str, torch.Tensor]]:
+    """Masks (by layer) and head tensors of a directory checked by :func:`read_mask_description`.
+
+    Masks are bool tensors, or with ``encoded`` :func:`~maskbench.storage.encode_mask` bytes (how
+    :class:`~maskbench.MultiTaskModel` keeps many tasks in memory); either way every mask is decoded once, one layer
+    at a time, so that bad data is refused here.
+    """
+    directory = Path(directory)
+    mask_format = description.get("mask_format", PACKED_BITS)
+    if mask_format not in MASK_FORMATS:
+        raise MaskFileError(f"{directory / CONFIG_FILE}: unknown mask_format {mask_format!r}; "
+                            f"this maskbench reads {MASK_FORMATS}")
+    try:
+        stored = load_file(directory / MASKS_FILE)
+        head = load_file(directory / HEAD_FILE)
+    except (SafetensorError, OSError) as error:
+        raise MaskFileError(f"{directory}: cannot read mask files ({error})") from None
+    masks: dict[str, torch.Tensor | bytes] = {}
+    for name, shape in description["layers"].items():
+        if name not in stored:
+            raise MaskFileError(f"{directory / MASKS_FILE}: mask of layer {name} is missing")
+        try:
+            mask = from_stored(stored[name], tuple(shape), mask_format)
+        except ValueError as error:
+            raise MaskFileError(f"{directory / MASKS_FILE}: layer {name}: {error}") from None
+        if not encoded:
+            masks[name] = mask
+        elif mask_format == COMPRESSED:
+            masks[name] = stored[name].numpy().tobytes()
+        else:
+            masks[name] = encode_mask(mask)
+    return masks, head
+
+
 def load_masked_model(directory: str | Path, base: str | None = None, merge: bool = True,
                       device: str | torch.device | None = None) -> nn.Module:
     """Rebuild a masked model for inference from its base model and a directory written by :func:`save_masks`.
@@ -120,30 +201,15 @@ def load_masked_model(directory: str | Path, base: str | None = None, merge: boo
     directory = Path(directory)
     description = read_mask_description(directory)
     base_name = base or description["base_model"]
-    model_class = getattr(transformers, description["model_class"], None)
-    if model_class is None:
-        raise MaskFileError(f"{directory / CONFIG_FILE}: unknown model_class {description['model_class']!r}")
-    kwargs = {k: v for k, v in description.get("model_config", {}).items() if k in ("num_labels", "id2label", "label2id")}
-    if "id2label" in kwargs:
-        kwargs["id2label"] = {int(k): v for k, v in kwargs["id2label"].items()}
-    model = model_class.from_pretrained(resolve_model(base_name), **kwargs)
+    model_class = model_class_of(description, directory)
+    model = model_class.from_pretrained(resolve_model(base_name), **head_config_kwargs(description))
     mask_model(model, MaskConfig.from_dict(description["mask_config"]))
     layers = masked_layers(model)
     if set(layers) != set(description["layers"]):
         raise MaskFileError(f"{directory}: the masked layers of base model {base_name!r} differ from the saved ones "
                             f"(the masks belong to another architecture)")
-    for name, layer in layers.items():
-        if list(layer.weight.shape) != description["layers"][name]:
-            raise MaskFileError(f"{directory}: layer {name} has shape {list(layer.weight.shape)} in base model "
-                                f"{base_name!r} but {description['layers'][name]} in the mask file (another base model)")
-    if base_fingerprint(model, description["fingerprint_layers"]) != description["base_fingerprint"]:
-        raise MaskFileError(f"{directory}: base model {base_name!r} is not the model these masks were trained on "
-                            f"(fingerprint of its frozen weights differs)")
-    try:
-        packed = load_file(directory / MASKS_FILE)
-        head = load_file(directory / HEAD_FILE)
-    except (SafetensorError, OSError) as error:
-        raise MaskFileError(f"{directory}: cannot read mask files ({error})") from None
+    check_base_model(model, description, directory, base_name)
+    masks, head = read_masks(directory, description)
     parameters = dict(model.named_parameters())
     with torch.no_grad():
         for name, tensor in head.items():
@@ -151,12 +217,7 @@ def load_masked_model(directory: str | Path, base: str | None = None, merge: boo
                 raise MaskFileError(f"{directory / HEAD_FILE}: parameter {name} does not fit the model")
             parameters[name].copy_(tensor)
     for name, layer in layers.items():
-        if name not in packed:
-            raise MaskFileError(f"{directory / MASKS_FILE}: mask of layer {name} is missing")
-        try:
-            layer.set_binary_mask(unpack_mask(packed[name], layer.weight.shape))
-        except ValueError as error:
-            raise MaskFileError(f"{directory / MASKS_FILE}: layer {name}: {error}") from None
+        layer.set_binary_mask(masks[name])
     if merge:
         merge_masks(model)
     model.maskbench_mask_description = description
