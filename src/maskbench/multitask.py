@@ -1,0 +1,316 @@
+"""Many tasks served from one backbone: one copy of the pretrained weights plus a small mask and head per task.
+
+How the masks are applied was chosen by measurement (``benchmarks/multitask.py``): the backbone's weights are held
+once and the active task's masks are applied to them in place. Switching tasks puts back the weights the previous
+task zeroed (kept aside while it is active: their int32 positions and values, 8 bytes per masked-out weight) and
+zeroes the new task's. Every task's masks stay compressed in memory (:func:`maskbench.storage.encode_mask`, about
+0.3 bit per weight) and are decoded when switching. Between switches the model is a plain Hugging Face model, so
+throughput equals that of a finetuned model; a merged copy per task would cost one model of memory per task, and
+multiplying ``W * mask`` in every forward costs time and a dense mask per task.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import transformers
+from torch import nn
+
+from maskbench.errors import ConfigError, DataError, MaskFileError
+from maskbench.masking.serialization import (
+    HEAD_FILE,
+    check_base_model,
+    head_config_kwargs,
+    model_class_of,
+    read_mask_description,
+    read_masks,
+)
+from maskbench.models import load_tokenizer, resolve_model
+from maskbench.storage import decode_mask, zero_positions
+
+#: the task kinds :meth:`MultiTaskModel.predict` serves (sequence classification heads)
+PREDICT_KINDS = ("single", "pair")
+
+Text = str | tuple[str, str]
+
+
+@dataclass
+class Prediction:
+    """One input's predicted label and the probability of every label."""
+
+    task: str
+    label: str
+    probabilities: dict[str, float]
+
+
+@dataclass
+class TaskInfo:
+    """A loaded task: its kind (``"single"``, ``"pair"``, or None when its mask directory does not say) and labels."""
+
+    name: str
+    kind: str | None
+    label_names: list[str]
+    directory: Path
+
+
+@dataclass
+class _Task:
+    info: TaskInfo
+    model: nn.Module  # the task's Hugging Face model; its base module is the shared backbone
+    shapes: dict[str, tuple[int, ...]]  # masked backbone layers
+    masks: dict[str, bytes] = field(repr=False)  # encode_mask() of each masked backbone layer
+    overrides: dict[str, torch.Tensor] = field(repr=False)  # head-file tensors that live in the backbone
+
+
+def _flat_bits(weight: torch.Tensor) -> torch.Tensor:
+    # An integer view of the same width: numpy has no bfloat16, and integer 0 is +0.0 in every float format.
+    return weight.detach().view(-1).view({1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[
+        weight.element_size()])
+
+
+def _gather_and_zero(weight: torch.Tensor, positions: np.ndarray) -> torch.Tensor:
+    """The values (as raw bits) of the flattened ``weight`` at ``positions``, which are then set to zero."""
+    flat = _flat_bits(weight)
+    if flat.device.type == "cpu":
+        # numpy indexing runs on one thread; torch's parallel index ops cost ~10x more CPU on index sets this small
+        array = flat.numpy()
+        values = torch.from_numpy(array[positions])
+        array[positions] = 0
+        return values
+    index = torch.from_numpy(positions).to(flat.device, torch.long)
+    values = flat[index]
+    flat[index] = 0
+    return values
+
+
+def _scatter(weight: torch.Tensor, positions: np.ndarray, values: torch.Tensor) -> None:
+    """Inverse of :func:`_gather_and_zero`: put ``values`` back at ``positions``."""
+    flat = _flat_bits(weight)
+    if flat.device.type == "cpu":
+        flat.numpy()[positions] = values.numpy()
+    else:
+        flat[torch.from_numpy(positions).to(flat.device, torch.long)] = values
+
+
+class MultiTaskModel:
+    """One pretrained backbone and any number of task masks with their heads; see the module docstring."""
+
+    def __init__(self, base: str, device: str | torch.device | None = None, max_length: int = 128) -> None:
+        self.base = base
+        self.device = torch.device(device or "cpu")
+        self.max_length = max_length
+        self._path = resolve_model(base)
+        try:
+            self.backbone = transformers.AutoModel.from_pretrained(self._path).to(self.device).eval()
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"cannot load base model {base!r}: {str(error).splitlines()[0]}") from None
+        self.tokenizer = load_tokenizer(base)
+        self._tasks: dict[str, _Task] = {}
+        self._fingerprints: dict[tuple[str, ...], str] = {}
+        self._pristine: dict[str, torch.Tensor] = {}  # backbone values of parameters some task's head overrides
+        self._active: str | None = None
+        self._undo: dict[str, tuple[np.ndarray, torch.Tensor]] = {}  # zeroed positions and their values, by layer
+
+    @classmethod
+    def from_masks(cls, base: str, directories: Sequence[str | Path], device: str | torch.device | None = None,
+                   max_length: int = 128) -> "MultiTaskModel":
+        """Load ``base`` once and every mask directory (written by ``save_masks``) onto it."""
+        model = cls(base, device=device, max_length=max_length)
+        for directory in directories:
+            model.add_task(directory)
+        return model
+
+    @property
+    def tasks(self) -> dict[str, TaskInfo]:
+        return {name: task.info for name, task in self._tasks.items()}
+
+    @property
+    def active_task(self) -> str | None:
+        return self._active
+
+    def add_task(self, directory: str | Path) -> str:
+        """Load one mask directory; returns its task name (its ``task`` entry, else the directory's name)."""
+        directory = Path(directory)
+        description = read_mask_description(directory)
+        model_class = model_class_of(description, directory)
+        kind = description.get("kind")
+        if not model_class.__name__.endswith("ForSequenceClassification") or kind not in (*PREDICT_KINDS, None):
+            raise ConfigError(f"{directory}: a {kind or model_class.__name__} task; multi-task prediction serves "
+                              f"sequence classification ({', '.join(PREDICT_KINDS)}) tasks")
+        name = description.get("task") or directory.name
+        if name in self._tasks:
+            raise ConfigError(f"{directory}: task {name!r} is already loaded (from {self._tasks[name].info.directory})")
+        self._restore()  # the fingerprint is over the unmasked weights
+        config = transformers.AutoConfig.from_pretrained(self._path, **head_config_kwargs(description))
+        with torch.device("meta"):  # the head's shapes only; its values come from the head file
+            model = model_class(config)
+        setattr(model, model.base_model_prefix, self.backbone)
+        check_base_model(model, description, directory, self.base, self._fingerprints)
+        masks, head = read_masks(directory, description, encoded=True)
+
+        prefix = model.base_model_prefix + "."
+        backbone_parameters = dict(self.backbone.named_parameters())
+        overrides = {}
+        for key, tensor in head.items():
+            if not key.startswith(prefix):
+                continue
+            inner = key[len(prefix):]
+            if inner not in backbone_parameters or backbone_parameters[inner].shape != tensor.shape:
+                raise MaskFileError(f"{directory / HEAD_FILE}: parameter {key} does not fit the model")
+            overrides[inner] = tensor.to(self.device)
+            self._pristine.setdefault(inner, backbone_parameters[inner].detach().clone())
+        try:
+            result = model.load_state_dict({k: v for k, v in head.items() if not k.startswith(prefix)},
+                                           strict=False, assign=True)
+        except RuntimeError as error:
+            raise MaskFileError(f"{directory / HEAD_FILE}: does not fit the model ({error})") from None
+        missing = [key for key in result.missing_keys if not key.startswith(prefix)]
+        if missing or result.unexpected_keys:
+            raise MaskFileError(f"{directory / HEAD_FILE}: missing {missing}, unexpected {result.unexpected_keys}")
+        model.to(self.device).eval()
+
+        shapes = {layer: tuple(shape) for layer, shape in description["layers"].items()}
+        with torch.no_grad():
+            for layer in [layer for layer in masks if not layer.startswith(prefix)]:
+                # the head belongs to this task alone: merge its mask once
+                model.get_submodule(layer).weight.mul_(decode_mask(masks.pop(layer), shapes[layer]).to(self.device))
+        label_names = description.get("label_names") or [config.id2label[i] for i in range(config.num_labels)]
+        info = TaskInfo(name=name, kind=kind, label_names=list(label_names), directory=directory)
+        self._tasks[name] = _Task(info=info, model=model, shapes={layer: shapes[layer] for layer in masks},
+                                  masks=masks, overrides=overrides)
+        return name
+
+    def _task(self, task: str) -> _Task:
+        if task not in self._tasks:
+            raise ConfigError(f"unknown task {task!r}; loaded tasks: {sorted(self._tasks)}")
+        return self._tasks[task]
+
+    def _restore(self) -> None:
+        """Put back the weights the active task zeroed or overrode (the backbone is then unmasked)."""
+        if self._active is None:
+            return
+        parameters = dict(self.backbone.named_parameters())
+        task = self._tasks[self._active]
+        with torch.no_grad():
+            for layer, (positions, values) in self._undo.items():
+                _scatter(task.model.get_submodule(layer).weight, positions, values)
+            for name in task.overrides:
+                parameters[name].copy_(self._pristine[name])
+        self._undo, self._active = {}, None
+
+    def activate(self, task: str) -> nn.Module:
+        """Apply ``task``'s masks and head to the backbone (nothing to do when it is active); returns its model."""
+        entry = self._task(task)
+        if self._active == task:
+            return entry.model
+        self._restore()
+        parameters = dict(self.backbone.named_parameters())
+        with torch.no_grad():
+            for name, value in entry.overrides.items():
+                parameters[name].copy_(value)
+            for layer, data in entry.masks.items():
+                weight = entry.model.get_submodule(layer).weight
+                positions = zero_positions(data, entry.shapes[layer])
+                if weight.numel() < 2**31:  # half the memory while the task is active
+                    positions = positions.astype(np.int32)
+                self._undo[layer] = (positions, _gather_and_zero(weight, positions))
+        self._active = task
+        return entry.model
+
+    def _encode(self, entry: _Task, texts: Sequence[Text]) -> transformers.BatchEncoding:
+        is_pair = [isinstance(t, (tuple, list)) and len(t) == 2 and all(isinstance(s, str) for s in t) for t in texts]
+        name, kind = entry.info.name, entry.info.kind
+        options = dict(padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        if kind == "pair" or (kind is None and all(is_pair)):
+            if not all(is_pair):
+                raise DataError(f"task {name!r} classifies sentence pairs; expected (text, text_pair) tuples")
+            first, second = zip(*texts)
+            return self.tokenizer(list(first), list(second), **options)
+        if not all(isinstance(t, str) for t in texts):
+            raise DataError(f"task {name!r} classifies single texts; expected strings")
+        return self.tokenizer(list(texts), **options)
+
+    def logits(self, task: str, texts: Sequence[Text]) -> torch.Tensor:
+        """Logits of one batch (texts, or (text, text_pair) pairs for pair tasks), on the CPU."""
+        entry = self._task(task)
+        model = self.activate(task)
+        if not texts:
+            return torch.empty(0, len(entry.info.label_names))
+        inputs = self._encode(entry, texts).to(self.device)
+        with torch.inference_mode():
+            return model(**inputs).logits.float().cpu()
+
+    def predict(self, task: str, texts: Sequence[Text], batch_size: int = 32) -> list[Prediction]:
+        """Label and per-label probabilities of every text (a pair task takes (text, text_pair) tuples)."""
+        labels = self._task(task).info.label_names
+        predictions = []
+        for start in range(0, len(texts), batch_size):
+            probabilities = self.logits(task, texts[start:start + batch_size]).softmax(dim=-1)
+            for row in probabilities.tolist():
+                predictions.append(Prediction(task=task, label=labels[int(np.argmax(row))],
+                                              probabilities=dict(zip(labels, row))))
+        return predictions
+
+
+@dataclass
+class Request:
+    """One input line of a prediction file."""
+
+    line: int
+    task: str
+    text: Text
+
+
+def read_requests(path: str | Path) -> list[Request]:
+    """Parse a JSONL file with one ``{"task": ..., "text": ..., "text_pair": ...}`` object per line (pair optional)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: input file not found")
+    requests = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}:{number}: not valid JSON ({error})") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}:{number}: expected a JSON object with keys 'task' and 'text'")
+        for key in ("task", "text"):
+            if not isinstance(record.get(key), str):
+                raise DataError(f"{path}:{number}: key {key!r} is missing or not a string")
+        pair = record.get("text_pair")
+        if pair is not None and not isinstance(pair, str):
+            raise DataError(f"{path}:{number}: key 'text_pair' is not a string")
+        text = record["text"] if pair is None else (record["text"], pair)
+        requests.append(Request(line=number, task=record["task"], text=text))
+    if not requests:
+        raise DataError(f"{path}: no input lines")
+    return requests
+
+
+def predict_requests(model: MultiTaskModel, requests: Sequence[Request], batch_size: int = 32) -> list[Prediction]:
+    """Predictions in input order; inputs are grouped by task so that each task is activated once."""
+    if batch_size < 1:
+        raise ConfigError(f"batch_size: expected a positive number, got {batch_size}")
+    tasks = model.tasks
+    by_task: dict[str, list[int]] = {}
+    for index, request in enumerate(requests):
+        info = tasks.get(request.task)
+        if info is None:
+            raise ConfigError(f"line {request.line}: unknown task {request.task!r}; loaded tasks: {sorted(tasks)}")
+        is_pair = isinstance(request.text, tuple)
+        if info.kind is not None and is_pair != (info.kind == "pair"):
+            needs = "needs 'text_pair'" if info.kind == "pair" else "takes no 'text_pair'"
+            raise DataError(f"line {request.line}: task {request.task!r} is a {info.kind} task and {needs}")
+        by_task.setdefault(request.task, []).append(index)
+    predictions: list[Prediction | None] = [None] * len(requests)
+    for task, indices in by_task.items():
+        for index, prediction in zip(indices, model.predict(task, [requests[i].text for i in indices], batch_size)):
+            predictions[index] = prediction
+    return predictions
