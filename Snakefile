@@ -1,0 +1,54 @@
+# maskbench: the paper's grid as cached targets (Zhao et al., EMNLP 2020, "Masking as an efficient alternative
+# to finetuning"). `snakemake --cores 2` runs the demo (config.yaml); `snakemake --configfile config/paper.yaml
+# --profile profiles/slurm` runs the paper's grid. Stages, one file each: data → train → select → ensemble →
+# evaluate → tables. Result paths are defined in workflow/rules/common.smk; the work is done by maskbench.
+
+from pathlib import Path
+
+# config.yaml (the demo) only when no --configfile is given: Snakemake would otherwise merge the two
+if not workflow.config_settings.configfiles:
+
+    configfile: "config.yaml"
+
+
+# shell jobs use the maskbench of this checkout, also inside a --use-conda environment
+shell.prefix(
+    f"export PYTHONPATH={Path(workflow.basedir) / 'src'}${{{{PYTHONPATH:+:$PYTHONPATH}}}} "
+    "TOKENIZERS_PARALLELISM=false TQDM_MININTERVAL=30; "
+)
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/select.smk"
+include: "workflow/rules/ensemble.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/tables.smk"
+
+
+# bookkeeping steps run on the submitting machine, never as cluster jobs
+localrules:
+    all,
+    select_lr,
+    choose_lr,
+    aggregate,
+    ensemble,
+    evaluate,
+    table1_dev,
+    table2_test,
+    table4_lr,
+    table5_sizes,
+    table8_memory,
+    summary,
+    fig3_memory,
+
+
+rule all:
+    default_target: True
+    input:
+        final_targets(),
+        run_targets,

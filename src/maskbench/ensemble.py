@@ -1,0 +1,153 @@
+"""Ensembles of a (model, task, method)'s seeds: majority vote, mean logits, mean probabilities (paper §5.3).
+
+The three ways of combining are scored on dev; the best one (ties: the order of :data:`ENSEMBLE_METHODS`) is the
+ensemble, and only that one is evaluated on test (:func:`evaluate_test`). For tagging tasks every scored word is
+one prediction. A majority vote tie (e.g. 2 against 2 of four seeds) goes to the tied label with the highest
+mean probability over the seeds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file
+
+from maskbench.aggregate import check_same_setting, load_runs, mean_std
+from maskbench.errors import ConfigError, DataError
+from maskbench.fileio import write_json
+from maskbench.metrics import score_predictions
+
+ENSEMBLE_METHODS = ("majority_vote", "mean_logits", "mean_probabilities")
+PREDICTIONS_FILE = "predictions.safetensors"
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def ensemble_predictions(method: str, logits: Sequence[np.ndarray]) -> np.ndarray:
+    """Predicted label ids of the ensemble of ``logits`` (one array of shape (n, labels) per member)."""
+    stacked = np.stack([np.asarray(x, dtype=np.float64) for x in logits])  # members × n × labels
+    if method == "mean_logits":
+        return stacked.mean(axis=0).argmax(-1)
+    probabilities = softmax(stacked).mean(axis=0)
+    if method == "mean_probabilities":
+        return probabilities.argmax(-1)
+    if method == "majority_vote":
+        votes = np.zeros(stacked.shape[1:], dtype=np.float64)
+        rows = np.arange(stacked.shape[1])
+        for member in stacked.argmax(-1):
+            votes[rows, member] += 1
+        # ties in the vote count go to the higher mean probability (always < 1, so it never outweighs a vote)
+        return (votes + probabilities * 0.5).argmax(-1)
+    raise ConfigError(f"unknown ensemble method {method!r}; expected one of {ENSEMBLE_METHODS}")
+
+
+def load_split(run_dir: str | Path, split: str) -> dict[str, np.ndarray] | None:
+    """A run's saved ``{split}_logits``/``labels``/``lengths``; None when the run has no such split."""
+    path = Path(run_dir) / PREDICTIONS_FILE
+    try:
+        tensors = load_file(str(path))
+    except (FileNotFoundError, SafetensorError, OSError) as error:
+        raise DataError(f"{path}: cannot read predictions ({error})") from None
+    if f"{split}_logits" not in tensors:
+        return None
+    return {key: tensors[f"{split}_{key}"] for key in ("logits", "labels", "lengths") if f"{split}_{key}" in tensors}
+
+
+def _members(run_dirs: Sequence[str | Path], split: str) -> list[dict[str, np.ndarray]] | None:
+    members = [load_split(d, split) for d in run_dirs]
+    if all(m is None for m in members):
+        return None
+    if any(m is None for m in members):
+        raise DataError(f"only some of the runs {list(map(str, run_dirs))} have {split} predictions")
+    reference = members[0]
+    for run_dir, member in zip(run_dirs, members):
+        for key in ("labels", "lengths"):
+            if key in reference and not np.array_equal(member.get(key), reference[key]):
+                raise DataError(f"{run_dir}: {split} {key} differ from those of {run_dirs[0]}; the ensemble's "
+                                f"members must be evaluated on the same examples")
+    return members
+
+
+def score_ensembles(members: Sequence[Mapping[str, np.ndarray]], metric: str, label_names: Sequence[str],
+                    methods: Sequence[str] = ENSEMBLE_METHODS) -> dict[str, float]:
+    labels, lengths = members[0]["labels"], members[0].get("lengths")
+    logits = [m["logits"] for m in members]
+    return {method: score_predictions(metric, ensemble_predictions(method, logits), labels, label_names, lengths)
+            for method in methods}
+
+
+def _task_facts(records: Sequence[Mapping[str, Any]]) -> tuple[str, tuple[str, ...]]:
+    from maskbench import tasks
+
+    spec = tasks.get_task(records[0]["task"])
+    return records[0]["metric"], spec.label_names
+
+
+def choose_ensemble(metrics_paths: Sequence[str | Path]) -> dict[str, Any]:
+    """Score the three ensembles of the runs (their ``metrics.json`` paths) on dev and choose the best."""
+    records = load_runs(metrics_paths)
+    setting = check_same_setting(records, vary=("seed",), paths=metrics_paths)
+    run_dirs = [Path(p).parent for p in metrics_paths]
+    metric, label_names = _task_facts(records)
+    members = _members(run_dirs, "dev")
+    if members is None:
+        raise DataError(f"no dev predictions in {list(map(str, run_dirs))}")
+    dev = score_ensembles(members, metric, label_names)
+    chosen = max(ENSEMBLE_METHODS, key=lambda m: (dev[m], -ENSEMBLE_METHODS.index(m)))
+    return {"task": records[0]["task"], "method": records[0]["method"], "model": records[0]["model"],
+            "metric": metric, "lr": records[0]["lr"], "seeds": [r["seed"] for r in records],
+            "members": len(records), "dev_scores": dev, "chosen": chosen, "chosen_dev_score": dev[chosen],
+            "single_dev_mean": mean_std([r["dev_score"] for r in records])[0],
+            "setting_hash": setting, "runs": [str(p) for p in metrics_paths]}
+
+
+def evaluate_test(metrics_paths: Sequence[str | Path], ensemble: Mapping[str, Any]) -> dict[str, Any]:
+    """Test scores: single models (mean ± std over seeds) and the ensemble chosen on dev; error rates in %."""
+    records = load_runs(metrics_paths)
+    setting = check_same_setting(records, vary=("seed",), paths=metrics_paths)
+    if setting != ensemble["setting_hash"] or sorted(map(str, metrics_paths)) != sorted(ensemble["runs"]):
+        raise ConfigError("the ensemble choice was made on other runs than those given for test evaluation")
+    result: dict[str, Any] = {"task": records[0]["task"], "method": records[0]["method"],
+                              "model": records[0]["model"], "metric": records[0]["metric"], "lr": records[0]["lr"],
+                              "seeds": [r["seed"] for r in records], "setting_hash": setting,
+                              "has_test": records[0]["test_score"] is not None}
+    if not result["has_test"]:
+        return result
+    metric, label_names = _task_facts(records)
+    members = _members([Path(p).parent for p in metrics_paths], "test")
+    if members is None:
+        raise DataError(f"runs {list(map(str, metrics_paths))} report a test score but saved no test predictions")
+    single = [float(r["test_score"]) for r in records]
+    single_mean, single_std = mean_std(single)
+    chosen = ensemble["chosen"]
+    ensemble_score = score_ensembles(members, metric, label_names, [chosen])[chosen]
+    result.update({
+        "single": {"scores": single, "mean": single_mean, "std": single_std, "error_rate": 100 * (1 - single_mean)},
+        "ensemble": {"method": chosen, "members": len(members), "score": ensemble_score,
+                     "error_rate": 100 * (1 - ensemble_score)},
+        "test_size": int(len(members[0]["labels"])),
+    })
+    return result
+
+
+def write_ensemble(metrics_paths: Sequence[str | Path], out: str | Path) -> dict[str, Any]:
+    """Workflow step: :func:`choose_ensemble` to ``out`` (JSON)."""
+    result = choose_ensemble(metrics_paths)
+    write_json(out, result)
+    return result
+
+
+def write_evaluation(metrics_paths: Sequence[str | Path], ensemble_path: str | Path, out: str | Path) -> dict:
+    """Workflow step: :func:`evaluate_test` with the ensemble chosen in ``ensemble_path``, to ``out`` (JSON)."""
+    result = evaluate_test(metrics_paths, json.loads(Path(ensemble_path).read_text()))
+    write_json(out, result)
+    return result

@@ -1,0 +1,100 @@
+"""The paper's figures. Fig. 3: parameters and memory needed to serve a growing number of tasks.
+
+Figures are drawn with matplotlib's object API on the Agg canvas (no pyplot state), so that they can be made in
+the threads of a Snakemake run. Every figure's numbers are written as CSV next to the PNG.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from maskbench.aggregate import BYTES_PER_MB
+from maskbench.fileio import atomic_path
+from maskbench.tables import TASK_LABELS, Results, load_results, memory_per_task
+
+
+def memory_curves(results: Results) -> list[dict[str, Any]]:
+    """Accumulated parameters and bytes after 1..n tasks (layout order), per model and method.
+
+    The finetuning curve comes from the reference artefacts alone, so it is drawn even for a configuration
+    without finetuning runs; the masking curve needs the masking runs' saved masks.
+    """
+    points = []
+    for model in results.layout.models:
+        per_task = memory_per_task(results, model)
+        if not per_task:
+            continue
+        totals = {"finetuning": [per_task[0]["pretrained_parameters"], per_task[0]["pretrained_bytes"]],
+                  "masking": [per_task[0]["pretrained_parameters"], per_task[0]["pretrained_bytes"]]}
+        for count, row in enumerate(per_task, start=1):
+            totals["finetuning"][0] += row["finetuning_head_parameters"] + row["finetuning_model_parameters"]
+            totals["finetuning"][1] += row["finetuning_head_bytes"] + row["finetuning_model_bytes"]
+            methods = ["finetuning"]
+            if "masking_mask_bits" in row:
+                totals["masking"][0] += row["masking_head_parameters"] + row["masking_mask_bits"]
+                totals["masking"][1] += row["masking_head_bytes"] + row["masking_mask_bytes"]
+                methods.append("masking")
+            for method in methods:
+                points.append({"model": model, "label": results.layout.model_label(model), "method": method,
+                               "tasks": count, "last_task": row["task"], "parameters": totals[method][0],
+                               "bytes": totals[method][1]})
+    return points
+
+
+def _write_csv(points: Sequence[Mapping[str, Any]], path: Path) -> None:
+    columns = ["model", "label", "method", "tasks", "last_task", "parameters", "bytes"]
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(points)
+
+
+def plot_memory(points: Sequence[Mapping[str, Any]], png: str | Path, title_note: str = "") -> None:
+    figure = Figure(figsize=(10, 4.2), dpi=150)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, 2)
+    styles = {"finetuning": {"marker": "o", "linestyle": "-"}, "masking": {"marker": "s", "linestyle": "--"}}
+    series: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for point in points:
+        series.setdefault((point["label"], point["method"]), []).append(point)
+    tick_labels: list[str] = []
+    for (label, method), values in series.items():
+        x = [v["tasks"] for v in values]
+        if len(values) > len(tick_labels):
+            tick_labels = [TASK_LABELS.get(v["last_task"], v["last_task"]) for v in values]
+        name = f"{label} {method}"
+        axes[0].plot(x, [v["parameters"] / 1e6 for v in values], label=name, **styles[method])
+        axes[1].plot(x, [v["bytes"] / BYTES_PER_MB for v in values], label=name, **styles[method])
+    for ax, ylabel, title in ((axes[0], "parameters (millions; a mask bit counts as one)", "(a) Number of parameters"),
+                              (axes[1], "memory of the saved files (MB)", "(b) Memory consumption")):
+        ax.set_xlabel("number of tasks served (tasks added in this order)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        if tick_labels:
+            ax.set_xticks(range(1, len(tick_labels) + 1))
+            ax.set_xticklabels([f"{i}\n{t}" for i, t in enumerate(tick_labels, start=1)], fontsize=8)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    figure.suptitle("Fig. 3: accumulated parameters and memory of finetuning vs masking as tasks are added"
+                    + (f" ({title_note})" if title_note else ""), fontsize=10)
+    figure.tight_layout()
+    with atomic_path(png) as tmp:
+        figure.savefig(tmp, format="png")
+
+
+def write_memory_figure(layout: Mapping[str, Any], png: str | Path, data_csv: str | Path,
+                        aggregates: Sequence[str], references: Sequence[str]) -> list[dict[str, Any]]:
+    """Workflow step: Fig. 3 (PNG) and its numbers (CSV) from the aggregates and reference model sizes."""
+    results = load_results(layout, aggregates=aggregates, references=references)
+    points = memory_curves(results)
+    _write_csv(points, Path(data_csv))
+    plot_memory(points, png)
+    return points

@@ -1,0 +1,522 @@
+"""The paper's result tables, rendered from the workflow's JSON records as Markdown, LaTeX and CSV.
+
+Every table is built from per-cell records (one cell = model × task × method) that the workflow writes:
+``chosen.json`` (lr selection), ``aggregate.json`` (mean ± std over seeds), ``ensemble.json`` (ensemble chosen on
+dev), ``evaluation.json`` (test scores), and per (model, task) the measured sizes of a reference artefact. The
+layout follows the paper so that the two can be read side by side: Table 1 (dev scores), Table 2/6 (test error
+rates and memory), Table 4 (chosen lrs), Table 5 (dev/test sizes), Table 8 (parameters and memory per task).
+The three files of a table hold the same cells; the CSV has no caption and notes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from maskbench.aggregate import BYTES_PER_MB
+from maskbench.errors import ConfigError, DataError
+from maskbench.fileio import atomic_path
+
+TASK_LABELS = {"mrpc": "MRPC", "sst2": "SST2", "cola": "CoLA", "rte": "RTE", "qnli": "QNLI", "sem": "SEM",
+               "trec": "TREC", "ag_news": "AG", "pos": "POS", "conll2003": "NER", "swag": "SWAG", "imdb": "IMDB"}
+METHOD_LABELS = {"finetuning": "Finetuning", "masking": "Masking"}
+METRIC_NAMES = {"accuracy": "accuracy", "word_accuracy": "word accuracy", "matthews": "MCC",
+                "seqeval_f1": "micro-F1"}
+MISSING = "–"
+
+Key = tuple[str, str, str]  # (model key, task, method)
+
+
+# --- loading --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Layout:
+    """What the tables show and in which order (from the workflow configuration)."""
+
+    models: dict[str, dict[str, str]]  # key -> {"name": hub id or path, "label": display name}, in order
+    tasks: list[str]
+    methods: list[str]
+    seeds: list[int] = field(default_factory=list)
+    initial_grids: dict[str, list[float]] = field(default_factory=dict)  # per method
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Layout":
+        return cls(models={k: dict(v) for k, v in data["models"].items()}, tasks=list(data["tasks"]),
+                   methods=list(data["methods"]), seeds=list(data.get("seeds", [])),
+                   initial_grids={k: list(v) for k, v in data.get("initial_grids", {}).items()})
+
+    def cells(self) -> list[Key]:
+        """Cells in the order the workflow lists their files: models, then tasks, then methods."""
+        return [(model, task, method) for model in self.models for task in self.tasks for method in self.methods]
+
+    def pairs(self) -> list[tuple[str, str]]:
+        return [(model, task) for model in self.models for task in self.tasks]
+
+    def model_label(self, model: str) -> str:
+        return self.models[model].get("label", model)
+
+
+@dataclass
+class Results:
+    """The records of every cell, keyed by (model, task, method); (model, task) for reference sizes."""
+
+    layout: Layout
+    choices: dict[Key, dict] = field(default_factory=dict)
+    aggregates: dict[Key, dict] = field(default_factory=dict)
+    ensembles: dict[Key, dict] = field(default_factory=dict)
+    evaluations: dict[Key, dict] = field(default_factory=dict)
+    references: dict[tuple[str, str], dict] = field(default_factory=dict)
+    sources: dict[tuple[str, Key], str] = field(default_factory=dict)
+
+
+def _read(path: str | Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing") from None
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: not valid JSON ({error})") from None
+
+
+def load_results(layout: Mapping[str, Any] | Layout, choices: Sequence[str] = (), aggregates: Sequence[str] = (),
+                 ensembles: Sequence[str] = (), evaluations: Sequence[str] = (),
+                 references: Sequence[str] = ()) -> Results:
+    """Read the records; each list is in :meth:`Layout.cells` order (``references`` in :meth:`Layout.pairs` order).
+
+    Every record must belong to its cell (task, method and model name agree), and the records of one cell must
+    come from runs of one configuration (same setting hash, same lr); otherwise a :class:`ConfigError` names the
+    files.
+    """
+    layout = layout if isinstance(layout, Layout) else Layout.from_dict(layout)
+    results = Results(layout)
+    cells = layout.cells()
+    for kind, paths in (("choices", choices), ("aggregates", aggregates), ("ensembles", ensembles),
+                        ("evaluations", evaluations)):
+        if not paths:
+            continue
+        if len(paths) != len(cells):
+            raise ConfigError(f"{kind}: {len(paths)} files for {len(cells)} cells (models × tasks × methods)")
+        store = getattr(results, kind)
+        for key, path in zip(cells, paths):
+            record = _read(path)
+            model, task, method = key
+            expected = {"task": task, "method": method, "model": layout.models[model]["name"]}
+            for field_name, value in expected.items():
+                if record.get(field_name) != value:
+                    raise ConfigError(f"{path}: {field_name} is {record.get(field_name)!r}; the table expects "
+                                      f"{value!r} for this cell")
+            store[key] = record
+            results.sources[(kind, key)] = str(path)
+    if references:
+        if len(references) != len(layout.pairs()):
+            raise ConfigError(f"references: {len(references)} files for {len(layout.pairs())} model × task pairs")
+        for pair, path in zip(layout.pairs(), references):
+            results.references[pair] = _read(path)
+    _check_cells(results)
+    return results
+
+
+def _check_cells(results: Results) -> None:
+    """Refuse cells whose records come from different configurations or lrs."""
+    for key in results.layout.cells():
+        hashes = {kind: getattr(results, kind)[key]["setting_hash"]
+                  for kind in ("aggregates", "ensembles", "evaluations") if key in getattr(results, kind)}
+        if len(set(hashes.values())) > 1:
+            files = ", ".join(f"{results.sources[(kind, key)]} ({value})" for kind, value in hashes.items())
+            raise ConfigError(f"refusing to mix runs of different configurations in one table cell {key}: {files}")
+        lrs = {kind: float(getattr(results, kind)[key]["lr"]) for kind in ("choices", "aggregates", "ensembles")
+               if key in getattr(results, kind)}
+        if len(set(lrs.values())) > 1:
+            files = ", ".join(f"{results.sources[(kind, key)]} (lr {value:g})" for kind, value in lrs.items())
+            raise ConfigError(f"table cell {key} combines records of different lrs: {files}")
+
+
+# --- rendering --------------------------------------------------------------------------------------------
+
+
+_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_LATEX_SYMBOLS = {"±": r"$\pm$", "−": "-", "†": r"$^\dagger$", "*": r"$^*$", "–": "--", "×": r"$\times$"}
+
+
+def latex_escape(text: str) -> str:
+    out = "".join(_LATEX_ESCAPES.get(char, char) for char in str(text))
+    for symbol, replacement in _LATEX_SYMBOLS.items():
+        out = out.replace(symbol, replacement)
+    return out
+
+
+@dataclass
+class Table:
+    """A rendered table: a caption, header, rows of display strings, and notes printed below it."""
+
+    name: str
+    caption: str
+    headers: list[str]
+    rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        body = tabulate(self.rows, self.headers, tablefmt="github", disable_numparse=True)
+        notes = "".join(f"\n- {note}" for note in self.notes)
+        return f"**{self.caption}**\n\n{body}\n{notes}\n".replace("\n\n\n", "\n\n")
+
+    def latex(self) -> str:
+        rows = [[latex_escape(cell) for cell in row] for row in self.rows]
+        headers = [latex_escape(cell) for cell in self.headers]
+        body = tabulate(rows, headers, tablefmt="latex_raw", disable_numparse=True)
+        notes = "".join(f"\\footnotesize {latex_escape(note)}\\\\\n" for note in self.notes)
+        return (f"% {self.name}: generated by maskbench.tables\n\\begin{{table}}[t]\n\\centering\n{body}\n"
+                f"\\caption{{{latex_escape(self.caption)}}}\n\\label{{tab:{self.name}}}\n{notes}\\end{{table}}\n")
+
+    def csv(self) -> str:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(self.headers)
+        writer.writerows(self.rows)
+        return buffer.getvalue()
+
+    def write(self, paths: Sequence[str | Path]) -> None:
+        """Write each path in the format its suffix names (.md, .tex, .csv), atomically."""
+        renderers: dict[str, Callable[[], str]] = {".md": self.markdown, ".tex": self.latex, ".csv": self.csv}
+        for path in map(Path, paths):
+            if path.suffix not in renderers:
+                raise ConfigError(f"{path}: unknown table format; expected one of {sorted(renderers)}")
+            with atomic_path(path) as tmp:
+                tmp.write_text(renderers[path.suffix](), encoding="utf-8")
+
+
+def percent(score: float) -> float:
+    return 100.0 * score
+
+
+def mean_pm_std(summary: Mapping[str, float] | None) -> str:
+    if summary is None:
+        return MISSING
+    return f"{percent(summary['mean']):.1f} ± {percent(summary['std']):.1f}"
+
+
+def short_count(count: int) -> str:
+    """3,668 -> 3.7k (the paper's header row of training set sizes)."""
+    if count >= 1000:
+        return f"{count / 1000:.1f}k".replace(".0k", "k") if count < 10_000 else f"{count / 1000:.0f}k"
+    return str(count)
+
+
+def short_lr(lr: float | str) -> str:
+    """0.0003 -> 3e-4, 1.1e-05 -> 1.1e-5 (the paper's notation)."""
+    mantissa, exponent = f"{float(lr):.6e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _method_rows(results: Results, row: Callable[[str, str], list[str]],
+                 methods: Sequence[str] | None = None) -> list[list[str]]:
+    rows = []
+    for model in results.layout.models:
+        for index, method in enumerate(methods or results.layout.methods):
+            label = results.layout.model_label(model) if index == 0 else ""
+            rows.append([label, METHOD_LABELS.get(method, method), *row(model, method)])
+    return rows
+
+
+def _seeds_text(results: Results) -> str:
+    seeds = results.layout.seeds
+    return f"{len(seeds)} seeds ({', '.join(map(str, seeds))})" if seeds else "seeds"
+
+
+def _metrics_note(results: Results) -> str:
+    metrics: dict[str, list[str]] = {}
+    for (model, task, method), record in results.aggregates.items():
+        name = METRIC_NAMES.get(record["metric"], record["metric"])
+        if TASK_LABELS.get(task, task) not in metrics.setdefault(name, []):
+            metrics[name].append(TASK_LABELS.get(task, task))
+    return "Metrics: " + "; ".join(f"{name} for {', '.join(tasks)}" for name, tasks in metrics.items()) + "."
+
+
+# --- the tables -------------------------------------------------------------------------------------------
+
+
+def table1_dev(results: Results) -> Table:
+    """Table 1: dev scores (%), mean ± std over seeds, tasks × (model, method)."""
+    layout = results.layout
+    train_sizes = []
+    for task in layout.tasks:
+        sizes = [record["sizes"]["train"] for (m, t, _), record in results.aggregates.items() if t == task]
+        train_sizes.append(short_count(sizes[0]) if sizes else MISSING)
+    rows = [["", "train size", *train_sizes]]
+    rows += _method_rows(results, lambda model, method: [
+        mean_pm_std(results.aggregates[(model, task, method)]["dev"]) if (model, task, method) in results.aggregates
+        else MISSING for task in layout.tasks])
+    return Table(
+        name="table1_dev",
+        caption=f"Table 1: Dev set task performances (%) of masking and finetuning, mean ± std over "
+                f"{_seeds_text(results)} at the lr chosen on dev.",
+        headers=["", "", *[TASK_LABELS.get(t, t) for t in layout.tasks]], rows=rows,
+        notes=[_metrics_note(results),
+               "Second row: training set size (sentences for POS and NER); std is the population std over seeds."])
+
+
+def _memory(results: Results, model: str, method: str, tasks: Sequence[str], members: int) -> float | None:
+    """MB to serve one task with one model (members=1) or an ensemble, averaged over ``tasks``."""
+    per_task = []
+    for task in tasks:
+        reference = results.references.get((model, task))
+        if reference is None:
+            return None
+        if method == "finetuning":
+            per_task.append(members * reference["finetuned_bytes"])
+        else:
+            aggregate = results.aggregates.get((model, task, method))
+            if aggregate is None or not aggregate.get("artefacts"):
+                return None
+            sizes = list(aggregate["artefacts"].values())
+            task_bytes = sum(s["mask_bytes"] + s["head_bytes"] for s in sizes) / len(sizes)
+            per_task.append(reference["pretrained_bytes"] + members * task_bytes)
+    return sum(per_task) / len(per_task) / BYTES_PER_MB if per_task else None
+
+
+def _megabytes(value: float | None) -> str:
+    if value is None:
+        return MISSING
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def tasks_with_test(results: Results) -> list[str]:
+    return [task for task in results.layout.tasks
+            if any(e.get("has_test") for (m, t, _), e in results.evaluations.items() if t == task)]
+
+
+def table2_test(results: Results) -> Table:
+    """Table 2 (BERT) / Table 6 (RoBERTa, DistilBERT): test error rates (%), single and ensemble, memory (MB)."""
+    layout = results.layout
+    tasks = tasks_with_test(results)
+    methods = [m for m in ("masking", "finetuning") if m in layout.methods]
+    rows = []
+    for model in layout.models:
+        first_model_row = True
+        for method in methods:
+            for kind, label in (("single", "Single"), ("ensemble", "Ensem.")):
+                cells = []
+                for task in tasks:
+                    record = results.evaluations.get((model, task, method))
+                    cells.append(f"{record[kind]['error_rate']:.2f}" if record and record.get("has_test") else MISSING)
+                members = 1 if kind == "single" else len(layout.seeds) or 1
+                memory = _memory(results, model, method, tasks, members) if tasks else None
+                rows.append([layout.model_label(model) if first_model_row else "",
+                             {"masking": "Masking", "finetuning": "Finetun."}[method] if kind == "single" else "",
+                             label, *cells, _megabytes(memory)])
+                first_model_row = False
+    chosen = sorted({e["ensemble"]["method"] for e in results.evaluations.values() if e.get("has_test")})
+    return Table(
+        name="table2_test",
+        caption=f"Table 2/6: Error rate (%) on the test sets and model size. Single: mean over "
+                f"{_seeds_text(results)}; Ensem.: ensemble of those models, combining method chosen on dev.",
+        headers=["", "", "", *[TASK_LABELS.get(t, t) for t in tasks], "Memory (MB)"], rows=rows,
+        notes=["Error rate = 100 − score (%); the score of NER is entity micro-F1, of POS word accuracy.",
+               "Memory: MB (10^6 bytes) of the saved files needed to serve one task, averaged over the tasks shown: "
+               "finetuning one full model per member; masking one pretrained model plus each member's masks and "
+               "head. Measured from the saved artefacts.",
+               f"Ensemble methods chosen on dev: {', '.join(chosen) if chosen else 'none'}."])
+
+
+def table4_lr(results: Results) -> Table:
+    """Table 4: the lr chosen on dev per model, task and method (with the grid extensions it took)."""
+    layout = results.layout
+    capped = False
+
+    def row(model: str, method: str) -> list[str]:
+        nonlocal capped
+        cells = []
+        for task in layout.tasks:
+            choice = results.choices.get((model, task, method))
+            if choice is None:
+                cells.append(MISSING)
+                continue
+            mark = ("†" if choice["outside_initial_grid"] else "") + ("*" if choice["capped"] else "")
+            capped = capped or choice["capped"]
+            cells.append(short_lr(choice["lr"]) + mark)
+        return cells
+
+    rows = _method_rows(results, row)
+    grids = "; ".join(f"{METHOD_LABELS.get(method, method).lower()} "
+                      f"{{{', '.join(short_lr(v) for v in grid)}}}" for method, grid in layout.initial_grids.items())
+    notes = [f"Initial grids: {grids}." if grids else "",
+             "†: outside the initial grid (found by extending the grid at its border)."]
+    if capped:
+        notes.append("*: still on the border of the grid when the cap on extensions was reached.")
+    return Table(name="table4_lr",
+                 caption="Table 4: The learning rate chosen on dev (highest mean dev score over seeds) per task, "
+                         "model and method.",
+                 headers=["", "", *[TASK_LABELS.get(t, t) for t in layout.tasks]], rows=rows,
+                 notes=[n for n in notes if n])
+
+
+def table5_sizes(results: Results) -> Table:
+    """Table 5: number of dev and test examples per task (words for tagging tasks) the runs were scored on."""
+    rows, excluded_notes = [], []
+    for task in results.layout.tasks:
+        records = [r for (m, t, _), r in results.aggregates.items() if t == task]
+        if not records:
+            rows.append([TASK_LABELS.get(task, task), MISSING, MISSING])
+            continue
+        record = records[0]
+        counts = record.get("word_counts")
+        cells = []
+        for split in ("dev", "test"):
+            if split not in record["sizes"]:
+                cells.append("n/a")
+            elif counts:
+                cells.append(f"{counts[split]['num_words']:,}")
+            else:
+                cells.append(f"{record['sizes'][split]:,}")
+        if counts:
+            excluded = ", ".join(f"{split} {counts[split]['excluded_words']:,}" for split in ("dev", "test")
+                                 if split in counts)
+            limit = record.get("config", {}).get("max_length", 128)
+            excluded_notes.append(f"{TASK_LABELS.get(task, task)}: words not scored because the {limit}-wordpiece "
+                                  f"limit cuts them off ({record['model']} tokenizer): {excluded}.")
+        rows.append([TASK_LABELS.get(task, task), *cells])
+    return Table(name="table5_sizes",
+                 caption="Table 5: Number of examples in dev and test per task (for POS and NER: scored words).",
+                 headers=["", "Dev", "Test"], rows=rows,
+                 notes=["Counts of the splits the runs were scored on (subsets where the configuration caps "
+                        "max_eval_examples).", *excluded_notes])
+
+
+def _plus(*values: str) -> str:
+    return " ".join(f"+ {v}" for v in values if v)
+
+
+def memory_per_task(results: Results, model: str) -> list[dict[str, Any]]:
+    """Per task of ``model`` (in layout order): parameters and bytes each method adds (from real artefacts).
+
+    Finetuning: the first task turns the pretrained copy into its finetuned model (adds the head), every further
+    task adds a full finetuned model. Masking: every task adds its mask bits and its head (file sizes of
+    ``masks.safetensors`` and ``head.safetensors``); the pretrained model is stored once.
+    """
+    rows = []
+    for index, task in enumerate(results.layout.tasks):
+        reference = results.references.get((model, task))
+        if reference is None:
+            continue
+        row: dict[str, Any] = {"task": task, "pretrained_parameters": reference["pretrained_parameters"],
+                               "pretrained_bytes": reference["pretrained_bytes"],
+                               "finetuning_head_parameters": reference["head_parameters"],
+                               "finetuning_head_bytes": reference["finetuned_bytes"] - reference["pretrained_bytes"],
+                               "finetuning_model_parameters": 0 if index == 0 else reference["pretrained_parameters"],
+                               "finetuning_model_bytes": 0 if index == 0 else reference["pretrained_bytes"]}
+        aggregate = results.aggregates.get((model, task, "masking"))
+        if aggregate and aggregate.get("artefacts"):
+            sizes = next(iter(aggregate["artefacts"].values()))
+            row.update({"masking_head_parameters": sizes["head_parameters"], "masking_head_bytes": sizes["head_bytes"],
+                        "masking_mask_bits": sizes["mask_bits"], "masking_mask_bytes": sizes["mask_bytes"]})
+        rows.append(row)
+    return rows
+
+
+def _kilobytes(value: int | float) -> str:
+    return f"{value / 1000:,.3f}"
+
+
+def table8_memory(results: Results) -> Table:
+    """Table 8: parameters and memory (KB) that each additional task costs, finetuning vs masking."""
+    rows = []
+    for model in results.layout.models:
+        per_task = memory_per_task(results, model)
+        if not per_task:
+            continue
+        first = per_task[0]
+        label = results.layout.model_label(model)
+        parameters, kilobytes = f"{first['pretrained_parameters']:,}", _kilobytes(first["pretrained_bytes"])
+        rows.append([label, "Pretrained", parameters, parameters, kilobytes, kilobytes])
+        for row in per_task:
+            has_mask = "masking_mask_bits" in row
+            rows.append([
+                "", TASK_LABELS.get(row["task"], row["task"]),
+                _plus(f"{row['finetuning_head_parameters']:,}",
+                      f"{row['finetuning_model_parameters']:,}" if row["finetuning_model_parameters"] else ""),
+                _plus(f"{row['masking_head_parameters']:,}", f"{row['masking_mask_bits']:,} bits") if has_mask
+                else MISSING,
+                _plus(_kilobytes(row["finetuning_head_bytes"]),
+                      _kilobytes(row["finetuning_model_bytes"]) if row["finetuning_model_bytes"] else ""),
+                _plus(_kilobytes(row["masking_head_bytes"]), _kilobytes(row["masking_mask_bytes"])) if has_mask
+                else MISSING,
+            ])
+    return Table(
+        name="table8_memory",
+        caption="Table 8: Model size when applying masking and finetuning to an increasing number of tasks: what "
+                "each task adds to the pretrained model.",
+        headers=["", "", "Parameters: finetuning", "Parameters: masking", "Memory (KB): finetuning",
+                 "Memory (KB): masking"], rows=rows,
+        notes=["KB = 1,000 bytes of the saved files (safetensors, float32 weights; masks bit-packed). Finetuning: "
+               "the head, then (from the second task on) a full model; masking: the task's head (its random "
+               "classifier, stored, not trained) and its mask bits. Unlike the paper, heads are not shared "
+               "between tasks with the same number of labels.",
+               "Finetuning sizes are those of the model saved with the task's head (save_pretrained); masking "
+               "sizes are those of the chosen runs' masks/ directories. Hugging Face's token-classification "
+               "models (POS, NER) have no pooler, so their encoder is smaller and no pooler mask is stored."])
+
+
+TABLES: dict[str, Callable[[Results], Table]] = {
+    "table1_dev": table1_dev, "table2_test": table2_test, "table4_lr": table4_lr, "table5_sizes": table5_sizes,
+    "table8_memory": table8_memory,
+}
+
+
+def summary_records(results: Results) -> list[dict[str, Any]]:
+    """One row per cell with unrounded numbers (``results/tables/summary.csv``)."""
+    records = []
+    for key in results.layout.cells():
+        model, task, method = key
+        choice, aggregate = results.choices.get(key), results.aggregates.get(key)
+        ensemble, evaluation = results.ensembles.get(key), results.evaluations.get(key)
+        record: dict[str, Any] = {"model": model, "model_name": results.layout.models[model]["name"], "task": task,
+                                  "method": method}
+        if choice:
+            record.update({"lr": choice["lr"], "extensions": choice["extensions"], "capped": choice["capped"]})
+        if aggregate:
+            record.update({"metric": aggregate["metric"], "seeds": len(aggregate["seeds"]),
+                           "dev_mean": aggregate["dev"]["mean"], "dev_std": aggregate["dev"]["std"],
+                           "setting_hash": aggregate["setting_hash"]})
+        if ensemble:
+            record.update({"ensemble_method": ensemble["chosen"], "ensemble_dev": ensemble["chosen_dev_score"]})
+        if evaluation and evaluation.get("has_test"):
+            record.update({"test_single_mean": evaluation["single"]["mean"],
+                           "test_single_std": evaluation["single"]["std"],
+                           "test_ensemble": evaluation["ensemble"]["score"]})
+        records.append(record)
+    return records
+
+
+def write_summary(results: Results, out: str | Path) -> None:
+    records = summary_records(results)
+    columns: list[str] = []
+    for record in records:
+        columns += [c for c in record if c not in columns]
+    with atomic_path(out) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(records)
+
+
+def write_table(name: str, layout: Mapping[str, Any], out: Sequence[str | Path], **inputs: Sequence[str]) -> Table:
+    """Workflow step: load the records (see :func:`load_results`), build table ``name`` and write ``out``."""
+    if name not in TABLES and name != "summary":
+        raise ConfigError(f"unknown table {name!r}; expected one of {sorted(TABLES)} or 'summary'")
+    results = load_results(layout, **inputs)
+    if name == "summary":
+        write_summary(results, out[0])
+        return None
+    table = TABLES[name](results)
+    table.write(out)
+    return table

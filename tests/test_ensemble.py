@@ -1,0 +1,122 @@
+"""Ensembles of seeds: the three combining methods, the choice on dev, test evaluation, tagging tasks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from maskbench.ensemble import (
+    ENSEMBLE_METHODS,
+    choose_ensemble,
+    ensemble_predictions,
+    evaluate_test,
+    write_ensemble,
+    write_evaluation,
+)
+from maskbench.errors import ConfigError, DataError
+
+
+def test_the_three_methods_can_disagree():
+    # member 1 is very sure of label 0, members 2 and 3 mildly prefer label 1
+    logits = [np.array([[10.0, 0.0]]), np.array([[0.0, 0.5]]), np.array([[0.0, 0.5]])]
+    assert ensemble_predictions("majority_vote", logits).tolist() == [1]
+    assert ensemble_predictions("mean_logits", logits).tolist() == [0]  # mean logits 3.33 vs 0.33
+    # mean probabilities: label 0 ≈ (1 + 0.38 + 0.38) / 3 = 0.59
+    assert ensemble_predictions("mean_probabilities", logits).tolist() == [0]
+
+
+def test_majority_vote_ties_go_to_the_higher_mean_probability():
+    logits = [np.array([[2.0, 0.0, 0.0]]), np.array([[3.0, 0.0, 0.0]]),
+              np.array([[0.0, 5.0, 0.0]]), np.array([[0.0, 5.0, 0.0]])]
+    assert ensemble_predictions("majority_vote", logits).tolist() == [1]
+    assert ensemble_predictions("majority_vote", logits[:3]).tolist() == [0]  # 2 votes beat 1, however sure
+
+
+def test_unknown_method_is_refused():
+    with pytest.raises(ConfigError, match="unknown ensemble method 'median'"):
+        ensemble_predictions("median", [np.zeros((1, 2))])
+
+
+def _write_run(directory, seed, task, metric, dev_logits, dev_labels, test=None, lengths=None):
+    directory.mkdir(parents=True)
+    tensors = {"dev_logits": np.asarray(dev_logits, dtype=np.float32), "dev_labels": np.asarray(dev_labels)}
+    if lengths is not None:
+        tensors["dev_lengths"] = np.asarray(lengths)
+    if test is not None:
+        tensors["test_logits"] = np.asarray(test[0], dtype=np.float32)
+        tensors["test_labels"] = np.asarray(test[1])
+        if lengths is not None:
+            tensors["test_lengths"] = np.asarray(test[2])
+    save_file(tensors, str(directory / "predictions.safetensors"))
+    config = {"method": "masking", "model": "m", "task": task, "seed": seed, "lr": 1e-3, "epochs": 3,
+              "mask": {"initial_sparsity": 0.05}, "out": str(directory)}
+    metrics = {"task": task, "method": "masking", "model": "m", "metric": metric, "lr": 1e-3, "seed": seed,
+               "dev_score": float((np.asarray(dev_logits).argmax(-1) == np.asarray(dev_labels)).mean()),
+               "test_score": None if test is None else float((np.asarray(test[0]).argmax(-1) == test[1]).mean()),
+               "config": config, "config_hash": str(seed)}
+    (directory / "metrics.json").write_text(json.dumps(metrics))
+    return directory / "metrics.json"
+
+
+def test_choice_on_dev_then_test_evaluation(tmp_path):
+    rng = np.random.default_rng(0)
+    dev_labels, test_labels = rng.integers(0, 6, 60), rng.integers(0, 6, 50)
+    paths = []
+    for seed in (1, 2, 3, 4):
+        noisy = lambda labels: np.eye(6)[labels] * 2 + rng.normal(0, 1.2, (len(labels), 6))  # noqa: E731
+        paths.append(_write_run(tmp_path / f"s{seed}", seed, "trec", "accuracy", noisy(dev_labels), dev_labels,
+                                test=(noisy(test_labels), test_labels)))
+    choice = write_ensemble(paths, tmp_path / "ensemble.json")
+    assert set(choice["dev_scores"]) == set(ENSEMBLE_METHODS) and choice["members"] == 4
+    assert choice["chosen_dev_score"] == max(choice["dev_scores"].values())
+    assert choice["chosen_dev_score"] >= choice["single_dev_mean"]  # averaging 4 noisy members helps here
+    result = write_evaluation(paths, tmp_path / "ensemble.json", tmp_path / "evaluation.json")
+    assert result["has_test"] and result["ensemble"]["method"] == choice["chosen"]
+    singles = [json.loads(p.read_text())["test_score"] for p in paths]
+    assert result["single"]["mean"] == pytest.approx(np.mean(singles))
+    assert result["single"]["error_rate"] == pytest.approx(100 * (1 - np.mean(singles)))
+    assert result["test_size"] == 50
+    # the ensemble choice belongs to these runs only
+    with pytest.raises(ConfigError, match="other runs"):
+        evaluate_test(paths[:3], choice)
+
+
+def test_task_without_test_split_records_has_test_false(tmp_path):
+    labels = np.array([0, 1, 1, 0])
+    paths = [_write_run(tmp_path / f"s{seed}", seed, "mrpc", "accuracy", np.eye(2)[labels], labels)
+             for seed in (1, 2)]
+    result = evaluate_test(paths, choose_ensemble(paths))
+    assert result["has_test"] is False and "single" not in result
+
+
+def test_tagging_ensemble_scores_entities_per_sentence(tmp_path):
+    from maskbench.tasks import get_task
+
+    names = list(get_task("conll2003").label_names)
+    tags = ["B-PER", "I-PER", "O", "B-LOC", "O"]
+    labels = np.array([names.index(t) for t in tags])
+    lengths = [3, 2]  # two sentences: (B-PER I-PER O) (B-LOC O)
+    perfect = np.eye(len(names))[labels] * 5
+    wrong = perfect.copy()
+    wrong[3] = np.eye(len(names))[names.index("O")] * 5  # misses the location
+    paths = [_write_run(tmp_path / f"s{seed}", seed, "conll2003", "seqeval_f1", logits, labels, lengths=lengths)
+             for seed, logits in ((1, perfect), (2, perfect), (3, wrong))]
+    choice = choose_ensemble(paths)
+    assert choice["dev_scores"]["majority_vote"] == 1.0
+    other_lengths = _write_run(tmp_path / "s4", 4, "conll2003", "seqeval_f1", perfect, labels, lengths=[4, 1])
+    with pytest.raises(DataError, match="lengths differ"):
+        choose_ensemble([*paths, other_lengths])
+
+
+def test_members_of_another_configuration_are_refused(tmp_path):
+    labels = np.array([0, 1])
+    first = _write_run(tmp_path / "a", 1, "mrpc", "accuracy", np.eye(2)[labels], labels)
+    second = _write_run(tmp_path / "b", 2, "mrpc", "accuracy", np.eye(2)[labels], labels)
+    record = json.loads(second.read_text())
+    record["config"]["epochs"] = 10
+    second.write_text(json.dumps(record))
+    with pytest.raises(ConfigError, match="refusing to combine runs of different configurations"):
+        choose_ensemble([first, second])

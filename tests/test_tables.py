@@ -1,0 +1,185 @@
+"""Aggregation over seeds and the rendered tables and figure, from synthetic per-cell records."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from maskbench.aggregate import aggregate_runs, check_same_setting, safetensors_summary, setting_hash
+from maskbench.errors import ConfigError
+from maskbench.figures import write_memory_figure
+from maskbench.provenance import config_hash
+from maskbench.tables import load_results, short_count, short_lr, table1_dev, write_table
+
+
+@pytest.mark.parametrize("method", ["masking", "finetuning"])
+def test_setting_hash_without_varied_keys_is_the_run_config_hash(method):
+    from maskbench.train import TrainConfig
+
+    config = TrainConfig(method=method, model="minilm", task="trec", seed=3, lr=1e-3, out="x", data_dir="d",
+                         prepared="p", device="cpu")
+    metrics = {"config": config.to_dict()}
+    # with nothing left out it is exactly the run's own config_hash: the two know the same result keys
+    assert setting_hash(metrics, vary=()) == config_hash(config.result_key())
+    other_seed = TrainConfig(**{**config.to_dict(), "seed": 4, "out": "y"})
+    assert setting_hash({"config": other_seed.to_dict()}) == setting_hash(metrics)
+    assert setting_hash({"config": other_seed.to_dict()}, vary=()) != setting_hash(metrics, vary=())
+
+
+def _metrics(seed, dev, test=None, **config):
+    base = {"method": "finetuning", "model": "m", "task": "trec", "seed": seed, "lr": 1e-4, "epochs": 3}
+    base.update(config)
+    return {"task": "trec", "method": "finetuning", "model": "m", "metric": "accuracy", "kind": "single",
+            "lr": 1e-4, "seed": seed, "dev_score": dev, "test_score": test, "best_epoch": 2, "epochs_run": 3,
+            "train_time_s": 1.0, "trainable_parameters": 10, "sizes": {"train": 100, "dev": 20, "test": 10},
+            "word_counts": None, "sparsity": None, "config": base, "config_hash": f"h{seed}",
+            "versions": {}, "device": "cpu"}
+
+
+def test_aggregate_mean_and_population_std():
+    result = aggregate_runs([_metrics(2, 0.8, 0.7), _metrics(1, 0.6, 0.9)], ["b/metrics.json", "a/metrics.json"])
+    assert result["seeds"] == [1, 2] and result["dev"]["scores"] == [0.6, 0.8]
+    assert result["dev"]["mean"] == pytest.approx(0.7) and result["dev"]["std"] == pytest.approx(0.1)
+    assert result["test"]["mean"] == pytest.approx(0.8) and result["runs"] == ["a/metrics.json", "b/metrics.json"]
+
+
+def test_aggregate_refuses_mixed_configurations_naming_the_runs():
+    with pytest.raises(ConfigError, match=r"refusing to combine.*run-a.*run-b|refusing to combine.*run-b.*run-a"):
+        aggregate_runs([_metrics(1, 0.8), _metrics(2, 0.7, epochs=10)], ["run-a", "run-b"])
+    with pytest.raises(ConfigError, match="same seed appears twice"):
+        aggregate_runs([_metrics(1, 0.8), _metrics(1, 0.7)], ["a", "b"])
+    assert check_same_setting([_metrics(1, 0.8), _metrics(2, 0.7, lr=3e-4)], vary=("seed", "lr"))
+
+
+def test_safetensors_summary_reads_the_header(tmp_path):
+    save_file({"a": np.zeros((3, 4), dtype=np.float32), "b": np.zeros(5, dtype=np.uint8)}, str(tmp_path / "x"))
+    summary = safetensors_summary(tmp_path / "x")
+    assert summary == {"bytes": (tmp_path / "x").stat().st_size, "values": 17, "tensors": 2}
+
+
+def test_number_formats():
+    assert short_lr(0.0003) == "3e-4" and short_lr("1e-05") == "1e-5" and short_lr(1.1e-4) == "1.1e-4"
+    assert short_count(3668) == "3.7k" and short_count(67349) == "67k" and short_count(800) == "800"
+
+
+# --- tables from per-cell records --------------------------------------------------------------------------
+
+LAYOUT = {"models": {"bert": {"name": "bert-base-uncased", "label": "BERT"}}, "tasks": ["mrpc", "trec"],
+          "methods": ["finetuning", "masking"], "seeds": [1, 2], "initial_grids": {"finetuning": [1e-5, 3e-5],
+                                                                                   "masking": [1e-4, 3e-4]}}
+
+
+def _cells(tmp_path, override=None):
+    """Write choice, aggregate, ensemble and evaluation records of every cell; return the path lists."""
+    paths = {"choices": [], "aggregates": [], "ensembles": [], "evaluations": []}
+    for task in LAYOUT["tasks"]:
+        for method in LAYOUT["methods"]:
+            lr = 3e-5 if method == "finetuning" else 5e-4
+            common = {"task": task, "method": method, "model": "bert-base-uncased", "lr": lr,
+                      "setting_hash": f"{task}-{method}"}
+            has_test = task == "trec"
+            records = {
+                "choices": {**common, "lr": format(lr, ".6g"), "outside_initial_grid": method == "masking",
+                            "capped": False, "extensions": 1, "setting_hash": "x"},
+                "aggregates": {**common, "metric": "accuracy", "seeds": [1, 2],
+                               "dev": {"mean": 0.861, "std": 0.008}, "sizes": {"train": 3668, "dev": 408},
+                               "word_counts": None,
+                               "artefacts": {"1": {"mask_bits": 71_368_704, "mask_bytes": 8_921_500,
+                                                   "head_parameters": 1538, "head_bytes": 6_300}}
+                               if method == "masking" else None},
+                "ensembles": {**common, "chosen": "mean_logits", "chosen_dev_score": 0.87},
+                "evaluations": {**common, "has_test": has_test,
+                                **({"single": {"mean": 0.967, "std": 0.01, "error_rate": 3.3},
+                                    "ensemble": {"method": "mean_logits", "score": 0.968, "error_rate": 3.2}}
+                                   if has_test else {})},
+            }
+            for kind, record in records.items():
+                if override and (task, method, kind) in override:
+                    record.update(override[(task, method, kind)])
+                path = tmp_path / kind / f"{task}-{method}.json"
+                path.parent.mkdir(exist_ok=True)
+                path.write_text(json.dumps(record))
+                paths[kind].append(str(path))
+    references = []
+    for task in LAYOUT["tasks"]:
+        path = tmp_path / f"reference-{task}.json"
+        path.write_text(json.dumps({"pretrained_parameters": 109_482_240, "pretrained_bytes": 437_950_000,
+                                    "head_parameters": 1538, "finetuned_bytes": 437_958_000,
+                                    "finetuned_parameters": 109_483_778}))
+        references.append(str(path))
+    return paths, references
+
+
+def test_table1_layout_matches_the_paper(tmp_path):
+    paths, _ = _cells(tmp_path)
+    table = table1_dev(load_results(LAYOUT, aggregates=paths["aggregates"]))
+    assert table.headers == ["", "", "MRPC", "TREC"]
+    assert table.rows[0] == ["", "train size", "3.7k", "3.7k"]
+    assert table.rows[1] == ["BERT", "Finetuning", "86.1 ± 0.8", "86.1 ± 0.8"]
+    assert table.rows[2][:2] == ["", "Masking"]
+    assert "$\\pm$" in table.latex() and "| BERT" in table.markdown()
+
+
+def test_all_tables_write_three_formats(tmp_path):
+    paths, references = _cells(tmp_path)
+    out = tmp_path / "tables"
+    inputs = {"table1_dev": {"aggregates": paths["aggregates"]},
+              "table2_test": {"aggregates": paths["aggregates"], "evaluations": paths["evaluations"],
+                              "references": references},
+              "table4_lr": {"choices": paths["choices"]},
+              "table5_sizes": {"aggregates": paths["aggregates"]},
+              "table8_memory": {"aggregates": paths["aggregates"], "references": references}}
+    for name, kwargs in inputs.items():
+        files = [out / f"{name}{suffix}" for suffix in (".md", ".tex", ".csv")]
+        write_table(name, LAYOUT, files, **kwargs)
+        assert all(f.stat().st_size > 0 for f in files)
+        rows = list(csv.reader(io.StringIO(files[2].read_text())))
+        assert len({len(row) for row in rows}) == 1  # a rectangular CSV
+    table2 = (out / "table2_test.md").read_text()
+    assert "| TREC" in table2 and "MRPC" not in table2.split("\n")[2]  # only tasks with a test set
+    assert "3.30" in table2 and "3.20" in table2
+    # memory: masking = pretrained + masks + head; ensemble of 2 adds a second set; finetuning = 2 full models
+    assert "447" in table2 and "456" in table2 and "438" in table2 and "876" in table2
+    assert "5e-4†" in (out / "table4_lr.md").read_text()
+    table8 = (out / "table8_memory.md").read_text()
+    assert "109,482,240" in table8 and "71,368,704 bits" in table8 and "8,921.500" in table8
+    write_table("summary", LAYOUT, [out / "summary.csv"], **paths)
+    summary = list(csv.DictReader((out / "summary.csv").open()))
+    assert len(summary) == 4 and summary[0]["dev_mean"] == "0.861"
+
+
+def test_tables_refuse_cells_mixing_configurations(tmp_path):
+    paths, _ = _cells(tmp_path, override={("trec", "masking", "evaluations"): {"setting_hash": "stale"}})
+    with pytest.raises(ConfigError, match=r"refusing to mix runs of different configurations.*stale"):
+        load_results(LAYOUT, aggregates=paths["aggregates"], evaluations=paths["evaluations"])
+    paths, _ = _cells(tmp_path, override={("mrpc", "finetuning", "aggregates"): {"lr": 9e-5}})
+    with pytest.raises(ConfigError, match="different lrs"):
+        load_results(LAYOUT, choices=paths["choices"], aggregates=paths["aggregates"])
+
+
+def test_records_must_belong_to_their_cell(tmp_path):
+    paths, _ = _cells(tmp_path)
+    swapped = [paths["aggregates"][1], paths["aggregates"][0], *paths["aggregates"][2:]]
+    with pytest.raises(ConfigError, match="the table expects 'finetuning'"):
+        load_results(LAYOUT, aggregates=swapped)
+    with pytest.raises(ConfigError, match="3 files for 4 cells"):
+        load_results(LAYOUT, aggregates=paths["aggregates"][:3])
+
+
+def test_memory_figure_png_and_data(tmp_path):
+    paths, references = _cells(tmp_path)
+    points = write_memory_figure(LAYOUT, tmp_path / "fig3.png", tmp_path / "fig3.csv", paths["aggregates"],
+                                 references)
+    assert (tmp_path / "fig3.png").read_bytes()[:4] == b"\x89PNG"
+    finetuning = [p for p in points if p["method"] == "finetuning"]
+    masking = [p for p in points if p["method"] == "masking"]
+    assert [p["tasks"] for p in finetuning] == [1, 2] and [p["tasks"] for p in masking] == [1, 2]
+    # finetuning grows by a full model per task, masking by masks and head
+    assert finetuning[1]["bytes"] - finetuning[0]["bytes"] == 437_958_000
+    assert masking[1]["bytes"] - masking[0]["bytes"] == 8_921_500 + 6_300
+    assert len((tmp_path / "fig3.csv").read_text().splitlines()) == 5

@@ -1,0 +1,143 @@
+"""The Snakemake workflow: config validation, planning the paper's grid, and the tiny CI config end to end.
+
+Snakemake runs as a subprocess with the repository's Snakefile and a temporary working directory, so results
+land in the test's tmp_path. Timings on a shared 2-core machine vary a lot; the planning test bounds the CPU
+time of `snakemake -n`, which load from other processes does not inflate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA_DIR, REPO, needs_data
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    if DATA_DIR.is_dir():
+        env["MASKBENCH_DATA_DIR"] = str(DATA_DIR)
+    return subprocess.run([*SNAKEMAKE, "--directory", str(workdir), *args], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run as {rule: count} (without the total)."""
+    counts = {}
+    table = output.split("Job stats:", 1)[1] if "Job stats:" in output else ""
+    for line in table.splitlines()[3:]:
+        match = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
+        if not match:
+            break
+        counts[match.group(1)] = int(match.group(2))
+    counts.pop("total", None)
+    return counts
+
+
+def test_paper_grid_plans_every_training_run_quickly(tmp_path):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    result = snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "paper.yaml"), timeout=300)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = job_counts(result.stdout + result.stderr)
+    # 11 tasks × 3 models × 2 methods × 4 seeds × 5 initial lrs; extensions are planned after the checkpoints
+    assert counts["train"] == 1320
+    assert counts["prepare"] == 33 and counts["select_lr"] == 66
+    print(f"paper dry run: {sum(counts.values())} jobs, {wall:.1f} s wall, {cpu:.1f} s CPU")
+    assert cpu < 20, f"planning took {cpu:.1f} s of CPU time"
+    assert not (tmp_path / "results").exists()  # planning writes nothing
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"lr_grd": {"masking": [0.001]}}, r"'\(top level\)' \(.*bad.yaml\): .*'lr_grd' was unexpected"),
+    ({"training": {"initial_sparsity": 1.5}}, r"'training.initial_sparsity'.*: 1.5 is greater than or equal to"),
+    ({"lr_grid": {"masking": ["1e-3"]}}, r"'lr_grid.masking.0'.*write 1.0e-5"),
+    ({"methods": ["finetuning", "masking"], "lr_grid": {"masking": [0.001]}},
+     r"'lr_grid': no grid for method\(s\) \['finetuning'\]"),
+])
+def test_a_wrong_key_or_value_stops_the_run_naming_it(tmp_path, change, expected):
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())
+    config.update(change)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n", "--configfile", str(path), timeout=120)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "invalid configuration at" in output and re.search(expected, output), output[-2000:]
+    assert not (tmp_path / "results").exists()
+
+
+def test_lint_has_no_findings(tmp_path):
+    result = subprocess.run([*SNAKEMAKE, "--lint"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations, your workflow is in a good condition" in result.stdout + result.stderr
+
+
+@needs_data
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_ci_config_runs_every_stage_and_is_cached(tmp_path):
+    config = str(REPO / "config" / "ci.yaml")
+    started = time.perf_counter()
+    result = snakemake(tmp_path, "--cores", "2", "--configfile", config, timeout=1100)
+    print(f"CI workflow: {time.perf_counter() - started:.0f} s")
+    assert result.returncode == 0, result.stderr[-5000:]
+    results = tmp_path / "results"
+    for name in ("table1_dev", "table2_test", "table4_lr", "table5_sizes", "table8_memory"):
+        for suffix in (".md", ".tex", ".csv"):
+            assert (results / "tables" / f"{name}{suffix}").stat().st_size > 0
+    assert (results / "figures" / "fig3_memory.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| MiniLM | Finetuning |" in (results / "tables" / "table1_dev.md").read_text()
+    assert "TREC" in (results / "tables" / "table2_test.md").read_text()
+
+    # masking's two-lr grid always has its best lr on a border: one extension round (the cap), three lrs trained
+    selection = results / "selection" / "minilm" / "trec"
+    assert json.loads((selection / "masking" / "round0.json").read_text())["next_lr"] is not None
+    chosen = json.loads((selection / "masking" / "chosen.json").read_text())
+    assert chosen["extensions"] == 1 and len(chosen["final_grid"]) == 3
+    assert len(list((results / "runs" / "minilm" / "trec" / "masking").glob("lr*/seed*/metrics.json"))) == 6
+    assert json.loads((selection / "finetuning" / "chosen.json").read_text())["extensions"] == 0
+
+    # the HTML report embeds the tables and Fig. 3
+    report = snakemake(tmp_path, "--configfile", config, "--report", "results/report.html", timeout=300)
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert (results / "report.html").stat().st_size > 10_000
+
+    # everything is cached: a second run has nothing to do
+    again = snakemake(tmp_path, "-n", "--configfile", config, timeout=120)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
+
+    # deleting one run recomputes that run and what depends on it, nothing else
+    run = results / "runs" / "minilm" / "trec" / "finetuning" / f"lr{chosen_lr(selection)}" / "seed2"
+    shutil.rmtree(run)
+    plan = snakemake(tmp_path, "-n", "--configfile", config, timeout=120)
+    output = plan.stdout + plan.stderr
+    counts = job_counts(output)
+    assert counts.pop("train") == 1 and f"{run.relative_to(tmp_path)}/metrics.json" in output
+    assert set(counts) == {"select_lr", "choose_lr", "aggregate", "ensemble", "evaluate", "table1_dev",
+                           "table2_test", "table4_lr", "table5_sizes", "table8_memory", "summary", "fig3_memory",
+                           "all"}
+    assert all(counts[rule] == 1 for rule in ("select_lr", "choose_lr", "aggregate", "ensemble", "evaluate"))
+    outputs = [line for line in output.splitlines() if line.strip().startswith("output:")]
+    assert outputs and not any("masking" in line for line in outputs)  # the other method is untouched
+
+
+
+def chosen_lr(selection: Path) -> str:
+    return json.loads((selection / "finetuning" / "chosen.json").read_text())["lr"]

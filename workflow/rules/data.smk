@@ -1,0 +1,20 @@
+# Stage 1: a task's splits tokenised for a model's tokenizer, cached once for every run that uses them.
+
+
+rule prepare:
+    output:
+        directory(PREPARED),
+    params:
+        model=lambda wildcards: config["models"][wildcards.model]["name"],
+        max_length=lambda wildcards: max_length(wildcards.task),
+        data=data_options,
+    log:
+        log_file("prepare", "{model}/{task}"),
+    conda:
+        "../envs/maskbench.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: config["resources"]["prepare"]["mem_mb"] * attempt,
+        runtime=lambda wildcards, attempt: config["resources"]["prepare"]["runtime"] * attempt,
+    shell:
+        "python -m maskbench.cli prepare --task {wildcards.task} --model {params.model} "
+        "--max-length {params.max_length} {params.data} --out {output} > {log} 2>&1"

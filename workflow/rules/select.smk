@@ -1,0 +1,36 @@
+# Stage 3: learning-rate selection. Each round is a checkpoint: it reads the runs of its grid, and either
+# settles on the lr with the best mean dev score or names one lr beyond the border of the grid; the next round
+# then asks for that lr's runs (see maskbench.select for the extension rules and the cap).
+
+
+checkpoint select_lr:
+    input:
+        unpack(round_inputs),
+    output:
+        SELECTION_ROUND,
+    params:
+        grid=initial_grid_of_method,
+        seeds=SEEDS,
+        extension=config["lr_extension"],
+    log:
+        log_file("select", "{model}/{task}/{method}/round{round}"),
+    run:
+        from maskbench import select
+
+        select.write_selection(input.runs, output[0], params.grid, params.seeds, params.extension,
+                               int(wildcards.round), input.get("previous"))
+
+
+rule choose_lr:
+    input:
+        final_selection,
+    output:
+        CHOSEN,
+    params:
+        grid=initial_grid_of_method,
+    log:
+        log_file("select", "{model}/{task}/{method}/chosen"),
+    run:
+        from maskbench import select
+
+        select.write_choice(input[0], output[0], params.grid)

@@ -1,0 +1,28 @@
+# Stage 2: one training run per (model, task, method, lr, seed). The run directory also holds the masks
+# (masking) next to the two declared outputs; metrics.json is written last, so it marks a finished run.
+
+
+rule train:
+    input:
+        prepared=PREPARED,
+    output:
+        metrics=RUN_METRICS,
+        predictions=RUN_PREDICTIONS,
+    params:
+        options=train_options,
+        run_dir=lambda wildcards, output: str(Path(output.metrics).parent),
+    log:
+        log_file("train", "{model}/{task}/{method}/lr{lr}_seed{seed}"),
+    benchmark:
+        BENCHMARK.format(stage="train", name="{model}/{task}/{method}/lr{lr}_seed{seed}")
+    threads: config["resources"]["train"]["threads"]
+    resources:
+        gpu=config["resources"]["train"]["gpu"],
+        mem_mb=config["resources"]["train"]["mem_mb"],
+        runtime=train_runtime,
+    conda:
+        "../envs/maskbench.yaml"
+    shell:
+        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m maskbench.cli train "
+        "--method {wildcards.method} --task {wildcards.task} --seed {wildcards.seed} --lr {wildcards.lr} "
+        "--prepared {input.prepared} {params.options} --out {params.run_dir} > {log} 2>&1"
