@@ -1,0 +1,265 @@
+"""The workflow on a real SLURM cluster: a single-node cluster with accounting (tests/cluster/) runs the CI config
+through `snakemake --profile profiles/slurm-test`, and SLURM's accounting (sacct) must hold every job that
+Snakemake submitted, COMPLETED; a job that fails on its first attempt is resubmitted and succeeds on the second.
+
+The module installs the Debian packages if missing (tests/cluster/install.sh), starts munged, mariadbd, slurmdbd,
+slurmctld and slurmd in a scratch directory (start.sh) and stops them by PID afterwards (stop.sh), also when a
+test fails or pytest gets SIGTERM. It needs root and apt; it is skipped elsewhere, and with
+MASKBENCH_SKIP_SLURM=1. Every subprocess is bounded: the scripts by `timeout --foreground` (the daemons stay in
+pytest's process group, so a kill of the whole test run reaches them), snakemake by `timeout -k` (its own group:
+snakemake and everything it started are killed together).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+CLUSTER = REPO / "tests" / "cluster"
+PROFILE = REPO / "profiles" / "slurm-test"
+SNAKEFILE = REPO / "Snakefile"
+CI_CONFIG = REPO / "config" / "ci.yaml"
+RETRY_SNAKEFILE = CLUSTER / "retry" / "Snakefile"
+
+# seconds; the CI limit for the whole suite is 90 min
+INSTALL_TIMEOUT = 900       # apt-get update + install, ~1 min on a fresh machine
+START_TIMEOUT = 300         # start.sh, ~15 s
+STOP_TIMEOUT = 180
+WORKFLOW_TIMEOUT = 1200     # the CI config through SLURM: ~6 min on a loaded 2-core machine
+RETRY_TIMEOUT = 420         # two attempts of one job, ~1 min
+
+
+def _skip_reason() -> str | None:
+    if os.environ.get("MASKBENCH_SKIP_SLURM") == "1":
+        return "MASKBENCH_SKIP_SLURM=1"
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return "the SLURM cluster test needs root (it installs packages and starts daemons)"
+    if not Path("/etc/debian_version").is_file() or not (shutil.which("apt-get") and shutil.which("dpkg-query")):
+        return "the SLURM cluster test needs a Debian system with apt"
+    if not all(shutil.which(tool) for tool in ("timeout", "setpriv", "bash")):
+        return "the SLURM cluster test needs coreutils' timeout, util-linux' setpriv and bash"
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        return "snakemake-executor-plugin-slurm is not installed (pip install -e '.[test]')"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")
+
+
+@dataclasses.dataclass
+class Cluster:
+    scratch: Path
+    env: dict[str, str]
+    install_s: float
+    start_s: float
+
+    def sacct(self, run_uuid: str, since: str) -> list[dict[str, str]]:
+        """The allocations (-X: no job steps) of one Snakemake run, one dict per job."""
+        fields = ["JobID", "JobName", "State", "ExitCode", "Comment"]
+        result = subprocess.run(
+            ["sacct", "-X", "--parsable2", "--noheader", "--starttime", since, "--name", run_uuid,
+             f"--format={','.join(fields)}"],
+            capture_output=True, text=True, env=self.env, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return [dict(zip(fields, line.split("|"))) for line in result.stdout.splitlines() if line.strip()]
+
+
+def _tail(path: Path, lines: int = 60) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _script(name: str, *args: str, timeout: int, log: Path) -> subprocess.CompletedProcess:
+    """Run tests/cluster/<name> with output to ``log`` (a file, not a pipe: daemons outlive the script)."""
+    command = ["timeout", "--foreground", "-k", "10", str(timeout), "bash", str(CLUSTER / name), *args]
+    env = {**os.environ, "PYTHON": sys.executable}
+    with log.open("a") as out:
+        return subprocess.run(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                              timeout=timeout + 60)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    """A running single-node SLURM cluster with accounting; stopped by PID when the module's tests are done."""
+    logs = Path(tempfile.mkdtemp(prefix="mb-slurm-logs-"))
+    started = time.perf_counter()
+    install = _script("install.sh", timeout=INSTALL_TIMEOUT, log=logs / "install.log")
+    assert install.returncode == 0, f"tests/cluster/install.sh failed:\n{_tail(logs / 'install.log')}"
+
+    install_s = time.perf_counter() - started
+    # a short path: the munge and mysql sockets live in it (a socket path has at most 107 characters)
+    scratch = Path(tempfile.mkdtemp(prefix="mb-slurm-"))
+    # pytest's default SIGTERM handling would skip the teardown and leave the daemons running
+    previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        started = time.perf_counter()
+        start = _script("start.sh", str(scratch), timeout=START_TIMEOUT, log=logs / "start.log")
+        start_s = time.perf_counter() - started
+        assert start.returncode == 0, f"tests/cluster/start.sh failed:\n{_tail(logs / 'start.log', 200)}"
+        env = {**os.environ,
+               "SLURM_CONF": str(scratch / "etc" / "slurm.conf"),
+               # start.sh's srun wrapper (see there); jobs inherit PATH, so they also use this python
+               "PATH": f"{scratch / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+        yield Cluster(scratch, env, install_s, start_s)
+    finally:
+        stop = _script("stop.sh", str(scratch), timeout=STOP_TIMEOUT, log=logs / "stop.log")
+        signal.signal(signal.SIGTERM, previous_handler)
+        assert stop.returncode == 0, f"tests/cluster/stop.sh failed:\n{_tail(logs / 'stop.log')}"
+        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(logs, ignore_errors=True)
+
+
+def _snakemake(cluster: Cluster, snakefile: Path, workdir: Path, *args: str, timeout: int,
+               env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run snakemake with the test profile in ``workdir``; returns (exit status, its output)."""
+    log = workdir.parent / f"{workdir.name}.snakemake.out"
+    command = ["timeout", "-k", "30", str(timeout), sys.executable, "-m", "snakemake", "--snakefile", str(snakefile),
+               "--profile", str(PROFILE), "--directory", str(workdir), *args]
+    with log.open("w") as out:
+        process = subprocess.Popen(command, cwd=workdir, stdin=subprocess.DEVNULL, stdout=out,
+                                   stderr=subprocess.STDOUT, env={**cluster.env, **(env or {})})
+        try:
+            code = process.wait(timeout=timeout + 90)
+        except BaseException:
+            # pytest-timeout, Ctrl-C or SIGTERM: `timeout` leads its own process group (snakemake and all it
+            # started); SIGTERM to the group lets snakemake cancel its SLURM jobs, SIGKILL follows
+            _kill_group(process)
+            raise
+    return code, log.read_text(errors="replace")
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _sacct_since() -> str:
+    return (datetime.now() - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _run_uuid(output: str) -> str:
+    match = re.search(r"SLURM run ID: ([0-9a-f-]{36})", output)
+    assert match, f"no SLURM run ID in snakemake's output:\n{output[-3000:]}"
+    return match.group(1)
+
+
+def _submissions(output: str) -> list[tuple[int, str]]:
+    """(snakemake job id, SLURM job id) of every sbatch submission, in order."""
+    return [(int(job), slurm) for job, slurm in
+            re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", output)]
+
+
+def _comment_rule(comment: str) -> str:
+    """The rule in the plugin's job comment ``rule_<rule>[_wildcards_<values>]`` (the comment if it is not one)."""
+    match = re.fullmatch(r"rule_(\w+?)(?:_wildcards_.*)?", comment)
+    return match.group(1) if match else comment
+
+
+def _report(capsys, cluster: Cluster, message: str) -> None:
+    with capsys.disabled():
+        print(f"\n[slurm] (cluster: install check {cluster.install_s:.0f} s, start {cluster.start_s:.0f} s) "
+              f"{message}")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(INSTALL_TIMEOUT + START_TIMEOUT + WORKFLOW_TIMEOUT + 300)
+def test_ci_workflow_runs_every_cluster_job_through_slurm(slurm_cluster, tmp_path, data_dir, capsys):
+    if not SNAKEFILE.is_file() or not CI_CONFIG.is_file():
+        pytest.skip(f"the workflow is not there yet ({SNAKEFILE.name} or config/ci.yaml missing)")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    since = _sacct_since()
+    started = time.perf_counter()
+    # jobs inherit the environment (sbatch --export=ALL): the data directory, offline mode, this python
+    code, output = _snakemake(
+        slurm_cluster, SNAKEFILE, workdir, "--configfile", str(CI_CONFIG), timeout=WORKFLOW_TIMEOUT,
+        env={"MASKBENCH_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+    wall = time.perf_counter() - started
+    assert code == 0, f"snakemake exited with {code}:\n{output[-6000:]}"
+    for name in ("table1_dev.md", "table2_test.md", "summary.csv"):
+        assert (workdir / "results" / "tables" / name).stat().st_size > 0, name
+
+    # every job Snakemake ran as a cluster job ("rule X:"; bookkeeping steps print "localrule X:") was submitted
+    # once, and SLURM accounting holds exactly those jobs, all COMPLETED with exit code 0
+    cluster_rules = collections.Counter(re.findall(r"^rule (\w+):$", output, flags=re.MULTILINE))
+    local_rules = collections.Counter(re.findall(r"^localrule (\w+):$", output, flags=re.MULTILINE))
+    submissions = _submissions(output)
+    assert "Trying to restart job" not in output, "a job needed a retry"
+    assert len(submissions) == sum(cluster_rules.values()) > 0, (cluster_rules, submissions)
+    config = yaml.safe_load(CI_CONFIG.read_text())
+    initial_runs = (len(config["models"]) * len(config["tasks"]) * len(config["seeds"])
+                    * sum(len(config["lr_grid"][method]) for method in config["methods"]))
+    assert cluster_rules["train"] >= initial_runs, (cluster_rules, initial_runs)
+    assert cluster_rules["prepare"] >= 1, cluster_rules
+    assert local_rules and not set(local_rules) & set(cluster_rules), (local_rules, cluster_rules)
+
+    run_uuid = _run_uuid(output)
+    rows = slurm_cluster.sacct(run_uuid, since)
+    table = "\n".join("|".join(row.values()) for row in rows)
+    assert sorted(row["JobID"] for row in rows) == sorted(slurm for _, slurm in submissions), table
+    assert all(row["State"] == "COMPLETED" and row["ExitCode"] == "0:0" for row in rows), table
+    assert all(row["JobName"] == run_uuid for row in rows), table
+    # the plugin comments each job with its rule (and wildcards): rule_<rule>[_wildcards_<values>]
+    by_comment = collections.Counter(_comment_rule(row["Comment"]) for row in rows)
+    assert by_comment == cluster_rules, (by_comment, cluster_rules)
+    _report(capsys, slurm_cluster,
+            f"CI workflow through SLURM: {wall:.0f} s wall, {len(rows)} SLURM jobs COMPLETED ({dict(cluster_rules)}), "
+            f"{sum(local_rules.values())} local bookkeeping steps; sacct:\n{table}")
+
+
+@pytest.mark.timeout(INSTALL_TIMEOUT + START_TIMEOUT + RETRY_TIMEOUT + 300)
+def test_job_failing_on_first_attempt_succeeds_on_retry(slurm_cluster, tmp_path, capsys):
+    workdir = tmp_path / "retry"
+    workdir.mkdir()
+    since = _sacct_since()
+    started = time.perf_counter()
+    code, output = _snakemake(slurm_cluster, RETRY_SNAKEFILE, workdir, timeout=RETRY_TIMEOUT)
+    wall = time.perf_counter() - started
+    assert code == 0, f"snakemake exited with {code}:\n{output[-6000:]}"
+    assert (workdir / "flaky.done").read_text().strip() == "succeeded on attempt 2"
+
+    submissions = _submissions(output)
+    assert len(submissions) == 2 and submissions[0][0] == submissions[1][0], submissions
+    first, second = (slurm for _, slurm in submissions)
+    assert "Trying to restart job" in output
+    # each attempt ran inside its own SLURM job
+    attempts = [line.split() for line in (workdir / "attempts.txt").read_text().splitlines()]
+    assert attempts == [["1", first], ["2", second]], attempts
+
+    rows = {row["JobID"]: row for row in slurm_cluster.sacct(_run_uuid(output), since)}
+    table = "\n".join("|".join(row.values()) for row in rows.values())
+    assert set(rows) == {first, second}, table
+    assert rows[first]["State"] == "FAILED" and rows[first]["ExitCode"] != "0:0", table
+    assert rows[second]["State"] == "COMPLETED" and rows[second]["ExitCode"] == "0:0", table
+    assert rows[first]["Comment"] == rows[second]["Comment"] == "rule_flaky", table
+    _report(capsys, slurm_cluster, f"retry workflow through SLURM: {wall:.0f} s wall; sacct:\n{table}")
