@@ -1,7 +1,8 @@
 # maskbench: the paper's grid as cached targets (Zhao et al., EMNLP 2020, "Masking as an efficient alternative
 # to finetuning"). `snakemake --cores 2` runs the demo (config.yaml); `snakemake --configfile config/paper.yaml
 # --profile profiles/slurm` runs the paper's grid. Stages, one file each: data → train → select → ensemble →
-# evaluate → tables. Result paths are defined in workflow/rules/common.smk; the work is done by maskbench.
+# evaluate → tables → analyses. Result paths are defined in workflow/rules/common.smk; the work is done by
+# maskbench.
 
 from pathlib import Path
 
@@ -28,6 +29,7 @@ include: "workflow/rules/select.smk"
 include: "workflow/rules/ensemble.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/analysis.smk"
 
 
 # bookkeeping steps run on the submitting machine, never as cluster jobs
@@ -45,10 +47,16 @@ localrules:
     table8_memory,
     summary,
     fig3_memory,
+    fig1_sparsity,
+    fig2_layers,
+    table3_generalization,
+    fig6_mode_connectivity,
+    fig7_bezier,
 
 
 rule all:
     default_target: True
     input:
         final_targets(),
+        analysis_targets(),
         run_targets,

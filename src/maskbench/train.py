@@ -88,7 +88,7 @@ class TrainConfig:
         return data
 
 
-def _subset(dataset, limit: int | None):
+def fixed_subset(dataset, limit: int | None):
     """A fixed subset (independent of the run's seed, so every seed and lr sees the same examples)."""
     if limit is None or limit >= len(dataset):
         return dataset
@@ -144,10 +144,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
     limits = {"train": config.max_train_examples, "dev": config.max_eval_examples, "test": config.max_eval_examples}
     if config.prepared:
         encoded, _ = load_prepared(config.prepared, config.task, config.model, config.max_length)
-        splits = {name: _subset(split, limits[name]) for name, split in encoded.items()}
+        splits = {name: fixed_subset(split, limits[name]) for name, split in encoded.items()}
     else:  # subset first, so that a small run does not tokenise a whole corpus
         data = tasks.load(config.task, config.data_dir, allow_partial=config.allow_partial)
-        splits = {name: tokenize_dataset(_subset(split, limits[name]), spec.kind, tokenizer, config.max_length)
+        splits = {name: tokenize_dataset(fixed_subset(split, limits[name]), spec.kind, tokenizer, config.max_length)
                   for name, split in data.items()}
     model = load_model(config.model, spec.kind, spec.label_names)
     if config.method == "masking":

@@ -103,6 +103,8 @@ wildcard_constraints:
     lr=r"[0-9][0-9.e+-]*",
     seed=r"[0-9]+",
     round=r"[0-9]+",
+    variant=r"masking_s[0-9][0-9.e+-]*_b[0-9a-z,-]+",
+    source=r"[a-z0-9_]+",
 
 
 # --- training settings ------------------------------------------------------------------------------------
@@ -125,8 +127,11 @@ def max_length(task):
     return training_settings(task).get("max_length", 128)
 
 
-def train_options(wildcards):
-    """The ``maskbench train`` options of a run besides method, task, seed, lr and paths (unset keys: defaults)."""
+def train_options(wildcards, mask_overrides=None):
+    """The ``maskbench train`` options of a run besides method, task, seed, lr and paths (unset keys: defaults).
+
+    ``mask_overrides`` (initial_sparsity, blocks) replace the configured values: the analysis runs of Figs. 1/2.
+    """
     settings = training_settings(wildcards.task)
     model = config["models"][wildcards.model]
     options = ["--model", model["name"], "--max-length", str(max_length(wildcards.task))]
@@ -134,14 +139,15 @@ def train_options(wildcards):
         if key != "max_length" and settings.get(key) is not None:
             options += [option, str(settings[key])]
     if wildcards.method == "masking":
-        for key, option in _MASK_OPTIONS.items():
+        settings = {**settings, "blocks": model.get("blocks"), **(mask_overrides or {})}
+        for key, option in {**_MASK_OPTIONS, "blocks": "--blocks"}.items():
             if settings.get(key) is not None:
                 options += [option, str(settings[key])]
         for key, (value, flag) in _MASK_FLAGS.items():
             if settings.get(key) is value:
                 options.append(flag)
-        if model.get("blocks") is not None:
-            options += ["--blocks", model["blocks"]]
+    elif (wildcards.model, wildcards.task) in weight_cells():
+        options.append("--save-weights")  # an analysis rebuilds the finetuned model (see analysis_cells)
     return " ".join(options)
 
 
@@ -267,3 +273,161 @@ def run_targets(wildcards):
                 files += run_files(RUN_PREDICTIONS, cell, selection["grid"])
     return files
 
+
+
+# --- analyses (workflow/rules/analysis.smk) ------------------------------------------------------------------
+# Figs. 1 and 2 train masking runs of their own settings; a run whose settings equal a grid run's (same task,
+# seed, lr in the initial grid, initial sparsity and blocks) is that grid run. Table 3 and Figs. 4-7 read the
+# grid's runs at the selected lr, so their tasks must be in `tasks` with both methods and their seed in `seeds`.
+
+ANALYSES = config.get("analyses", {})
+RUN_VARIANT = f"{RESULTS}/runs/{{model}}/{{task}}/{{variant}}/lr{{lr}}/seed{{seed}}"
+ANALYSIS = f"{RESULTS}/analysis/{{name}}"
+GENERALIZATION = f"{RESULTS}/analysis/generalization/{{model}}/{{method}}/{{source}}.json"
+CONNECTIVITY = f"{RESULTS}/analysis/connectivity/{{model}}/{{task}}.json"
+BEZIER = f"{RESULTS}/analysis/bezier/{{model}}/{{task}}.json"
+
+# analysis -> what it writes (the user-facing names)
+ANALYSIS_OUTPUTS = {
+    "sparsity": ["figures/fig1_sparsity.png", "figures/fig1_sparsity.csv"],
+    "layers": ["figures/fig2_layers.png", "figures/fig2_layers.csv", "tables/table7_layers.md",
+               "tables/table7_layers.tex", "tables/table7_layers.csv"],
+    "generalization": ["tables/table3_generalization.md", "tables/table3_generalization.tex",
+                       "tables/table3_generalization.csv"],
+    "tsne": ["figures/fig4_tsne.png", "figures/fig4_tsne.csv"],
+    "mask_similarity": ["figures/fig5_mask_dissimilarity.png", "figures/fig5_mask_dissimilarity.csv"],
+    "mode_connectivity": ["figures/fig6_mode_connectivity.png", "figures/fig6_mode_connectivity.csv"],
+    "bezier": ["figures/fig7_bezier.png", "figures/fig7_bezier.csv"],
+}
+
+
+def analysis_tasks(analysis):
+    spec = ANALYSES[analysis]
+    return list(spec["tasks"]) if "tasks" in spec else [spec["task"]] if "task" in spec else list(spec["sources"])
+
+
+def check_analyses():
+    """Keys of `analyses` that refer to the rest of the configuration (the schema checks the rest)."""
+    for name, spec in ANALYSES.items():
+        where = f"invalid configuration at 'analyses.{name}'"
+        if spec["model"] not in config["models"]:
+            raise WorkflowError(f"{where}.model': {spec['model']!r} is not a key of 'models' ({MODELS})")
+        if name in ("sparsity", "layers"):
+            continue
+        missing = [task for task in analysis_tasks(name) if task not in TASKS]
+        if missing:
+            raise WorkflowError(f"{where}': task(s) {missing} must be in 'tasks' (the analysis reads the grid's "
+                                f"runs at the selected lr)")
+        needed = ["masking"] if name == "mask_similarity" else ["finetuning", "masking"]
+        if name == "generalization":
+            needed = METHODS
+        if any(method not in METHODS for method in needed):
+            raise WorkflowError(f"{where}': needs the methods {needed} in 'methods'")
+        if "seed" in spec and spec["seed"] not in SEEDS:
+            raise WorkflowError(f"{where}.seed': {spec['seed']} is not in 'seeds' {SEEDS}")
+        if name == "mask_similarity" and len(spec["tasks"]) < 2:
+            raise WorkflowError(f"{where}.tasks': needs at least two tasks to compare")
+
+
+check_analyses()
+
+
+def weight_cells():
+    """(model, task) whose finetuning runs save their weights: the analyses rebuild those models."""
+    cells = set()
+    for name in ("generalization", "tsne", "mode_connectivity", "bezier"):
+        if name in ANALYSES:
+            cells.update((ANALYSES[name]["model"], task) for task in analysis_tasks(name))
+    return cells
+
+
+def variant_name(initial_sparsity, blocks):
+    return f"masking_s{format_lr(initial_sparsity)}_b{blocks}"
+
+
+def variant_overrides(variant):
+    """The mask settings a variant directory name stands for (inverse of variant_name)."""
+    sparsity, blocks = variant[len("masking_s"):].split("_b", 1)
+    return {"initial_sparsity": sparsity, "blocks": blocks}
+
+
+def sweep_run(model, task, initial_sparsity, blocks, lr, seed):
+    """metrics.json of a masking run with these mask settings: the grid's own run where the settings match."""
+    lr = format_lr(lr)
+    configured = training_settings(task).get("initial_sparsity", 0.05)
+    if (task in TASKS and "masking" in METHODS and seed in SEEDS and lr in initial_grid("masking")
+            and float(initial_sparsity) == float(configured) and blocks == config["models"][model].get("blocks")):
+        return RUN_METRICS.format(model=model, task=task, method="masking", lr=lr, seed=seed)
+    return f"{RUN_VARIANT}/metrics.json".format(model=model, task=task, lr=lr, seed=seed,
+                                                 variant=variant_name(initial_sparsity, blocks))
+
+
+def sparsity_runs(wildcards):
+    spec = ANALYSES["sparsity"]
+    return [sweep_run(spec["model"], task, sparsity, spec.get("blocks", "all"), spec["lr"], seed)
+            for task in spec["tasks"] for sparsity in spec["initial_sparsities"] for seed in spec["seeds"]]
+
+
+def layer_runs(wildcards):
+    spec = ANALYSES["layers"]
+    return [sweep_run(spec["model"], task, sparsity, blocks, spec["lr"], seed)
+            for task in spec["tasks"] for blocks in spec["block_sets"] for sparsity in spec["initial_sparsities"]
+            for seed in spec["seeds"]]
+
+
+def chosen_run(model, task, method, seed):
+    """metrics.json of the grid's run at the selected lr (known once that cell's lr selection has run)."""
+    cell = SimpleNamespace(model=model, task=task, method=method)
+    return RUN_METRICS.format(model=model, task=task, method=method, lr=chosen_lr(cell), seed=seed)
+
+
+def run_dir(metrics_path):
+    return str(Path(metrics_path).parent)
+
+
+def eval_target(task):
+    """How an analysis scores a model on ``task``: the prepared data and the fixed subset the runs are scored on."""
+    return {"max_length": max_length(task), "limit": training_settings(task).get("max_eval_examples")}
+
+
+def generalization_inputs(wildcards):
+    spec = ANALYSES["generalization"]
+    return {"runs": [chosen_run(wildcards.model, wildcards.source, wildcards.method, seed) for seed in SEEDS],
+            "prepared": [PREPARED.format(model=wildcards.model, task=target) for target in spec["targets"]]}
+
+
+def generalization_files():
+    spec = ANALYSES["generalization"]
+    return [GENERALIZATION.format(model=spec["model"], method=method, source=source)
+            for method in METHODS for source in spec["sources"]]
+
+
+def pair_inputs(analysis):
+    """Input function: the finetuning and masking runs (selected lr, the analysis's seed) of one task."""
+
+    def inputs(wildcards):
+        spec = ANALYSES[analysis]
+        task = getattr(wildcards, "task", None) or spec["task"]
+        return {"finetuned": chosen_run(spec["model"], task, "finetuning", spec["seed"]),
+                "masked": chosen_run(spec["model"], task, "masking", spec["seed"]),
+                "prepared": PREPARED.format(model=spec["model"], task=task)}
+
+    return inputs
+
+
+def mask_similarity_runs(wildcards):
+    spec = ANALYSES["mask_similarity"]
+    return [chosen_run(spec["model"], task, "masking", spec["seed"]) for task in spec["tasks"]]
+
+
+_ANALYSIS_RESOURCES = {"threads": 1, "gpu": 0, "mem_mb": 8000, "runtime": 60}
+
+
+def analysis_resources(key, attempt=1):
+    """A resource of the analysis steps that load models; memory and runtime grow with the attempt."""
+    value = config["resources"].get("analysis", {}).get(key, _ANALYSIS_RESOURCES[key])
+    return value * attempt if key in ("mem_mb", "runtime") else value
+
+
+def analysis_targets():
+    return [f"{RESULTS}/{path}" for name in ANALYSES for path in ANALYSIS_OUTPUTS[name]]

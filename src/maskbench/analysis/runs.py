@@ -1,0 +1,134 @@
+"""What the analyses share: rebuilding a trained model from a run directory, scoring it on prepared data, and
+drawing figures off the pyplot state machine (so that they can be made in Snakemake's threads)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from torch import nn
+from torch.utils.data import DataLoader
+
+from maskbench import tasks
+from maskbench.aggregate import load_runs
+from maskbench.data import Collator
+from maskbench.errors import ConfigError, DataError
+from maskbench.fileio import atomic_path
+from maskbench.masking.serialization import load_masked_model
+from maskbench.metrics import score_logits
+from maskbench.models import HEAD_CLASSES, load_tokenizer
+from maskbench.prepare import WORD_COUNTS, load_prepared
+from maskbench.provenance import versions
+from maskbench.train import METRICS_FILE, fixed_subset, predict
+
+
+def run_record(run_dir: str | Path) -> dict[str, Any]:
+    """A finished run's ``metrics.json``."""
+    return load_runs([Path(run_dir) / METRICS_FILE])[0]
+
+
+def load_run_model(run_dir: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """The trained model of a run: the pretrained model with the run's masks merged in (masking), or the finetuned
+    weights (finetuning; saved only when the run had ``--save-weights``, which the workflow sets for the cells an
+    analysis needs)."""
+    run_dir = Path(run_dir)
+    record = run_record(run_dir)
+    if record["method"] == "masking":
+        return load_masked_model(run_dir / "masks", base=record["model"], device=device)
+    weights = run_dir / "model"
+    if not (weights / "config.json").is_file():
+        raise DataError(f"{weights}: missing; this finetuning run did not save its weights (maskbench train "
+                        f"--save-weights), which the analysis needs")
+    head_class = HEAD_CLASSES[record["kind"]]
+    return head_class.from_pretrained(str(weights)).to(device).eval()
+
+
+def eval_loader(prepared: str | Path, task: str, model: str, max_length: int, split: str = "dev",
+                limit: int | None = None, batch_size: int = 128) -> DataLoader:
+    """A loader over a prepared split, capped to the same fixed subset a training run scores (``limit``)."""
+    encoded, _ = load_prepared(prepared, task, model, max_length)
+    if split not in encoded:
+        raise DataError(f"{prepared}: task {task!r} has no {split!r} split (it has {sorted(encoded)})")
+    dataset = fixed_subset(encoded[split], limit)
+    columns = [c for c in dataset.column_names if c not in WORD_COUNTS]
+    return DataLoader(dataset.select_columns(columns), batch_size=batch_size, shuffle=False,
+                      collate_fn=Collator(load_tokenizer(model).pad_token_id))
+
+
+def evaluate(model: nn.Module, loader: DataLoader, task: str, device: str | torch.device = "cpu",
+             label_map: Sequence[int] | None = None) -> float:
+    """The task's metric of ``model`` on ``loader``. ``label_map[i]`` is the gold-label id of the model's output i
+    (for a model trained on another task with the same label names in another order)."""
+    spec = tasks.get_task(task)
+    output = predict(model, loader, spec.kind, torch.device(device))
+    logits = output["logits"]
+    if label_map is not None:
+        reordered = np.empty_like(logits)
+        reordered[:, list(label_map)] = logits
+        logits = reordered
+    return score_logits(spec.metric, logits, output["labels"], spec.label_names, output.get("lengths"))
+
+
+def label_map(source: str, target: str) -> list[int]:
+    """Output i of a model trained on ``source`` means label ``label_map[i]`` of ``target`` (matched by name)."""
+    source_labels = tasks.get_task(source).label_names
+    target_labels = tasks.get_task(target).label_names
+    if sorted(source_labels) != sorted(target_labels):
+        raise ConfigError(f"a {source} model cannot be scored on {target}: labels {list(source_labels)} vs "
+                          f"{list(target_labels)}")
+    return [target_labels.index(name) for name in source_labels]
+
+
+def new_figure(width: float, height: float) -> Figure:
+    figure = Figure(figsize=(width, height), dpi=150)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def save_figure(figure: Figure, png: str | Path) -> None:
+    with atomic_path(png) as tmp:
+        figure.savefig(tmp, format="png")
+
+
+def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path, columns: Sequence[str] | None = None) -> None:
+    """Rows as CSV (columns: ``columns`` or the keys in order of first appearance), atomically."""
+    if columns is None:
+        columns = []
+        for row in rows:
+            columns += [key for key in row if key not in columns]
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def write_record(path: str | Path, record: Mapping[str, Any]) -> None:
+    """An analysis's JSON record, with the versions that produced it."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps({**record, "versions": versions()}, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing") from None
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: not valid JSON ({error})") from None
+
+
+def set_threads(threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+
+
+__all__ = ["eval_loader", "evaluate", "label_map", "load_run_model", "new_figure", "read_json", "run_record",
+           "save_figure", "set_threads", "write_csv", "write_record"]

@@ -1,0 +1,178 @@
+"""Masking sweeps (§5.1): dev score vs initial sparsity (Fig. 1) and vs which blocks are masked (Fig. 2, Table 7).
+
+Each point is the mean ± std over seeds of the runs' best dev scores. The runs describe themselves (task, seed and
+mask configuration come from their ``metrics.json``), so the workflow only hands over the files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maskbench.aggregate import load_runs, mean_std
+from maskbench.analysis.runs import new_figure, save_figure, write_csv
+from maskbench.errors import ConfigError
+from maskbench.tables import METRIC_NAMES, TASK_LABELS, Table
+
+
+def _blocks_label(blocks: str | None) -> str:
+    """'0-11' -> '00-11' (the paper's labels); None -> 'default'."""
+    if blocks is None:
+        return "default"
+    parts = []
+    for part in blocks.split(","):
+        ends = part.split("-")
+        parts.append("-".join(f"{int(end):02d}" if end.isdigit() else end for end in ends))
+    return ",".join(parts)
+
+
+def sweep_points(metrics_paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """One point per (task, initial sparsity, blocks): mean ± std of dev over seeds, in first-seen order.
+
+    Runs of one point must agree on everything but the seed (model, lr, training settings): a mixed-up input is
+    refused, naming the runs.
+    """
+    records = load_runs(metrics_paths)
+    groups: dict[tuple[str, float, str | None], list[tuple[str, dict]]] = {}
+    for path, record in zip(metrics_paths, records):
+        if record.get("method") != "masking":
+            raise ConfigError(f"{path}: a {record.get('method')} run; the sweeps plot masking runs")
+        mask = record["config"]["mask"]
+        key = (record["task"], float(mask["initial_sparsity"]), mask.get("blocks"))
+        groups.setdefault(key, []).append((str(path), record))
+    points = []
+    for (task, sparsity, blocks), members in groups.items():
+        settings = {(r["model"], r["lr"], r["config"]["batch_size"], r["config"]["epochs"]) for _, r in members}
+        if len(settings) > 1:
+            raise ConfigError(f"runs of {task} at sparsity {sparsity}, blocks {blocks} differ in model/lr/batch/"
+                              f"epochs: {', '.join(path for path, _ in members)}")
+        seeds = [r["seed"] for _, r in members]
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError(f"runs of {task} at sparsity {sparsity}, blocks {blocks} repeat a seed: {seeds}")
+        mean, std = mean_std([r["dev_score"] for _, r in members])
+        final = [r["sparsity"] for _, r in members if r.get("sparsity") is not None]
+        first = members[0][1]
+        points.append({"task": task, "metric": first["metric"], "model": first["model"], "lr": first["lr"],
+                       "initial_sparsity": sparsity, "blocks": blocks, "blocks_label": _blocks_label(blocks),
+                       "seeds": sorted(seeds), "dev_mean": mean, "dev_std": std,
+                       "final_sparsity_mean": float(np.mean(final)) if final else None,
+                       "dev_scores": [r["dev_score"] for _, r in members]})
+    return points
+
+
+def _metric_label(metric: str) -> str:
+    return f"dev {METRIC_NAMES.get(metric, metric)} (%)"
+
+
+def _task_axes(figure, tasks: Sequence[str]):
+    columns = min(len(tasks), 2) if len(tasks) > 1 else 1
+    rows = (len(tasks) + columns - 1) // columns
+    axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False).ravel())
+    for extra in axes[len(tasks):]:
+        extra.set_visible(False)
+    return dict(zip(tasks, axes))
+
+
+def plot_sparsity(points: Sequence[dict[str, Any]], png: str | Path) -> None:
+    """Fig. 1: dev score vs initial sparsity, one panel per task, mean ± std band over seeds."""
+    tasks = list(dict.fromkeys(p["task"] for p in points))
+    rows = (len(tasks) + 1) // 2
+    figure = new_figure(10 if len(tasks) > 1 else 5.5, 3.6 * rows + 0.6)
+    axes = _task_axes(figure, tasks)
+    for task in tasks:
+        series = sorted((p for p in points if p["task"] == task), key=lambda p: p["initial_sparsity"])
+        x = np.array([100 * p["initial_sparsity"] for p in series])
+        mean = np.array([100 * p["dev_mean"] for p in series])
+        std = np.array([100 * p["dev_std"] for p in series])
+        ax = axes[task]
+        seeds = len(series[0]["seeds"])
+        ax.plot(x, mean, marker="o", color="tab:blue", label=f"masking, mean of {seeds} seed(s)")
+        ax.fill_between(x, mean - std, mean + std, color="tab:blue", alpha=0.25, label="± 1 std over seeds")
+        ax.set_title(f"{TASK_LABELS.get(task, task)} (lr {series[0]['lr']:g})")
+        ax.set_xlabel("initial sparsity: masked-out weights at the start (%)")
+        ax.set_ylabel(_metric_label(series[0]["metric"]))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    blocks = {p["blocks_label"] for p in points}
+    figure.suptitle(f"Fig. 1: masking's dev score vs initial sparsity ({points[0]['model']}, blocks "
+                    f"{', '.join(sorted(blocks))} + pooler + classifier masked)", fontsize=10)
+    figure.tight_layout()
+    save_figure(figure, png)
+
+
+def write_sparsity_figure(metrics_paths: Sequence[str | Path], png: str | Path, data_csv: str | Path) -> list[dict]:
+    """Workflow step: Fig. 1 and its numbers."""
+    points = sweep_points(metrics_paths)
+    write_csv(points, data_csv, ["task", "metric", "model", "lr", "blocks", "initial_sparsity", "dev_mean",
+                                 "dev_std", "final_sparsity_mean", "seeds", "dev_scores"])
+    plot_sparsity(points, png)
+    return points
+
+
+def plot_layers(points: Sequence[dict[str, Any]], block_order: Sequence[str], png: str | Path) -> None:
+    """Fig. 2: dev score per masked block set (bottom-up, then top-down), one line per initial sparsity."""
+    tasks = list(dict.fromkeys(p["task"] for p in points))
+    rows = (len(tasks) + 1) // 2
+    figure = new_figure(11 if len(tasks) > 1 else 6, 3.8 * rows + 0.6)
+    axes = _task_axes(figure, tasks)
+    labels = [_blocks_label(b) for b in block_order]
+    for task in tasks:
+        ax = axes[task]
+        sparsities = sorted({p["initial_sparsity"] for p in points if p["task"] == task})
+        for sparsity, marker in zip(sparsities, "os^vD"):
+            by_blocks = {p["blocks"]: p for p in points if p["task"] == task and p["initial_sparsity"] == sparsity}
+            x = [i for i, b in enumerate(block_order) if b in by_blocks]
+            mean = np.array([100 * by_blocks[block_order[i]]["dev_mean"] for i in x])
+            std = np.array([100 * by_blocks[block_order[i]]["dev_std"] for i in x])
+            ax.errorbar(x, mean, yerr=std, marker=marker, capsize=3, label=f"initial sparsity {100 * sparsity:g}%")
+        metric = next(p["metric"] for p in points if p["task"] == task)
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels(labels, rotation=45, fontsize=8)
+        ax.set_xlabel("masked transformer blocks (first-last)")
+        ax.set_ylabel(_metric_label(metric))
+        ax.set_title(TASK_LABELS.get(task, task))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    figure.suptitle(f"Fig. 2: masking's dev score when only some blocks are masked ({points[0]['model']}; "
+                    "error bars: std over seeds)", fontsize=10)
+    figure.tight_layout()
+    save_figure(figure, png)
+
+
+def layers_table(points: Sequence[dict[str, Any]], block_order: Sequence[str]) -> Table:
+    """Table 7: rows = block sets, columns = task × initial sparsity, cells mean ± std (%)."""
+    columns = list(dict.fromkeys((p["task"], p["initial_sparsity"]) for p in points))
+    columns.sort(key=lambda c: (list(dict.fromkeys(p["task"] for p in points)).index(c[0]), c[1]))
+    by_key = {(p["task"], p["initial_sparsity"], p["blocks"]): p for p in points}
+    rows = []
+    for blocks in block_order:
+        cells = []
+        for task, sparsity in columns:
+            point = by_key.get((task, sparsity, blocks))
+            cells.append("–" if point is None else
+                         f"{100 * point['dev_mean']:.1f} ± {100 * point['dev_std']:.1f}")
+        rows.append([_blocks_label(blocks), *cells])
+    headers = ["Blocks", *(f"{TASK_LABELS.get(t, t)} {100 * s:g}%" for t, s in columns)]
+    model = points[0]["model"] if points else ""
+    return Table(name="table7_layers",
+                 caption=f"Table 7: Dev scores (mean ± std over seeds, %) of masking only the listed transformer "
+                         f"blocks ({model}), at two initial sparsities.",
+                 headers=headers, rows=rows,
+                 notes=["Pooler and classifier are masked in every row; the other blocks are left as pretrained.",
+                        "Metrics: " + ", ".join(sorted({f"{TASK_LABELS.get(p['task'], p['task'])} "
+                                                         f"{METRIC_NAMES.get(p['metric'], p['metric'])}"
+                                                         for p in points})) + "."])
+
+
+def write_layers(metrics_paths: Sequence[str | Path], block_order: Sequence[str], png: str | Path,
+                 data_csv: str | Path, table_paths: Sequence[str | Path]) -> list[dict]:
+    """Workflow step: Fig. 2, its numbers, and Table 7 (md/tex/csv)."""
+    points = sweep_points(metrics_paths)
+    write_csv(points, data_csv, ["task", "metric", "model", "lr", "blocks", "initial_sparsity", "dev_mean",
+                                 "dev_std", "final_sparsity_mean", "seeds", "dev_scores"])
+    plot_layers(points, block_order, png)
+    layers_table(points, block_order).write(table_paths)
+    return points

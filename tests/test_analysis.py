@@ -1,0 +1,227 @@
+"""The paper's analyses (maskbench.analysis): formulas on hand-made inputs, and every analysis on real (tiny) runs,
+checked against what the runs themselves recorded (e.g. the end points of a path score what the runs scored)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import BertForSequenceClassification
+
+from conftest import DATA_DIR, needs_data, tiny_bert_config
+from maskbench.analysis import connectivity, generalization, mask_similarity, sweeps, tsne
+from maskbench.errors import ConfigError
+from maskbench.prepare import prepare
+from maskbench.train import TrainConfig, train
+
+MAX_LENGTH = 32
+EVAL = 40  # dev examples scored by the runs and by the analyses
+
+
+# --- formulas -----------------------------------------------------------------------------------------------
+
+
+def test_dissimilarity_is_the_share_of_changes_that_differ():
+    initial = torch.tensor([1, 1, 1, 1, 0, 1], dtype=torch.bool)
+    first = torch.tensor([0, 1, 1, 1, 1, 1], dtype=torch.bool)  # flipped 0 and 4
+    second = torch.tensor([0, 0, 1, 1, 0, 1], dtype=torch.bool)  # flipped 0 and 1
+    # the masks differ at 1 and 4; training changed 2 + 2 entries
+    assert mask_similarity.dissimilarity(first, second, initial) == pytest.approx(0.5)
+    assert mask_similarity.dissimilarity(first, first, initial) == 0.0
+    third = torch.tensor([1, 1, 0, 0, 0, 1], dtype=torch.bool)  # flipped 2 and 3: disjoint from first
+    assert mask_similarity.dissimilarity(first, third, initial) == 1.0
+    assert np.isnan(mask_similarity.dissimilarity(initial, initial, initial))
+
+
+def test_bezier_curve_ends_at_the_minima_and_is_the_line_when_bends_lie_on_it():
+    generator = torch.Generator().manual_seed(0)
+    start = {"w": torch.randn(4, 3, generator=generator), "b": torch.randn(3, generator=generator)}
+    end = {"w": torch.randn(4, 3, generator=generator), "b": torch.randn(3, generator=generator)}
+    bends = [{k: torch.randn_like(v) for k, v in start.items()} for _ in range(3)]
+    for name in start:
+        assert torch.allclose(connectivity.bezier_point(0.0, start, bends, end)[name], start[name])
+        assert torch.allclose(connectivity.bezier_point(1.0, start, bends, end)[name], end[name])
+    assert sum(connectivity.bezier_weights(0.37, 4)) == pytest.approx(1.0)
+    on_line = [connectivity.interpolate(start, end, i / 4) for i in range(1, 4)]
+    for t in (0.2, 0.5, 0.9):
+        point = connectivity.bezier_point(t, start, on_line, end)
+        line = connectivity.interpolate(start, end, t)
+        assert all(torch.allclose(point[k], line[k], atol=1e-6) for k in start)
+
+
+def _fake_run(path: Path, task: str, seed: int, sparsity: float, blocks: str, dev: float, lr: float = 1e-3) -> str:
+    path.mkdir(parents=True)
+    record = {"task": task, "method": "masking", "model": "m", "seed": seed, "lr": lr, "metric": "accuracy",
+              "dev_score": dev, "sparsity": sparsity + 0.01,
+              "config": {"batch_size": 32, "epochs": 3, "mask": {"initial_sparsity": sparsity, "blocks": blocks}}}
+    (path / "metrics.json").write_text(json.dumps(record))
+    return str(path / "metrics.json")
+
+
+def test_sweeps_average_seeds_and_render_fig1_fig2_table7(tmp_path):
+    paths, expected = [], {}
+    for task in ("mrpc", "rte"):
+        for blocks in ("0-11", "8-11"):
+            for sparsity in (0.05, 0.15):
+                scores = [0.6 + 0.1 * sparsity + (0.01 if blocks == "0-11" else 0) + 0.02 * s for s in (1, 2)]
+                expected[(task, blocks, sparsity)] = np.mean(scores), np.std(scores)
+                for seed, score in zip((1, 2), scores):
+                    paths.append(_fake_run(tmp_path / f"{task}{blocks}{sparsity}{seed}", task, seed, sparsity,
+                                           blocks, score))
+    points = sweeps.sweep_points(paths)
+    assert len(points) == 8
+    for point in points:
+        mean, std = expected[(point["task"], point["blocks"], point["initial_sparsity"])]
+        assert point["dev_mean"] == pytest.approx(mean) and point["dev_std"] == pytest.approx(std)
+        assert point["seeds"] == [1, 2]
+    out = tmp_path / "out"
+    tables = [out / f"table7_layers{suffix}" for suffix in (".md", ".tex", ".csv")]
+    sweeps.write_layers(paths, ["0-11", "8-11"], out / "fig2.png", out / "fig2.csv", tables)
+    assert (out / "fig2.png").read_bytes()[:4] == b"\x89PNG"
+    rows = list(csv.reader(tables[2].open()))
+    assert rows[0] == ["Blocks", "MRPC 5%", "MRPC 15%", "RTE 5%", "RTE 15%"] and rows[1][0] == "00-11"
+    mean, std = expected[("rte", "8-11", 0.15)]
+    assert rows[2][4] == f"{100 * mean:.1f} ± {100 * std:.1f}"
+    sweeps.write_sparsity_figure(paths[:8], out / "fig1.png", out / "fig1.csv")
+    assert len(list(csv.DictReader((out / "fig1.csv").open()))) == 4
+
+    mixed = _fake_run(tmp_path / "other-lr", "mrpc", 3, 0.05, "0-11", 0.7, lr=5e-4)
+    with pytest.raises(ConfigError, match="differ in model/lr"):
+        sweeps.sweep_points([paths[0], mixed])
+
+
+# --- every analysis on real tiny runs -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    """A tiny random BERT, SST-2 and SEM prepared for it, and masking / finetuning runs (seed 1)."""
+    if not DATA_DIR.is_dir():
+        pytest.skip(f"offline task data not found at {DATA_DIR}")
+    from maskbench.models import load_tokenizer
+
+    root = tmp_path_factory.mktemp("analysis")
+    torch.manual_seed(0)
+    model_dir = root / "tiny-bert"
+    BertForSequenceClassification(tiny_bert_config(hidden_size=64, intermediate_size=128)).bert.save_pretrained(
+        model_dir)
+    load_tokenizer("minilm").save_pretrained(model_dir)
+    model = str(model_dir)
+    prepared = {task: root / f"prepared-{task}" for task in ("sst2", "sem")}
+    for task, path in prepared.items():
+        prepare(task, model, path, DATA_DIR, MAX_LENGTH)
+    runs = {}
+    common = dict(model=model, seed=1, batch_size=16, epochs=2, max_length=MAX_LENGTH, max_train_examples=96,
+                  max_eval_examples=EVAL)
+    for task in ("sst2", "sem"):
+        for method, lr in (("masking", 5e-3), ("finetuning", 1e-3)):
+            out = root / f"{task}-{method}"
+            train(TrainConfig(method=method, task=task, lr=lr, prepared=str(prepared[task]), out=str(out),
+                              save_weights=method == "finetuning", **common))
+            runs[(task, method)] = out
+    # a masking run that cannot move its scores across the threshold: its trained masks are its initial masks
+    runs[("sst2", "frozen")] = root / "sst2-frozen"
+    train(TrainConfig(method="masking", task="sst2", lr=1e-20, prepared=str(prepared["sst2"]),
+                      out=str(runs[("sst2", "frozen")]), **{**common, "epochs": 1}))
+    return {"model": model, "prepared": prepared, "runs": runs, "root": root}
+
+
+def _dev_score(run: Path) -> float:
+    return json.loads((run / "metrics.json").read_text())["dev_score"]
+
+
+@needs_data
+def test_generalization_scores_each_source_model_on_every_target(tiny_runs):
+    runs, prepared = tiny_runs["runs"], tiny_runs["prepared"]
+    targets = {task: {"prepared": prepared[task], "max_length": MAX_LENGTH, "limit": EVAL} for task in prepared}
+    out = tiny_runs["root"] / "generalization" / "masking-sst2.json"
+    result = generalization.write_transfer([runs[("sst2", "masking")]], targets, tiny_runs["model"], out)
+    on_disk = json.loads(out.read_text())
+    assert on_disk["source"] == "sst2" and set(on_disk["targets"]) == {"sst2", "sem"} and "versions" in on_disk
+    # scored on its own dev subset, the model scores what its run recorded
+    assert result["targets"]["sst2"]["accuracy"] == [pytest.approx(_dev_score(runs[("sst2", "masking")]))]
+    sem = result["targets"]["sem"]
+    assert sem["improvement_mean"] == pytest.approx(sem["accuracy_mean"] - sem["majority_baseline"])
+    assert 0.5 <= sem["majority_baseline"] <= 1 and sem["examples"] == EVAL
+    finetuned = generalization.transfer_scores([runs[("sem", "finetuning")]], targets, tiny_runs["model"])
+    assert finetuned["targets"]["sem"]["accuracy"] == [pytest.approx(_dev_score(runs[("sem", "finetuning")]))]
+    table = generalization.generalization_table([result, finetuned], "Tiny")
+    assert table.headers == ["Method", "Trained on", "SST2", "SEM"]
+    assert table.rows[0][:2] == ["Masking", "SST2"] and table.rows[1][:2] == ["Finetuning", "SEM"]
+    with pytest.raises(ConfigError, match="labels"):
+        generalization.label_map("sst2", "trec")
+
+
+@needs_data
+def test_mask_dissimilarity_redraws_the_initial_masks_exactly(tiny_runs):
+    runs = tiny_runs["runs"]
+    rows = mask_similarity.mask_dissimilarities([runs[("sst2", "frozen")], runs[("sem", "masking")]])
+    # the frozen run never changed its masks: so they are the redrawn initial masks, entry for entry
+    assert rows and all(row["changed_1"] == 0 for row in rows)
+    assert sum(row["changed_2"] for row in rows) > 0
+    # only the sem run changed anything, so wherever it did the two trained masks differ: s = 1
+    assert all(row["s"] == 1.0 for row in rows if row["changed_2"])
+    assert {row["role"] for row in rows} == set(mask_similarity.ROLES) and {row["block"] for row in rows} == {2, 3}
+    out = tiny_runs["root"] / "fig5"
+    mask_similarity.write_mask_similarity([runs[("sst2", "masking")], runs[("sem", "masking")]], ["W_O", "W_I"],
+                                          None, out / "fig5.png", out / "fig5.csv")
+    assert (out / "fig5.png").read_bytes()[:4] == b"\x89PNG"
+    values = [float(r["s"]) for r in csv.DictReader((out / "fig5.csv").open()) if r["s"] != "nan"]
+    assert values and all(0 <= v <= 1 for v in values)
+    with pytest.raises(ConfigError, match="finetuning|masking runs"):
+        mask_similarity.mask_dissimilarities([runs[("sst2", "finetuning")], runs[("sem", "masking")]])
+
+
+@needs_data
+def test_line_segments_end_at_the_scores_the_runs_recorded(tiny_runs):
+    runs = tiny_runs["runs"]
+    finetuned, masked = runs[("sst2", "finetuning")], runs[("sst2", "masking")]
+    result = connectivity.line_scores(finetuned, masked, tiny_runs["prepared"]["sst2"], MAX_LENGTH, points=3,
+                                      limit=EVAL)
+    by_segment = {}
+    for point in result["points"]:
+        by_segment.setdefault(point["segment"], []).append(point["dev_score"])
+    assert set(by_segment) == {"finetuned->masked", "pretrained->finetuned", "pretrained->masked"}
+    assert by_segment["finetuned->masked"][0] == pytest.approx(_dev_score(finetuned))
+    assert by_segment["finetuned->masked"][-1] == pytest.approx(_dev_score(masked))
+    assert by_segment["pretrained->masked"][-1] == pytest.approx(_dev_score(masked))
+    assert by_segment["pretrained->finetuned"][0] == by_segment["pretrained->masked"][0]
+    out = tiny_runs["root"] / "fig6"
+    connectivity.write_line_scores(finetuned, masked, tiny_runs["prepared"]["sst2"], MAX_LENGTH,
+                                   out / "sst2.json", points=3, limit=EVAL)
+    connectivity.write_lines_figure([out / "sst2.json"], out / "fig6.png", out / "fig6.csv")
+    assert (out / "fig6.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(list(csv.DictReader((out / "fig6.csv").open()))) == 9
+    with pytest.raises(ConfigError, match="different tasks"):
+        connectivity.endpoint_states(finetuned, runs[("sem", "masking")])
+
+
+@needs_data
+def test_bezier_curve_trains_and_keeps_its_end_points(tiny_runs):
+    runs = tiny_runs["runs"]
+    finetuned, masked = runs[("sst2", "finetuning")], runs[("sst2", "masking")]
+    out = tiny_runs["root"] / "fig7"
+    result = connectivity.write_bezier(finetuned, masked, tiny_runs["prepared"]["sst2"], MAX_LENGTH,
+                                       out / "sst2.json", bends=2, epochs=1, lr=1e-3, batch_size=16,
+                                       max_train_examples=48, points=3, limit=EVAL)
+    assert result["train_examples"] == 48 and result["train_loss"]["first"] > 0
+    for curve in ("line", "bezier"):
+        scores = [p["dev_score"] for p in result["points"] if p["curve"] == curve]
+        assert scores[0] == pytest.approx(_dev_score(finetuned)) and scores[-1] == pytest.approx(_dev_score(masked))
+    connectivity.write_bezier_figure([out / "sst2.json"], out / "fig7.png", out / "fig7.csv")
+    assert (out / "fig7.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@needs_data
+def test_tsne_embeds_three_encoders(tiny_runs):
+    runs = tiny_runs["runs"]
+    out = tiny_runs["root"] / "fig4"
+    points = tsne.write_tsne(runs[("sst2", "finetuning")], runs[("sst2", "masking")], tiny_runs["prepared"]["sst2"],
+                             MAX_LENGTH, out / "fig4.png", out / "fig4.csv", limit=EVAL)
+    assert {p["encoder"] for p in points} == {"pretrained", "finetuned", "masked"} and len(points) == 3 * EVAL
+    assert {p["label"] for p in points} <= {"negative", "positive"}
+    assert (out / "fig4.png").read_bytes()[:4] == b"\x89PNG"
