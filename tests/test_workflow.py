@@ -7,6 +7,7 @@ time of `snakemake -n`, which load from other processes does not inflate.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -141,3 +142,84 @@ def test_ci_config_runs_every_stage_and_is_cached(tmp_path):
 
 def chosen_lr(selection: Path) -> str:
     return json.loads((selection / "finetuning" / "chosen.json").read_text())["lr"]
+
+
+ANALYSIS_FILES = {
+    "fig1_sparsity": ["figures/fig1_sparsity.png", "figures/fig1_sparsity.csv"],
+    "fig2_layers": ["figures/fig2_layers.png", "figures/fig2_layers.csv", "tables/table7_layers.md",
+                    "tables/table7_layers.tex", "tables/table7_layers.csv"],
+    "table3_generalization": ["tables/table3_generalization.md", "tables/table3_generalization.tex",
+                              "tables/table3_generalization.csv"],
+    "fig4_tsne": ["figures/fig4_tsne.png", "figures/fig4_tsne.csv"],
+    "fig5_mask_dissimilarity": ["figures/fig5_mask_dissimilarity.png", "figures/fig5_mask_dissimilarity.csv"],
+    "fig6_mode_connectivity": ["figures/fig6_mode_connectivity.png", "figures/fig6_mode_connectivity.csv"],
+    "fig7_bezier": ["figures/fig7_bezier.png", "figures/fig7_bezier.csv"],
+}
+
+
+def test_paper_config_plans_every_analysis_output(tmp_path):
+    files = [f"results/{path}" for paths in ANALYSIS_FILES.values() for path in paths]
+    result = snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "paper.yaml"), *files, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = job_counts(result.stdout + result.stderr)
+    assert all(counts.get(rule) == 1 for rule in ANALYSIS_FILES), counts
+    # Fig. 1 (4 tasks × 21 sparsities × 4 seeds) and Fig. 2 (3 tasks × 9 block sets × 2 sparsities × 4 seeds)
+    # share their 0-11 runs at 5 % and 15 % on MRPC, RTE and CoLA (3 × 2 × 4)
+    assert counts["train_analysis"] == 4 * 21 * 4 + 3 * 9 * 2 * 4 - 3 * 2 * 4
+    # the analyses that read the grid's selected runs wait for lr selection, so they plan the grid's training
+    assert counts["train"] == 1320 and counts["generalization"] == 4 and counts["mode_connectivity"] == 2
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"analyses": {"tsne": {"model": "bert", "task": "trec", "seed": 1}}},
+     r"'analyses.tsne.model': 'bert' is not a key of 'models'"),
+    ({"analyses": {"tsne": {"model": "minilm", "task": "sst2", "seed": 1}}},
+     r"'analyses.tsne': task\(s\) \['sst2'\] must be in 'tasks'"),
+    ({"analyses": {"mode_connectivity": {"model": "minilm", "tasks": ["trec"], "seed": 7}}},
+     r"'analyses.mode_connectivity.seed': 7 is not in 'seeds'"),
+    ({"analyses": {"sparsity": {"model": "minilm", "tasks": ["trec"], "initial_sparsities": [1.5], "lr": 0.001,
+                                "seeds": [1]}}},
+     r"'analyses.sparsity.initial_sparsities.0'.*1.5 is greater than or equal to"),
+])
+def test_a_wrong_analysis_setting_stops_the_run_naming_it(tmp_path, change, expected):
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())
+    config.update(change)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n", "--configfile", str(path), timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "invalid configuration at" in output and re.search(expected, output), \
+        output[-2000:]
+
+
+@needs_data
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_ci_analyses_config_runs_every_analysis(tmp_path):
+    config = str(REPO / "config" / "ci_analyses.yaml")
+    started = time.perf_counter()
+    result = snakemake(tmp_path, "--cores", "2", "--configfile", config, timeout=1100)
+    print(f"CI analyses workflow: {time.perf_counter() - started:.0f} s")
+    assert result.returncode == 0, result.stderr[-5000:]
+    results = tmp_path / "results"
+    for paths in ANALYSIS_FILES.values():
+        for path in paths:
+            assert (results / path).stat().st_size > 0, path
+            if path.endswith(".png"):
+                assert (results / path).read_bytes()[:4] == b"\x89PNG"
+    # Fig. 1's 5 % runs and Fig. 2's 2-5 runs are the grid's masking runs; only the other settings were trained
+    runs = results / "runs" / "minilm" / "sst2"
+    assert sorted(p.name for p in runs.iterdir()) == ["finetuning", "masking", "masking_s0.05_b4-5",
+                                                      "masking_s0.5_b2-5"]
+    fig1 = list(csv.DictReader((results / "figures" / "fig1_sparsity.csv").open()))
+    assert [float(row["initial_sparsity"]) for row in fig1] == [0.05, 0.5]
+    # the finetuning runs the analyses rebuild saved their weights; masking runs always keep their masks
+    assert len(list(runs.glob("finetuning/lr*/seed*/model/model.safetensors"))) == 2
+    table3 = (results / "tables" / "table3_generalization.md").read_text()
+    assert "| Masking" in table3 and "| Finetuning" in table3 and "SEM" in table3
+    fig6 = list(csv.DictReader((results / "figures" / "fig6_mode_connectivity.csv").open()))
+    assert {row["segment"] for row in fig6} == {"finetuned->masked", "pretrained->finetuned", "pretrained->masked"}
+    again = snakemake(tmp_path, "-n", "--configfile", config, timeout=120)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]

@@ -35,6 +35,7 @@ from maskbench.analysis.runs import (
     read_json,
     run_record,
     save_figure,
+    suptitle,
     write_csv,
     write_record,
 )
@@ -137,9 +138,8 @@ def plot_lines(records: Sequence[Mapping[str, Any]], png: str | Path) -> None:
         bottom.set_title(f"{name}: pretrained (γ=0) → finetuned / masked (γ=1)", fontsize=9)
         bottom.set_xlabel("γ")
     first = records[0]
-    figure.suptitle(f"Fig. 6: dev score along W(γ) = W0 + γ(W1 − W0) ({first['model']}, seed {first['seed']}, "
-                    f"selected lrs)", fontsize=10)
-    figure.tight_layout()
+    suptitle(figure, f"Fig. 6: dev score along W(γ) = W0 + γ(W1 − W0) ({first['model']}, seed {first['seed']}, "
+                    f"selected lrs)")
     save_figure(figure, png)
 
 
@@ -251,9 +251,8 @@ def plot_bezier(records: Sequence[Mapping[str, Any]], png: str | Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     first = records[0]
-    figure.suptitle(f"Fig. 7: dev score along a Bézier curve between the finetuned and the masked minimum "
-                    f"({first['model']}, seed {first['seed']})", fontsize=10)
-    figure.tight_layout()
+    suptitle(figure, f"Fig. 7: dev score along a Bézier curve between the finetuned and the masked minimum "
+                    f"({first['model']}, seed {first['seed']})")
     save_figure(figure, png)
 
 

@@ -40,7 +40,7 @@ def transfer_scores(run_dirs: Sequence[str | Path], targets: Mapping[str, Mappin
     source, method = sources.pop(), methods.pop()
     result: dict[str, Any] = {"model": model_name, "method": method, "source": source, "split": split,
                               "seeds": [r["seed"] for r in records], "lr": records[0]["lr"],
-                              "runs": [str(d) for d in run_dirs], "targets": {}}
+                              "runs": [str(d) for d in run_dirs], "target_order": list(targets), "targets": {}}
     loaders = {target: eval_loader(spec["prepared"], target, model_name, spec["max_length"], split, spec.get("limit"))
                for target, spec in targets.items()}
     for target in targets:
@@ -81,7 +81,7 @@ def write_transfer(run_dirs: Sequence[str | Path], targets: Mapping[str, Mapping
 def generalization_table(records: Sequence[Mapping[str, Any]], model_label: str) -> Table:
     """Table 3: rows = method × training task, columns = evaluated task: improvement over the majority baseline
     (accuracy in brackets), mean over seeds."""
-    targets = list(dict.fromkeys(t for r in records for t in r["targets"]))
+    targets = list(dict.fromkeys(t for r in records for t in r.get("target_order", sorted(r["targets"]))))
     rows = []
     for method in dict.fromkeys(r["method"] for r in records):
         for index, record in enumerate(r for r in records if r["method"] == method):

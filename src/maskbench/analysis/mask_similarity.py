@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from maskbench import tasks
-from maskbench.analysis.runs import new_figure, run_record, save_figure, write_csv
+from maskbench.analysis.runs import new_figure, run_record, save_figure, suptitle, write_csv
 from maskbench.errors import ConfigError
 from maskbench.masking import MaskConfig, mask_model, masked_layers
 from maskbench.masking.apply import architecture_of
@@ -131,8 +131,8 @@ def plot_dissimilarity(rows: Sequence[dict[str, Any]], roles: Sequence[str], blo
     summary.set_title("mean dissimilarity per block", fontsize=9)
     summary.grid(alpha=0.3)
     summary.legend(fontsize=7)
-    figure.suptitle(f"Fig. 5: dissimilarity of the masks two tasks learn from the same initial mask "
-                    f"({rows[0]['model']}, seed {rows[0]['seed']})", fontsize=10)
+    suptitle(figure, f"Fig. 5: dissimilarity of the masks two tasks learn from the same initial mask "
+                    f"({rows[0]['model']}, seed {rows[0]['seed']})")
     save_figure(figure, png)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -87,9 +88,16 @@ def label_map(source: str, target: str) -> list[int]:
 
 
 def new_figure(width: float, height: float) -> Figure:
-    figure = Figure(figsize=(width, height), dpi=150)
+    """A figure on the Agg canvas, laid out by matplotlib's constrained layout (titles and colour bars fit)."""
+    figure = Figure(figsize=(width, height), dpi=150, layout="constrained")
     FigureCanvasAgg(figure)
     return figure
+
+
+def suptitle(figure: Figure, text: str) -> None:
+    """The figure's title, wrapped to the figure's width."""
+    width = int(figure.get_figwidth() * 13)
+    figure.suptitle(textwrap.fill(text, width), fontsize=10)
 
 
 def save_figure(figure: Figure, png: str | Path) -> None:
@@ -125,10 +133,5 @@ def read_json(path: str | Path) -> dict[str, Any]:
         raise DataError(f"{path}: not valid JSON ({error})") from None
 
 
-def set_threads(threads: int | None) -> None:
-    if threads:
-        torch.set_num_threads(threads)
-
-
 __all__ = ["eval_loader", "evaluate", "label_map", "load_run_model", "new_figure", "read_json", "run_record",
-           "save_figure", "set_threads", "write_csv", "write_record"]
+           "save_figure", "suptitle", "write_csv", "write_record"]

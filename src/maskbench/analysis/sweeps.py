@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from maskbench.aggregate import load_runs, mean_std
-from maskbench.analysis.runs import new_figure, save_figure, write_csv
+from maskbench.analysis.runs import new_figure, save_figure, suptitle, write_csv
 from maskbench.errors import ConfigError
 from maskbench.tables import METRIC_NAMES, TASK_LABELS, Table
 
@@ -97,9 +97,8 @@ def plot_sparsity(points: Sequence[dict[str, Any]], png: str | Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     blocks = {p["blocks_label"] for p in points}
-    figure.suptitle(f"Fig. 1: masking's dev score vs initial sparsity ({points[0]['model']}, blocks "
-                    f"{', '.join(sorted(blocks))} + pooler + classifier masked)", fontsize=10)
-    figure.tight_layout()
+    suptitle(figure, f"Fig. 1: masking's dev score vs initial sparsity ({points[0]['model']}, blocks "
+                    f"{', '.join(sorted(blocks))} + pooler + classifier masked)")
     save_figure(figure, png)
 
 
@@ -136,9 +135,8 @@ def plot_layers(points: Sequence[dict[str, Any]], block_order: Sequence[str], pn
         ax.set_title(TASK_LABELS.get(task, task))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    figure.suptitle(f"Fig. 2: masking's dev score when only some blocks are masked ({points[0]['model']}; "
-                    "error bars: std over seeds)", fontsize=10)
-    figure.tight_layout()
+    suptitle(figure, f"Fig. 2: masking's dev score when only some blocks are masked ({points[0]['model']}; "
+                    "error bars: std over seeds)")
     save_figure(figure, png)
 
 
@@ -157,9 +155,10 @@ def layers_table(points: Sequence[dict[str, Any]], block_order: Sequence[str]) -
         rows.append([_blocks_label(blocks), *cells])
     headers = ["Blocks", *(f"{TASK_LABELS.get(t, t)} {100 * s:g}%" for t, s in columns)]
     model = points[0]["model"] if points else ""
+    sparsities = ", ".join(f"{100 * s:g} %" for s in sorted({s for _, s in columns}))
     return Table(name="table7_layers",
                  caption=f"Table 7: Dev scores (mean ± std over seeds, %) of masking only the listed transformer "
-                         f"blocks ({model}), at two initial sparsities.",
+                         f"blocks ({model}), at initial sparsity {sparsities}.",
                  headers=headers, rows=rows,
                  notes=["Pooler and classifier are masked in every row; the other blocks are left as pretrained.",
                         "Metrics: " + ", ".join(sorted({f"{TASK_LABELS.get(p['task'], p['task'])} "

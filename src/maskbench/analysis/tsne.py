@@ -13,7 +13,15 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from maskbench import tasks
-from maskbench.analysis.runs import eval_loader, load_run_model, new_figure, run_record, save_figure, write_csv
+from maskbench.analysis.runs import (
+    eval_loader,
+    load_run_model,
+    new_figure,
+    run_record,
+    save_figure,
+    suptitle,
+    write_csv,
+)
 from maskbench.errors import ConfigError
 from maskbench.models import load_model
 from maskbench.tables import TASK_LABELS
@@ -76,9 +84,8 @@ def plot_tsne(points: list[dict[str, Any]], png: str | Path) -> None:
         ax.set_ylabel("t-SNE dimension 2")
         ax.legend(fontsize=7, markerscale=2)
     first = points[0]
-    figure.suptitle(f"Fig. 4: t-SNE of the top block's [CLS] on {TASK_LABELS.get(first['task'], first['task'])} dev "
-                    f"({first['model']}): pretrained vs finetuned vs masked", fontsize=10)
-    figure.tight_layout()
+    suptitle(figure, f"Fig. 4: t-SNE of the top block's [CLS] on {TASK_LABELS.get(first['task'], first['task'])} dev "
+                    f"({first['model']}): pretrained vs finetuned vs masked")
     save_figure(figure, png)
 
 
