@@ -32,6 +32,8 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-mask-classifier", action="store_true")
     parser.add_argument("--train-classifier", action="store_true", help="also train the classifier's weights")
     parser.add_argument("--save-weights", action="store_true", help="also save the full weights (finetuning)")
+    parser.add_argument("--mask-format", default="packed-bits-v1", choices=["packed-bits-v1", "rice-gaps-v1"],
+                        help="how masks are stored: 1 bit per weight, or lossless Rice-coded gaps (~0.3 bit)")
     parser.add_argument("--prepared", default=None, help="data written by 'maskbench prepare' (else tokenise now)")
     parser.add_argument("--allow-partial-data", action="store_true",
                         help="offline stand-ins for hub-only splits (QNLI train), for smoke tests only")
@@ -66,6 +68,7 @@ def _run_train(args: argparse.Namespace) -> None:
                          batch_size=args.batch_size, epochs=args.epochs, patience=args.patience,
                          max_length=args.max_length, max_train_examples=args.max_train_examples,
                          max_eval_examples=args.max_eval_examples, mask=mask, save_weights=args.save_weights,
+                         mask_format=args.mask_format,
                          out=args.out, data_dir=args.data_dir, device=args.device,
                          prepared=args.prepared, allow_partial=args.allow_partial_data)
     metrics = train(config)

@@ -457,7 +457,8 @@ def table8_memory(results: Results) -> Table:
                 "each task adds to the pretrained model.",
         headers=["", "", "Parameters: finetuning", "Parameters: masking", "Memory (KB): finetuning",
                  "Memory (KB): masking"], rows=rows,
-        notes=["KB = 1,000 bytes of the saved files (safetensors, float32 weights; masks bit-packed). Finetuning: "
+        notes=["KB = 1,000 bytes of the saved files (safetensors, float32 weights; masks as the runs stored them: "
+               "bit-packed, or Rice-coded with mask_format rice-gaps-v1). Finetuning: "
                "the head, then (from the second task on) a full model; masking: the task's head (its random "
                "classifier, stored, not trained) and its mask bits. Unlike the paper, heads are not shared "
                "between tasks with the same number of labels.",

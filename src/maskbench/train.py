@@ -27,6 +27,7 @@ from maskbench.metrics import score_logits
 from maskbench.models import load_model, load_tokenizer, model_config
 from maskbench.prepare import WORD_COUNTS, load_prepared, word_counts
 from maskbench.provenance import config_hash, device_name, versions
+from maskbench.storage import MASK_FORMATS, PACKED_BITS
 
 METHODS = ("masking", "finetuning")
 METRICS_FILE = "metrics.json"
@@ -51,6 +52,8 @@ class TrainConfig:
     mask: MaskConfig = field(default_factory=MaskConfig)
     eval_batch_size: int = 128
     save_weights: bool = False
+    #: how a masking run stores its masks (``maskbench.storage``): 1 bit per weight, or the lossless sub-bit coding
+    mask_format: str = PACKED_BITS
     allow_partial: bool = False
     out: str = "run"
     data_dir: str | None = None
@@ -68,6 +71,8 @@ class TrainConfig:
         for key, ok in checks.items():
             if not ok:
                 raise ConfigError(f"{key}: invalid value {getattr(self, key)!r}")
+        if self.mask_format not in MASK_FORMATS:
+            raise ConfigError(f"mask_format: expected one of {MASK_FORMATS}, got {self.mask_format!r}")
         if self.save_weights and self.method == "masking":
             raise ConfigError("save_weights: only for finetuning (a masking run saves its masks, which rebuild the model)")
         for key in ("max_train_examples", "max_eval_examples"):
@@ -81,7 +86,7 @@ class TrainConfig:
     def result_key(self) -> dict[str, Any]:
         """The part of the configuration that determines results (hashed into ``config_hash``)."""
         data = self.to_dict()
-        for key in ("out", "data_dir", "prepared", "device", "save_weights", "eval_batch_size"):
+        for key in ("out", "data_dir", "prepared", "device", "save_weights", "eval_batch_size", "mask_format"):
             data.pop(key)
         if self.method == "finetuning":
             data.pop("mask")
@@ -210,7 +215,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         save_file(tensors, tmp)
     extra = {"task": config.task, "label_names": list(spec.label_names), "kind": spec.kind, "seed": config.seed}
     if config.method == "masking":
-        save_masks(model, out / "masks", base=config.model, extra=extra)
+        save_masks(model, out / "masks", base=config.model, extra=extra, mask_format=config.mask_format)
     if config.save_weights:
         with atomic_directory(out / "model") as tmp:
             model.save_pretrained(tmp)

@@ -113,7 +113,8 @@ wildcard_constraints:
 _TRAIN_OPTIONS = {"batch_size": "--batch-size", "epochs": "--epochs", "patience": "--patience",
                   "max_length": "--max-length", "max_train_examples": "--max-train-examples",
                   "max_eval_examples": "--max-eval-examples"}
-_MASK_OPTIONS = {"initial_sparsity": "--initial-sparsity", "threshold": "--threshold"}
+_MASK_OPTIONS = {"initial_sparsity": "--initial-sparsity", "threshold": "--threshold",
+                 "mask_format": "--mask-format"}
 _MASK_FLAGS = {"mask_pooler": (False, "--no-mask-pooler"), "mask_classifier": (False, "--no-mask-classifier"),
                "train_classifier": (True, "--train-classifier")}
 
