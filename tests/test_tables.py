@@ -183,3 +183,26 @@ def test_memory_figure_png_and_data(tmp_path):
     assert finetuning[1]["bytes"] - finetuning[0]["bytes"] == 437_958_000
     assert masking[1]["bytes"] - masking[0]["bytes"] == 8_921_500 + 6_300
     assert len((tmp_path / "fig3.csv").read_text().splitlines()) == 5
+
+
+def test_measured_serving_memory_in_table8_and_fig3(tmp_path):
+    paths, references = _cells(tmp_path)
+    serving = tmp_path / "serving.json"
+    points = [{"method": method, "tasks": tasks, "model_rss_mb": value}
+              for method, tasks, value in (("masking", 1, 420.0), ("finetuning", 1, 430.0), ("masking", 2, 425.0),
+                                           ("finetuning", 2, 850.0))]
+    serving.write_text(json.dumps({"points": points}))
+    table = write_table("table8_memory", LAYOUT, [tmp_path / "t8.md"], aggregates=paths["aggregates"],
+                        references=references, serving=[str(serving)])
+    row = next(row for row in table.rows if row[1].startswith("serving"))
+    # the most tasks measured, MiB converted to KB (1,000 bytes)
+    assert row[1] == "serving 2 tasks (resident, measured)"
+    assert row[4:] == [f"{850 * 2**20 / 1000:,.3f}", f"{425 * 2**20 / 1000:,.3f}"]
+    write_memory_figure(LAYOUT, tmp_path / "fig3.png", tmp_path / "fig3.csv", paths["aggregates"], references,
+                        [str(serving)])
+    measured = [r for r in csv.DictReader((tmp_path / "fig3.csv").open()) if r["resident_mib"]]
+    assert [(r["method"], r["tasks"], float(r["resident_mib"])) for r in measured] == [
+        ("masking", "1", 420.0), ("finetuning", "1", 430.0), ("masking", "2", 425.0), ("finetuning", "2", 850.0)]
+    with pytest.raises(ConfigError, match="serving: 2 files for 1 models"):
+        write_table("table8_memory", LAYOUT, [tmp_path / "t8.md"], aggregates=paths["aggregates"],
+                    references=references, serving=[str(serving)] * 2)

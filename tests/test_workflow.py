@@ -106,6 +106,12 @@ def test_ci_config_runs_every_stage_and_is_cached(tmp_path):
     assert (results / "figures" / "fig3_memory.png").read_bytes()[:4] == b"\x89PNG"
     assert "| MiniLM | Finetuning |" in (results / "tables" / "table1_dev.md").read_text()
     assert "TREC" in (results / "tables" / "table2_test.md").read_text()
+    # Table 8 and Fig. 3 carry the measured memory of serving the task (one backbone + masks vs one model)
+    serving = json.loads((results / "artefacts" / "minilm" / "serving_memory.json").read_text())
+    measured = {(point["method"], point["tasks"]): point["model_rss_mb"] for point in serving["points"]}
+    assert set(measured) == {("masking", 1), ("finetuning", 1)} and all(v > 0 for v in measured.values())
+    assert "serving 1 task (resident, measured)" in (results / "tables" / "table8_memory.md").read_text()
+    assert "resident_mib" in (results / "figures" / "fig3_memory.csv").read_text().splitlines()[0]
 
     # masking's two-lr grid always has its best lr on a border: one extension round (the cap), three lrs trained
     selection = results / "selection" / "minilm" / "trec"

@@ -47,8 +47,15 @@ def memory_curves(results: Results) -> list[dict[str, Any]]:
     return points
 
 
+def serving_curves(results: Results) -> list[dict[str, Any]]:
+    """Measured resident memory (MiB above imports) of serving 1..n classification tasks, per model and method."""
+    return [{"model": model, "label": results.layout.model_label(model), "method": point["method"],
+             "tasks": point["tasks"], "resident_mib": point["model_rss_mb"]}
+            for model, record in results.serving.items() for point in record.get("points", [])]
+
+
 def _write_csv(points: Sequence[Mapping[str, Any]], path: Path) -> None:
-    columns = ["model", "label", "method", "tasks", "last_task", "parameters", "bytes"]
+    columns = ["model", "label", "method", "tasks", "last_task", "parameters", "bytes", "resident_mib"]
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
@@ -56,10 +63,11 @@ def _write_csv(points: Sequence[Mapping[str, Any]], path: Path) -> None:
             writer.writerows(points)
 
 
-def plot_memory(points: Sequence[Mapping[str, Any]], png: str | Path, title_note: str = "") -> None:
-    figure = Figure(figsize=(10, 4.2), dpi=150)
+def plot_memory(points: Sequence[Mapping[str, Any]], png: str | Path, title_note: str = "",
+                serving: Sequence[Mapping[str, Any]] = ()) -> None:
+    figure = Figure(figsize=(15 if serving else 10, 4.2), dpi=150)
     FigureCanvasAgg(figure)
-    axes = figure.subplots(1, 2)
+    axes = figure.subplots(1, 3 if serving else 2)
     styles = {"finetuning": {"marker": "o", "linestyle": "-"}, "masking": {"marker": "s", "linestyle": "--"}}
     series: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for point in points:
@@ -83,6 +91,21 @@ def plot_memory(points: Sequence[Mapping[str, Any]], png: str | Path, title_note
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    if serving:
+        ax = axes[2]
+        lines: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+        for point in serving:
+            lines.setdefault((point["label"], point["method"]), []).append(point)
+        for (label, method), values in lines.items():
+            ax.plot([v["tasks"] for v in values], [v["resident_mib"] for v in values], label=f"{label} {method}",
+                    **styles[method])
+        ax.set_xlabel("classification tasks served by one process")
+        ax.set_ylabel("resident memory above imports (MiB)")
+        ax.set_title("(c) Measured memory when serving")
+        ax.set_xticks(sorted({v["tasks"] for v in serving}))
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     figure.suptitle("Fig. 3: accumulated parameters and memory of finetuning vs masking as tasks are added"
                     + (f" ({title_note})" if title_note else ""), fontsize=10)
     figure.tight_layout()
@@ -91,10 +114,13 @@ def plot_memory(points: Sequence[Mapping[str, Any]], png: str | Path, title_note
 
 
 def write_memory_figure(layout: Mapping[str, Any], png: str | Path, data_csv: str | Path,
-                        aggregates: Sequence[str], references: Sequence[str]) -> list[dict[str, Any]]:
-    """Workflow step: Fig. 3 (PNG) and its numbers (CSV) from the aggregates and reference model sizes."""
-    results = load_results(layout, aggregates=aggregates, references=references)
+                        aggregates: Sequence[str], references: Sequence[str],
+                        serving: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Workflow step: Fig. 3 (PNG) and its numbers (CSV) from the aggregates, reference model sizes and (when
+    given, one per model) the measured serving memory of :mod:`maskbench.serving`."""
+    results = load_results(layout, aggregates=aggregates, references=references, serving=serving)
     points = memory_curves(results)
-    _write_csv(points, Path(data_csv))
-    plot_memory(points, png)
+    measured = serving_curves(results)
+    _write_csv([*points, *measured], Path(data_csv))
+    plot_memory(points, png, serving=measured)
     return points

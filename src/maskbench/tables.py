@@ -74,6 +74,7 @@ class Results:
     ensembles: dict[Key, dict] = field(default_factory=dict)
     evaluations: dict[Key, dict] = field(default_factory=dict)
     references: dict[tuple[str, str], dict] = field(default_factory=dict)
+    serving: dict[str, dict] = field(default_factory=dict)  # model key -> maskbench.serving record
     sources: dict[tuple[str, Key], str] = field(default_factory=dict)
 
 
@@ -88,8 +89,9 @@ def _read(path: str | Path) -> dict:
 
 def load_results(layout: Mapping[str, Any] | Layout, choices: Sequence[str] = (), aggregates: Sequence[str] = (),
                  ensembles: Sequence[str] = (), evaluations: Sequence[str] = (),
-                 references: Sequence[str] = ()) -> Results:
-    """Read the records; each list is in :meth:`Layout.cells` order (``references`` in :meth:`Layout.pairs` order).
+                 references: Sequence[str] = (), serving: Sequence[str] = ()) -> Results:
+    """Read the records; each list is in :meth:`Layout.cells` order (``references`` in :meth:`Layout.pairs` order,
+    ``serving``, the measured serving memory, one per model).
 
     Every record must belong to its cell (task, method and model name agree), and the records of one cell must
     come from runs of one configuration (same setting hash, same lr); otherwise a :class:`ConfigError` names the
@@ -120,6 +122,11 @@ def load_results(layout: Mapping[str, Any] | Layout, choices: Sequence[str] = ()
             raise ConfigError(f"references: {len(references)} files for {len(layout.pairs())} model × task pairs")
         for pair, path in zip(layout.pairs(), references):
             results.references[pair] = _read(path)
+    if serving:
+        if len(serving) != len(layout.models):
+            raise ConfigError(f"serving: {len(serving)} files for {len(layout.models)} models")
+        for model, path in zip(layout.models, serving):
+            results.serving[model] = _read(path)
     _check_cells(results)
     return results
 
@@ -451,6 +458,18 @@ def table8_memory(results: Results) -> Table:
                 _plus(_kilobytes(row["masking_head_bytes"]), _kilobytes(row["masking_mask_bytes"])) if has_mask
                 else MISSING,
             ])
+        measured = serving_summary(results, model)
+        if measured:
+            tasks = measured["tasks"]
+            rows.append(["", f"serving {tasks} task{'s' if tasks != 1 else ''} (resident, measured)", "", "",
+                         _kilobytes(measured["finetuning"] * 2**20), _kilobytes(measured["masking"] * 2**20)])
+    notes = []
+    if results.serving:
+        notes.append("Serving rows: resident memory (RSS above a process that only loaded the libraries) of one "
+                     "process serving that many classification tasks: a full model per task (finetuning) vs one "
+                     "backbone with every task's masks and head (masking, maskbench.MultiTaskModel); measured "
+                     "by maskbench.serving on the machine that ran the workflow (tagging and multiple-choice tasks "
+                     "are not served).")
     return Table(
         name="table8_memory",
         caption="Table 8: Model size when applying masking and finetuning to an increasing number of tasks: what "
@@ -464,7 +483,18 @@ def table8_memory(results: Results) -> Table:
                "between tasks with the same number of labels.",
                "Finetuning sizes are those of the model saved with the task's head (save_pretrained); masking "
                "sizes are those of the chosen runs' masks/ directories. Hugging Face's token-classification "
-               "models (POS, NER) have no pooler, so their encoder is smaller and no pooler mask is stored."])
+               "models (POS, NER) have no pooler, so their encoder is smaller and no pooler mask is stored.",
+               *notes])
+
+
+def serving_summary(results: Results, model: str) -> dict[str, Any] | None:
+    """The measured RSS (MiB, above imports) of serving the most tasks, per method, or None when not measured."""
+    record = results.serving.get(model)
+    if not record or not record.get("points"):
+        return None
+    most = max(point["tasks"] for point in record["points"])
+    by_method = {p["method"]: p["model_rss_mb"] for p in record["points"] if p["tasks"] == most}
+    return {"tasks": most, **by_method}
 
 
 TABLES: dict[str, Callable[[Results], Table]] = {

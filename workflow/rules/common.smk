@@ -79,6 +79,7 @@ AGGREGATE = f"{RESULTS}/aggregate/{{model}}/{{task}}/{{method}}.json"
 ENSEMBLE = f"{RESULTS}/ensembles/{{model}}/{{task}}/{{method}}.json"
 EVALUATION = f"{RESULTS}/evaluation/{{model}}/{{task}}/{{method}}.json"
 REFERENCE = f"{RESULTS}/artefacts/{{model}}/{{task}}/reference_sizes.json"
+SERVING = f"{RESULTS}/artefacts/{{model}}/serving_memory.json"
 TABLE = f"{RESULTS}/tables/{{name}}"
 FIGURE = f"{RESULTS}/figures/{{name}}"
 LOG = f"{RESULTS}/logs/{{stage}}/{{name}}.log"
@@ -230,6 +231,16 @@ def cell_files(pattern):
 def reference_files():
     """One file per (model, task), in the order maskbench.tables.Layout.pairs() expects."""
     return [REFERENCE.format(model=m, task=t) for m in MODELS for t in TASKS]
+
+
+def serving_files():
+    """One measured serving-memory record per model, in layout order (none without masking runs)."""
+    return [SERVING.format(model=model) for model in MODELS] if "masking" in METHODS else []
+
+
+def serving_runs(wildcards):
+    """The masks served: each task's masking run at the selected lr, first seed."""
+    return [chosen_run(wildcards.model, task, "masking", SEEDS[0]) for task in TASKS]
 
 
 def table_layout():

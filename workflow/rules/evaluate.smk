@@ -1,6 +1,6 @@
 # Stage 4 and 6: mean ± std over seeds at the chosen lr (dev and test); test scores of single models and of the
-# ensemble chosen on dev (a task without a labelled test split records has_test: false); and the measured
-# sizes of the saved artefacts that the memory columns need.
+# ensemble chosen on dev (a task without a labelled test split records has_test: false); and what the memory
+# columns need: the sizes of the saved artefacts, and the resident memory of serving the tasks (measured).
 
 
 rule aggregate:
@@ -44,3 +44,22 @@ rule reference_model:
         from maskbench import aggregate
 
         aggregate.write_reference_sizes(params.model, wildcards.task, output[0])
+
+
+rule serving_memory:
+    input:
+        serving_runs,
+    output:
+        SERVING,
+    params:
+        model=lambda wildcards: config["models"][wildcards.model]["name"],
+    log:
+        log_file("serving_memory", "{model}"),
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: analysis_resources("mem_mb", attempt),
+        runtime=lambda wildcards, attempt: analysis_resources("runtime", attempt),
+    run:
+        from maskbench import serving
+
+        serving.write_serving(params.model, [run_dir(path) for path in input], output[0])

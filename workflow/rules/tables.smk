@@ -76,6 +76,7 @@ rule table8_memory:
     input:
         aggregates=cell_files(AGGREGATE),
         references=reference_files(),
+        serving=serving_files(),
     output:
         md=TABLE.format(name="table8_memory.md"),
         tex=TABLE.format(name="table8_memory.tex"),
@@ -88,7 +89,7 @@ rule table8_memory:
         from maskbench import tables
 
         tables.write_table("table8_memory", params.layout, output, aggregates=input.aggregates,
-                           references=input.references)
+                           references=input.references, serving=input.serving)
 
 
 rule summary:
@@ -114,6 +115,7 @@ rule fig3_memory:
     input:
         aggregates=cell_files(AGGREGATE),
         references=reference_files(),
+        serving=serving_files(),
     output:
         png=report(FIGURE.format(name="fig3_memory.png"), caption="../report/fig3.rst", category="Figures"),
         csv=FIGURE.format(name="fig3_memory.csv"),
@@ -124,4 +126,5 @@ rule fig3_memory:
     run:
         from maskbench import figures
 
-        figures.write_memory_figure(params.layout, output.png, output.csv, input.aggregates, input.references)
+        figures.write_memory_figure(params.layout, output.png, output.csv, input.aggregates, input.references,
+                                    input.serving)
