@@ -102,11 +102,13 @@ def measure_serving(base: str, mask_dirs: Sequence[str | Path], counts: Sequence
                     "per task (the merged masked model has a finetuned model's tensors)"}
 
 
-def write_serving(base: str, run_dirs: Sequence[str | Path], out: str | Path) -> dict:
-    """Workflow step: serving memory with the masks of the given masking runs (tasks it cannot serve skipped)."""
+def write_serving(base: str, runs: Sequence[str | Path], out: str | Path) -> dict:
+    """Workflow step: serving memory with the masks of the given masking runs (run directories or their
+    ``metrics.json``; tasks it cannot serve are skipped)."""
     from maskbench.provenance import versions
 
-    result = measure_serving(base, [Path(d) / "masks" for d in run_dirs])
+    directories = [Path(run).parent if Path(run).name == "metrics.json" else Path(run) for run in runs]
+    result = measure_serving(base, [directory / "masks" for directory in directories])
     write_json(out, {**result, "versions": versions()})
     return result
 

@@ -13,7 +13,7 @@ rule train_analysis:
         options=lambda wildcards: train_options(
             SimpleNamespace(model=wildcards.model, task=wildcards.task, method="masking"),
             variant_overrides(wildcards.variant)),
-        run_dir=lambda wildcards, output: run_dir(output.metrics),
+        run_dir=lambda wildcards, output: str(Path(output.metrics).parent),
     log:
         log_file("train", "{model}/{task}/{variant}/lr{lr}_seed{seed}"),
     benchmark:
@@ -83,8 +83,7 @@ rule generalization:
     run:
         from maskbench.analysis import generalization
 
-        generalization.write_transfer([run_dir(path) for path in input.runs], params.targets, params.model,
-                                      output[0], params.split)
+        generalization.write_transfer(input.runs, params.targets, params.model, output[0], params.split)
 
 
 rule table3_generalization:
@@ -108,7 +107,9 @@ rule table3_generalization:
 
 rule fig4_tsne:
     input:
-        unpack(pair_inputs("tsne")),
+        finetuned=pair_run("tsne", "finetuning"),
+        masked=pair_run("tsne", "masking"),
+        prepared=analysis_prepared("tsne"),
     output:
         png=report(FIGURE.format(name="fig4_tsne.png"), caption="../report/analysis.rst", category="Analyses"),
         csv=FIGURE.format(name="fig4_tsne.csv"),
@@ -124,13 +125,13 @@ rule fig4_tsne:
     run:
         from maskbench.analysis import tsne
 
-        tsne.write_tsne(run_dir(input.finetuned), run_dir(input.masked), input.prepared,
-                        params.target["max_length"], output.png, output.csv, params.target["limit"])
+        tsne.write_tsne(input.finetuned, input.masked, input.prepared, params.target["max_length"], output.png,
+                        output.csv, params.target["limit"])
 
 
 rule fig5_mask_dissimilarity:
     input:
-        mask_similarity_runs,
+        **mask_similarity_runs(),
     output:
         png=report(FIGURE.format(name="fig5_mask_dissimilarity.png"), caption="../report/analysis.rst",
                    category="Analyses"),
@@ -147,13 +148,14 @@ rule fig5_mask_dissimilarity:
     run:
         from maskbench.analysis import mask_similarity
 
-        mask_similarity.write_mask_similarity([run_dir(path) for path in input], params.roles, params.blocks,
-                                              output.png, output.csv)
+        mask_similarity.write_mask_similarity(input, params.roles, params.blocks, output.png, output.csv)
 
 
 rule mode_connectivity:
     input:
-        unpack(pair_inputs("mode_connectivity")),
+        finetuned=pair_run("mode_connectivity", "finetuning"),
+        masked=pair_run("mode_connectivity", "masking"),
+        prepared=analysis_prepared("mode_connectivity"),
     output:
         CONNECTIVITY,
     params:
@@ -169,9 +171,8 @@ rule mode_connectivity:
     run:
         from maskbench.analysis import connectivity
 
-        connectivity.write_line_scores(run_dir(input.finetuned), run_dir(input.masked), input.prepared,
-                                       params.target["max_length"], output[0], params.points,
-                                       params.target["limit"])
+        connectivity.write_line_scores(input.finetuned, input.masked, input.prepared, params.target["max_length"],
+                                       output[0], params.points, params.target["limit"])
 
 
 rule fig6_mode_connectivity:
@@ -192,7 +193,9 @@ rule fig6_mode_connectivity:
 
 rule bezier:
     input:
-        unpack(pair_inputs("bezier")),
+        finetuned=pair_run("bezier", "finetuning"),
+        masked=pair_run("bezier", "masking"),
+        prepared=analysis_prepared("bezier"),
     output:
         BEZIER,
     params:
@@ -211,9 +214,8 @@ rule bezier:
     run:
         from maskbench.analysis import connectivity
 
-        connectivity.write_bezier(run_dir(input.finetuned), run_dir(input.masked), input.prepared,
-                                  params.target["max_length"], output[0], limit=params.target["limit"],
-                                  **params.options)
+        connectivity.write_bezier(input.finetuned, input.masked, input.prepared, params.target["max_length"],
+                                  output[0], limit=params.target["limit"], **params.options)
 
 
 rule fig7_bezier:

@@ -238,9 +238,10 @@ def serving_files():
     return [SERVING.format(model=model) for model in MODELS] if "masking" in METHODS else []
 
 
-def serving_runs(wildcards):
-    """The masks served: each task's masking run at the selected lr, first seed."""
-    return [chosen_run(wildcards.model, task, "masking", SEEDS[0]) for task in TASKS]
+def serving_runs():
+    """Named inputs, one function per task: the masks served, each task's masking run (selected lr, first seed)."""
+    return {task: lambda wildcards, task=task: chosen_run(wildcards.model, task, "masking", SEEDS[0])
+            for task in TASKS}
 
 
 def table_layout():
@@ -321,7 +322,7 @@ def analysis_tasks(analysis):
 def check_analyses():
     """Keys of `analyses` that refer to the rest of the configuration (the schema checks the rest)."""
     for name, spec in ANALYSES.items():
-        where = f"invalid configuration at 'analyses.{name}'"
+        where = f"invalid configuration at 'analyses.{name}"
         if spec["model"] not in config["models"]:
             raise WorkflowError(f"{where}.model': {spec['model']!r} is not a key of 'models' ({MODELS})")
         if name in ("sparsity", "layers"):
@@ -393,10 +394,6 @@ def chosen_run(model, task, method, seed):
     return RUN_METRICS.format(model=model, task=task, method=method, lr=chosen_lr(cell), seed=seed)
 
 
-def run_dir(metrics_path):
-    return str(Path(metrics_path).parent)
-
-
 def eval_target(task):
     """How an analysis scores a model on ``task``: the prepared data and the fixed subset the runs are scored on."""
     return {"max_length": max_length(task), "limit": training_settings(task).get("max_eval_examples")}
@@ -414,22 +411,32 @@ def generalization_files():
             for method in METHODS for source in spec["sources"]]
 
 
-def pair_inputs(analysis):
-    """Input function: the finetuning and masking runs (selected lr, the analysis's seed) of one task."""
-
-    def inputs(wildcards):
-        spec = ANALYSES[analysis]
-        task = getattr(wildcards, "task", None) or spec["task"]
-        return {"finetuned": chosen_run(spec["model"], task, "finetuning", spec["seed"]),
-                "masked": chosen_run(spec["model"], task, "masking", spec["seed"]),
-                "prepared": PREPARED.format(model=spec["model"], task=task)}
-
-    return inputs
+# Input functions that read a selection checkpoint name one (model, task, method) cell each: Snakemake then
+# schedules the lr selections of all cells an analysis needs at once, instead of discovering them one by one.
 
 
-def mask_similarity_runs(wildcards):
+def _analysis_task(analysis, wildcards):
+    return getattr(wildcards, "task", None) or ANALYSES[analysis]["task"]
+
+
+def pair_run(analysis, method):
+    """Input function: the ``method`` run of the analysis's task (selected lr, the analysis's seed)."""
+    return lambda wildcards: chosen_run(ANALYSES[analysis]["model"], _analysis_task(analysis, wildcards), method,
+                                        ANALYSES[analysis]["seed"])
+
+
+def analysis_prepared(analysis):
+    return lambda wildcards: PREPARED.format(model=ANALYSES[analysis]["model"],
+                                            task=_analysis_task(analysis, wildcards))
+
+
+def mask_similarity_runs():
+    """Named inputs, one function per task: the masking runs (selected lr, the analysis's seed)."""
+    if "mask_similarity" not in ANALYSES:
+        return {}
     spec = ANALYSES["mask_similarity"]
-    return [chosen_run(spec["model"], task, "masking", spec["seed"]) for task in spec["tasks"]]
+    return {task: lambda wildcards, task=task: chosen_run(spec["model"], task, "masking", spec["seed"])
+            for task in spec["tasks"]}
 
 
 _ANALYSIS_RESOURCES = {"threads": 1, "gpu": 0, "mem_mb": 8000, "runtime": 60}

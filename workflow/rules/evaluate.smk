@@ -48,7 +48,7 @@ rule reference_model:
 
 rule serving_memory:
     input:
-        serving_runs,
+        **serving_runs(),
     output:
         SERVING,
     params:
@@ -62,4 +62,4 @@ rule serving_memory:
     run:
         from maskbench import serving
 
-        serving.write_serving(params.model, [run_dir(path) for path in input], output[0])
+        serving.write_serving(params.model, input, output[0])

@@ -33,6 +33,7 @@ from maskbench.analysis.runs import (
     load_run_model,
     new_figure,
     read_json,
+    run_directory,
     run_record,
     save_figure,
     suptitle,
@@ -62,7 +63,7 @@ def endpoint_states(finetuned_run: str | Path, masked_run: str | Path) -> tuple[
             raise ConfigError(f"{finetuned_run} / {masked_run}: runs of different {key}s "
                               f"({finetuned_record[key]!r} vs {masked_record[key]!r})")
     finetuned = load_run_model(finetuned_run)
-    masked = load_masked_model(Path(masked_run) / "masks", base=masked_record["model"], merge=False)
+    masked = load_masked_model(run_directory(masked_run) / "masks", base=masked_record["model"], merge=False)
     pretrained_state = {name: p.detach().clone() for name, p in masked.named_parameters()
                         if not name.endswith("mask_scores")}
     merge_masks(masked)

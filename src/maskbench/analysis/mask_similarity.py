@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from maskbench import tasks
-from maskbench.analysis.runs import new_figure, run_record, save_figure, suptitle, write_csv
+from maskbench.analysis.runs import new_figure, run_directory, run_record, save_figure, suptitle, write_csv
 from maskbench.errors import ConfigError
 from maskbench.masking import MaskConfig, mask_model, masked_layers
 from maskbench.masking.apply import architecture_of
@@ -69,7 +69,7 @@ def mask_dissimilarities(run_dirs: Sequence[str | Path]) -> list[dict[str, Any]]
     layers = block_layers(model_name, records[0]["task"])
     trained = {}
     for run_dir, record in zip(run_dirs, records):
-        directory = Path(run_dir) / "masks"
+        directory = run_directory(run_dir) / "masks"
         masks, _ = read_masks(directory, read_mask_description(directory))
         trained[record["task"]] = {name: mask for name, mask in masks.items() if name in layers}
     rows = []

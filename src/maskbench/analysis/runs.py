@@ -30,16 +30,22 @@ from maskbench.provenance import versions
 from maskbench.train import METRICS_FILE, fixed_subset, predict
 
 
-def run_record(run_dir: str | Path) -> dict[str, Any]:
+def run_directory(path: str | Path) -> Path:
+    """A run directory, given as itself or by its ``metrics.json`` (what the workflow's rules declare)."""
+    path = Path(path)
+    return path.parent if path.name == METRICS_FILE else path
+
+
+def run_record(run: str | Path) -> dict[str, Any]:
     """A finished run's ``metrics.json``."""
-    return load_runs([Path(run_dir) / METRICS_FILE])[0]
+    return load_runs([run_directory(run) / METRICS_FILE])[0]
 
 
-def load_run_model(run_dir: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+def load_run_model(run: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """The trained model of a run: the pretrained model with the run's masks merged in (masking), or the finetuned
     weights (finetuning; saved only when the run had ``--save-weights``, which the workflow sets for the cells an
     analysis needs)."""
-    run_dir = Path(run_dir)
+    run_dir = run_directory(run)
     record = run_record(run_dir)
     if record["method"] == "masking":
         return load_masked_model(run_dir / "masks", base=record["model"], device=device)
@@ -133,5 +139,6 @@ def read_json(path: str | Path) -> dict[str, Any]:
         raise DataError(f"{path}: not valid JSON ({error})") from None
 
 
-__all__ = ["eval_loader", "evaluate", "label_map", "load_run_model", "new_figure", "read_json", "run_record",
+__all__ = ["eval_loader", "evaluate", "label_map", "load_run_model", "new_figure", "read_json", "run_directory",
+           "run_record",
            "save_figure", "suptitle", "write_csv", "write_record"]
