@@ -32,7 +32,7 @@ from maskbench.fileio import write_json
 from maskbench.masking.serialization import read_mask_description, read_masks
 from maskbench.models import load_model
 from maskbench.provenance import versions
-from maskbench.storage import decode_mask, encode_mask, rice_bits
+from maskbench.storage import decode_mask, encode_mask
 
 BERT_BASE_SHAPES = [(768, 768)] * 4 + [(3072, 768), (768, 3072)]
 BERT_BASE_LAYERS = BERT_BASE_SHAPES * 10 + [(768, 768)]  # blocks 2-11 and the pooler

@@ -78,7 +78,8 @@ class Results:
     sources: dict[tuple[str, Key], str] = field(default_factory=dict)
 
 
-def _read(path: str | Path) -> dict:
+def read_record(path: str | Path) -> dict:
+    """A JSON record the workflow wrote (a clear error for a missing or broken one)."""
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -108,7 +109,7 @@ def load_results(layout: Mapping[str, Any] | Layout, choices: Sequence[str] = ()
             raise ConfigError(f"{kind}: {len(paths)} files for {len(cells)} cells (models × tasks × methods)")
         store = getattr(results, kind)
         for key, path in zip(cells, paths):
-            record = _read(path)
+            record = read_record(path)
             model, task, method = key
             expected = {"task": task, "method": method, "model": layout.models[model]["name"]}
             for field_name, value in expected.items():
@@ -121,12 +122,12 @@ def load_results(layout: Mapping[str, Any] | Layout, choices: Sequence[str] = ()
         if len(references) != len(layout.pairs()):
             raise ConfigError(f"references: {len(references)} files for {len(layout.pairs())} model × task pairs")
         for pair, path in zip(layout.pairs(), references):
-            results.references[pair] = _read(path)
+            results.references[pair] = read_record(path)
     if serving:
         if len(serving) != len(layout.models):
             raise ConfigError(f"serving: {len(serving)} files for {len(layout.models)} models")
         for model, path in zip(layout.models, serving):
-            results.serving[model] = _read(path)
+            results.serving[model] = read_record(path)
     _check_cells(results)
     return results
 

@@ -32,7 +32,6 @@ from maskbench.analysis.runs import (
     evaluate,
     load_run_model,
     new_figure,
-    read_json,
     run_directory,
     run_record,
     save_figure,
@@ -46,7 +45,7 @@ from maskbench.masking import merge_masks
 from maskbench.masking.serialization import load_masked_model
 from maskbench.models import load_tokenizer
 from maskbench.prepare import WORD_COUNTS, load_prepared
-from maskbench.tables import METRIC_NAMES, TASK_LABELS
+from maskbench.tables import METRIC_NAMES, TASK_LABELS, read_record
 from maskbench.train import fixed_subset
 
 State = dict[str, torch.Tensor]
@@ -144,12 +143,17 @@ def plot_lines(records: Sequence[Mapping[str, Any]], png: str | Path) -> None:
     save_figure(figure, png)
 
 
-def write_lines_figure(paths: Sequence[str | Path], png: str | Path, data_csv: str | Path) -> None:
-    """Workflow step: Fig. 6 and its numbers from the per-task records."""
-    records = [read_json(path) for path in paths]
+def _write_curves(paths: Sequence[str | Path], png: str | Path, data_csv: str | Path, plot) -> None:
+    """The per-task records' points as one CSV, and their figure."""
+    records = [read_record(path) for path in paths]
     write_csv([{"task": r["task"], "model": r["model"], "seed": r["seed"], "metric": r["metric"], **point}
                for r in records for point in r["points"]], data_csv)
-    plot_lines(records, png)
+    plot(records, png)
+
+
+def write_lines_figure(paths: Sequence[str | Path], png: str | Path, data_csv: str | Path) -> None:
+    """Workflow step: Fig. 6 and its numbers from the per-task records."""
+    _write_curves(paths, png, data_csv, plot_lines)
 
 
 # --- Fig. 7: Bézier curves -------------------------------------------------------------------------------
@@ -259,7 +263,4 @@ def plot_bezier(records: Sequence[Mapping[str, Any]], png: str | Path) -> None:
 
 def write_bezier_figure(paths: Sequence[str | Path], png: str | Path, data_csv: str | Path) -> None:
     """Workflow step: Fig. 7 and its numbers from the per-task records."""
-    records = [read_json(path) for path in paths]
-    write_csv([{"task": r["task"], "model": r["model"], "seed": r["seed"], "metric": r["metric"], **point}
-               for r in records for point in r["points"]], data_csv)
-    plot_bezier(records, png)
+    _write_curves(paths, png, data_csv, plot_bezier)

@@ -13,10 +13,10 @@ import torch
 
 from maskbench import tasks
 from maskbench.aggregate import mean_std
-from maskbench.analysis.runs import eval_loader, label_map, load_run_model, read_json, run_record, write_record
+from maskbench.analysis.runs import eval_loader, label_map, load_run_model, run_record, write_record
 from maskbench.errors import ConfigError
 from maskbench.metrics import score_logits
-from maskbench.tables import METHOD_LABELS, TASK_LABELS, Table
+from maskbench.tables import METHOD_LABELS, TASK_LABELS, Table, read_record
 from maskbench.train import predict
 
 
@@ -112,6 +112,6 @@ def generalization_table(records: Sequence[Mapping[str, Any]], model_label: str)
 def write_generalization_table(paths: Sequence[str | Path], model_label: str,
                                out: Sequence[str | Path]) -> Table:
     """Workflow step: Table 3 (md/tex/csv) from the per-(method, source) records."""
-    table = generalization_table([read_json(path) for path in paths], model_label)
+    table = generalization_table([read_record(path) for path in paths], model_label)
     table.write(out)
     return table

@@ -130,15 +130,5 @@ def write_record(path: str | Path, record: Mapping[str, Any]) -> None:
         tmp.write_text(json.dumps({**record, "versions": versions()}, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def read_json(path: str | Path) -> dict[str, Any]:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise DataError(f"{path}: missing") from None
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}: not valid JSON ({error})") from None
-
-
-__all__ = ["eval_loader", "evaluate", "label_map", "load_run_model", "new_figure", "read_json", "run_directory",
-           "run_record",
+__all__ = ["eval_loader", "evaluate", "label_map", "load_run_model", "new_figure", "run_directory", "run_record",
            "save_figure", "suptitle", "write_csv", "write_record"]
