@@ -100,6 +100,11 @@ CODINGS: dict[str, Callable[[torch.Tensor], float]] = {
 }
 
 
+def round_trip_exact(masks: list[torch.Tensor]) -> bool:
+    """Every mask decodes to itself, bit for bit (the coding is lossless)."""
+    return all(torch.equal(decode_mask(encode_mask(m), m.shape), m) for m in masks)
+
+
 def measure(masks: list[torch.Tensor], initial: list[torch.Tensor] | None) -> dict[str, float]:
     weights = sum(m.numel() for m in masks)
     result = {name: sum(code(m) for m in masks) / weights for name, code in CODINGS.items()}
@@ -157,11 +162,13 @@ def main() -> None:
         weights = sum(m.numel() for m in masks)
         sparsity = 1 - sum(m.sum().item() for m in masks) / weights
         records[name] = {"weights": weights, "sparsity": sparsity, "bits_per_weight": measure(masks, entry["initial"]),
+                         "round_trip_exact": round_trip_exact(masks),
                          **({"timings": entry["timings"]} if "timings" in entry else {}),
                          **({"directory": entry["directory"]} if "directory" in entry else {})}
     candidates = list(dict.fromkeys(k for r in records.values() for k in r["bits_per_weight"]))
     rows = [["zeros", *(f"{r['sparsity']:.2%}" for r in records.values())],
-            ["weights", *(f"{r['weights']:,}" for r in records.values())]]
+            ["weights", *(f"{r['weights']:,}" for r in records.values())],
+            ["round trip exact (rice-gaps-v1)", *(str(r["round_trip_exact"]) for r in records.values())]]
     rows += [[c, *(f"{r['bits_per_weight'][c]:.4f}" if c in r["bits_per_weight"] else "-" for r in records.values())]
              for c in candidates]
     print("bits per weight")

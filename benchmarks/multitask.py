@@ -58,6 +58,14 @@ def trimmed_rss_mb() -> float:
 
 
 def peak_mb() -> float:
+    """This process's peak RSS. VmHWM belongs to the process image; getrusage's ru_maxrss would carry the peak of
+    the parent (the benchmark driver) over fork and exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**10  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # KiB on Linux
 
 

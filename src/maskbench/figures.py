@@ -96,7 +96,8 @@ def plot_memory(points: Sequence[Mapping[str, Any]], png: str | Path, title_note
         lines: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
         for point in serving:
             lines.setdefault((point["label"], point["method"]), []).append(point)
-        for (label, method), values in lines.items():
+        order = {method: index for index, method in enumerate(styles)}  # colours as in (a) and (b)
+        for (label, method), values in sorted(lines.items(), key=lambda item: (item[0][0], order[item[0][1]])):
             ax.plot([v["tasks"] for v in values], [v["resident_mib"] for v in values], label=f"{label} {method}",
                     **styles[method])
         ax.set_xlabel("classification tasks served by one process")
