@@ -13,11 +13,21 @@ import torch
 
 from maskbench import tasks
 from maskbench.aggregate import mean_std
-from maskbench.analysis.runs import eval_loader, label_map, load_run_model, run_record, write_record
+from maskbench.analysis.runs import eval_loader, load_run_model, run_record, write_record
 from maskbench.errors import ConfigError
 from maskbench.metrics import score_logits
 from maskbench.tables import METHOD_LABELS, TASK_LABELS, Table, read_record
 from maskbench.train import predict
+
+
+def label_map(source: str, target: str) -> list[int]:
+    """Output i of a model trained on ``source`` means label ``label_map[i]`` of ``target`` (matched by name)."""
+    source_labels = tasks.get_task(source).label_names
+    target_labels = tasks.get_task(target).label_names
+    if sorted(source_labels) != sorted(target_labels):
+        raise ConfigError(f"a {source} model cannot be scored on {target}: labels {list(source_labels)} vs "
+                          f"{list(target_labels)}")
+    return [target_labels.index(name) for name in source_labels]
 
 
 def majority_baseline(labels: np.ndarray) -> float:
@@ -47,15 +57,15 @@ def transfer_scores(run_dirs: Sequence[str | Path], targets: Mapping[str, Mappin
         if tasks.get_task(target).metric != "accuracy":
             raise ConfigError(f"generalization target {target!r}: scored by {tasks.get_task(target).metric}, "
                               f"the table compares accuracies")
+    mappings = {target: label_map(source, target) for target in targets}  # refuses other label sets up front
     scores: dict[str, list[float]] = {target: [] for target in targets}
     baselines: dict[str, float] = {}
     for run_dir in run_dirs:
         model = load_run_model(run_dir, device)
         for target, loader in loaders.items():
-            mapping = label_map(source, target)
             output = predict(model, loader, "single", torch.device(device))
             logits = np.empty_like(output["logits"])
-            logits[:, mapping] = output["logits"]
+            logits[:, mappings[target]] = output["logits"]
             scores[target].append(score_logits("accuracy", logits, output["labels"]))
             baselines[target] = majority_baseline(output["labels"])
         del model

@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -20,7 +19,7 @@ from torch.utils.data import DataLoader
 from maskbench import tasks
 from maskbench.aggregate import load_runs
 from maskbench.data import Collator
-from maskbench.errors import ConfigError, DataError
+from maskbench.errors import DataError
 from maskbench.fileio import atomic_path
 from maskbench.masking.serialization import load_masked_model
 from maskbench.metrics import score_logits
@@ -69,28 +68,11 @@ def eval_loader(prepared: str | Path, task: str, model: str, max_length: int, sp
                       collate_fn=Collator(load_tokenizer(model).pad_token_id))
 
 
-def evaluate(model: nn.Module, loader: DataLoader, task: str, device: str | torch.device = "cpu",
-             label_map: Sequence[int] | None = None) -> float:
-    """The task's metric of ``model`` on ``loader``. ``label_map[i]`` is the gold-label id of the model's output i
-    (for a model trained on another task with the same label names in another order)."""
+def evaluate(model: nn.Module, loader: DataLoader, task: str, device: str | torch.device = "cpu") -> float:
+    """The task's metric of ``model`` on ``loader``."""
     spec = tasks.get_task(task)
     output = predict(model, loader, spec.kind, torch.device(device))
-    logits = output["logits"]
-    if label_map is not None:
-        reordered = np.empty_like(logits)
-        reordered[:, list(label_map)] = logits
-        logits = reordered
-    return score_logits(spec.metric, logits, output["labels"], spec.label_names, output.get("lengths"))
-
-
-def label_map(source: str, target: str) -> list[int]:
-    """Output i of a model trained on ``source`` means label ``label_map[i]`` of ``target`` (matched by name)."""
-    source_labels = tasks.get_task(source).label_names
-    target_labels = tasks.get_task(target).label_names
-    if sorted(source_labels) != sorted(target_labels):
-        raise ConfigError(f"a {source} model cannot be scored on {target}: labels {list(source_labels)} vs "
-                          f"{list(target_labels)}")
-    return [target_labels.index(name) for name in source_labels]
+    return score_logits(spec.metric, output["logits"], output["labels"], spec.label_names, output.get("lengths"))
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -130,5 +112,5 @@ def write_record(path: str | Path, record: Mapping[str, Any]) -> None:
         tmp.write_text(json.dumps({**record, "versions": versions()}, indent=2, sort_keys=True, default=str) + "\n")
 
 
-__all__ = ["eval_loader", "evaluate", "label_map", "load_run_model", "new_figure", "run_directory", "run_record",
+__all__ = ["eval_loader", "evaluate", "load_run_model", "new_figure", "run_directory", "run_record",
            "save_figure", "suptitle", "write_csv", "write_record"]
