@@ -105,10 +105,10 @@ def measure_serving(base: str, mask_dirs: Sequence[str | Path], counts: Sequence
 def write_serving(base: str, runs: Sequence[str | Path], out: str | Path) -> dict:
     """Workflow step: serving memory with the masks of the given masking runs (run directories or their
     ``metrics.json``; tasks it cannot serve are skipped)."""
+    from maskbench.analysis.runs import run_directory
     from maskbench.provenance import versions
 
-    directories = [Path(run).parent if Path(run).name == "metrics.json" else Path(run) for run in runs]
-    result = measure_serving(base, [directory / "masks" for directory in directories])
+    result = measure_serving(base, [run_directory(run) / "masks" for run in runs])
     write_json(out, {**result, "versions": versions()})
     return result
 
