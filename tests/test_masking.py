@@ -27,7 +27,7 @@ def test_straight_through_gradient_is_grad_of_masked_weight_times_weight():
     torch.manual_seed(0)
     base = nn.Linear(6, 5)
     layer = MaskedLinear(base, threshold=0.0)
-    layer.init_scores(initial_sparsity=0.4, init_width=1.0)
+    layer.init_scores(initial_sparsity=0.4, init_scale=1.0)
     x = torch.randn(3, 6)
     grad_out = torch.randn(3, 5)
     layer(x).backward(grad_out)
@@ -43,9 +43,25 @@ def test_straight_through_gradient_is_grad_of_masked_weight_times_weight():
 def test_masked_layer_zeroes_exactly_the_masked_weights():
     torch.manual_seed(0)
     layer = MaskedLinear(nn.Linear(8, 8, bias=False), threshold=0.5)
-    layer.init_scores(initial_sparsity=0.5, init_width=1.0)
+    layer.init_scores(initial_sparsity=0.5, init_scale=1.0)
     out = layer(torch.eye(8))  # row i = column i of W_hat
     assert torch.equal(out.T == 0, ~layer.binary_mask())
+
+
+@pytest.mark.parametrize("sparsity", [0.01, 0.05, 0.2, 0.5, 0.9])
+def test_initial_scores_follow_the_authors_range(sparsity):
+    """ptlmasking/maskbert MaskedLinear1.get_init_scales: U(-c, (c + τ) / s - c), c = 0.02, τ = 0.01."""
+    layer = MaskedLinear(nn.Linear(512, 512), threshold=0.01)
+    mask_config = MaskConfig(initial_sparsity=sparsity)
+    assert mask_config.init_scale == 0.02 and mask_config.threshold == 0.01
+    layer.init_scores(sparsity, mask_config.init_scale, torch.Generator().manual_seed(3))
+    scores = layer.mask_scores.detach()
+    low, high = -0.02, 0.03 / sparsity - 0.02
+    assert scores.min().item() >= low and scores.max().item() <= high
+    # the draw fills the whole range (not a narrow band around the threshold)
+    span = high - low
+    assert scores.min().item() < low + 0.01 * span and scores.max().item() > high - 0.01 * span
+    assert abs(scores.mean().item() - (low + high) / 2) < 0.01 * span
 
 
 @pytest.mark.parametrize("sparsity", [0.01, 0.05, 0.5])
@@ -60,7 +76,7 @@ def test_only_scores_are_trained_and_base_weights_stay_bit_identical():
     torch.manual_seed(0)
     model = BertForSequenceClassification(tiny_bert_config())
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    mask_model(model, MaskConfig(blocks="all", init_width=0.002))
+    mask_model(model, MaskConfig(blocks="all", init_scale=0.002))
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(n.endswith("mask_scores") for n in trainable)
     initial_masks = {n: l.binary_mask().clone() for n, l in masked_layers(model).items()}
@@ -134,7 +150,8 @@ def test_block_range_outside_the_model_is_a_clear_error(blocks):
         mask_model(model, MaskConfig(blocks=blocks))
 
 
-@pytest.mark.parametrize("bad", [{"initial_sparsity": 1.0}, {"initial_sparsity": -0.1}, {"init_width": 0},
+@pytest.mark.parametrize("bad", [{"initial_sparsity": 1.0}, {"initial_sparsity": -0.1}, {"init_scale": 0},
+                                 {"init_width": 0.02}, {"initial_sparsity": 0.0}, {"threshold": float("nan")},
                                  {"mask_pooler": "yes"}, {"sparsity": 0.1}])
 def test_bad_mask_config_values(bad):
     with pytest.raises(ConfigError):

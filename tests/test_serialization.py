@@ -19,7 +19,7 @@ from maskbench.models import load_model
 def _trained_masked_model(base_dir: Path) -> torch.nn.Module:
     torch.manual_seed(1)
     model = load_model(str(base_dir), "single", ("neg", "pos"))
-    mask_model(model, MaskConfig(blocks="1-3", init_width=0.002))
+    mask_model(model, MaskConfig(blocks="1-3", init_scale=0.002))
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     for _ in range(3):
         loss = model(input_ids=torch.randint(0, 1000, (8, 10)), labels=torch.randint(0, 2, (8,))).loss

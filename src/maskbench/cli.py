@@ -27,6 +27,8 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="run directory")
     parser.add_argument("--initial-sparsity", type=float, default=0.05)
     parser.add_argument("--threshold", type=float, default=0.01)
+    parser.add_argument("--init-scale", type=float, default=0.02,
+                        help="scores start in U(-c, (c + threshold) / s - c), the authors' initialisation")
     parser.add_argument("--blocks", default=None, help="masked blocks, e.g. '2-11' or 'all' (default: 2 to last)")
     parser.add_argument("--no-mask-pooler", action="store_true")
     parser.add_argument("--no-mask-classifier", action="store_true")
@@ -61,7 +63,8 @@ def _run_train(args: argparse.Namespace) -> None:
     from maskbench.masking import MaskConfig
     from maskbench.train import TrainConfig, train
 
-    mask = MaskConfig(initial_sparsity=args.initial_sparsity, threshold=args.threshold, blocks=args.blocks,
+    mask = MaskConfig(initial_sparsity=args.initial_sparsity, threshold=args.threshold, init_scale=args.init_scale,
+                      blocks=args.blocks,
                       mask_pooler=not args.no_mask_pooler, mask_classifier=not args.no_mask_classifier,
                       train_classifier=args.train_classifier)
     config = TrainConfig(method=args.method, model=args.model, task=args.task, seed=args.seed, lr=args.lr,

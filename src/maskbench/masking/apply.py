@@ -112,7 +112,7 @@ def mask_model(model: nn.Module, config: MaskConfig, generator: torch.Generator 
         parameter.requires_grad_(False)
     for name in names:
         layer = MaskedLinear(model.get_submodule(name), config.threshold)
-        layer.init_scores(config.initial_sparsity, config.init_width, generator)
+        layer.init_scores(config.initial_sparsity, config.init_scale, generator)
         _set(model, name, layer)
     if config.train_classifier:
         classifier = head_layer_names(model).get("classifier")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,13 +15,13 @@ from maskbench.errors import ConfigError
 class MaskConfig:
     """Which layers are masked and how their scores start.
 
-    Scores are drawn from U[threshold - initial_sparsity * init_width, threshold + (1 - initial_sparsity) * init_width]
-    so that exactly the requested fraction starts below the threshold (i.e. masked out).
+    Scores are drawn as in the authors' code (``MaskedLinear1``): U(-init_scale, (init_scale + threshold) /
+    initial_sparsity - init_scale), so that the requested fraction starts below the threshold (masked out).
     """
 
     initial_sparsity: float = 0.05
     threshold: float = 0.01
-    init_width: float = 0.02
+    init_scale: float = 0.02
     #: transformer blocks to mask, e.g. "2-11", "0-3,8-11" or "all"; None = the paper's default (block 2 to the last)
     blocks: str | None = None
     mask_pooler: bool = True
@@ -29,12 +30,17 @@ class MaskConfig:
     train_classifier: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.initial_sparsity, (int, float)) or not 0.0 <= self.initial_sparsity < 1.0:
-            raise ConfigError(f"initial_sparsity: expected a number in [0, 1), got {self.initial_sparsity!r}")
-        if not isinstance(self.init_width, (int, float)) or self.init_width <= 0:
-            raise ConfigError(f"init_width: expected a positive number, got {self.init_width!r}")
-        if not isinstance(self.threshold, (int, float)):
-            raise ConfigError(f"threshold: expected a number, got {self.threshold!r}")
+        for key in ("initial_sparsity", "init_scale", "threshold"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+        if not 0.0 < self.initial_sparsity < 1.0:
+            raise ConfigError(f"initial_sparsity: expected a number in (0, 1), got {self.initial_sparsity!r}")
+        if self.init_scale <= 0:
+            raise ConfigError(f"init_scale: expected a positive number, got {self.init_scale!r}")
+        if self.threshold <= -self.init_scale:
+            raise ConfigError(f"threshold: expected a number above -init_scale ({-self.init_scale!r}), "
+                              f"got {self.threshold!r}")
         for key in ("mask_pooler", "mask_classifier", "train_classifier"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"{key}: expected true/false, got {getattr(self, key)!r}")
@@ -73,6 +79,9 @@ class MaskConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "MaskConfig":
         known = {f.name for f in dataclasses.fields(cls)}
+        if "init_width" in data:
+            raise ConfigError("mask config: 'init_width' (the old near-threshold initialisation) was replaced by "
+                              "'init_scale', the authors' initialisation U(-c, (c + threshold) / s - c)")
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"mask config: unknown key(s) {unknown}; expected some of {sorted(known)}")

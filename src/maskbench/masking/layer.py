@@ -19,6 +19,13 @@ class _BinarizeSTE(torch.autograd.Function):
         return grad_output, None
 
 
+def init_bounds(initial_sparsity: float, init_scale: float, threshold: float) -> tuple[float, float]:
+    """The authors' score range ``(-c, (c + τ) / s - c)`` for initial sparsity s, scale c and threshold τ."""
+    if not initial_sparsity > 0:
+        raise ValueError(f"initial_sparsity must be > 0 for the authors' initialisation, got {initial_sparsity!r}")
+    return -init_scale, (init_scale + threshold) / initial_sparsity - init_scale
+
+
 class MaskedLinear(nn.Linear):
     """``nn.Linear`` whose weight is multiplied by a learned binary mask.
 
@@ -39,11 +46,16 @@ class MaskedLinear(nn.Linear):
         self.threshold = float(threshold)
         self.mask_scores = nn.Parameter(torch.empty_like(self.weight, dtype=torch.float32))
 
-    def init_scores(self, initial_sparsity: float, init_width: float, generator: torch.Generator | None = None) -> None:
-        """Draw scores uniformly so that a fraction ``initial_sparsity`` lies below the threshold."""
-        low = self.threshold - initial_sparsity * init_width
+    def init_scores(self, initial_sparsity: float, init_scale: float, generator: torch.Generator | None = None) -> None:
+        """Draw scores as the authors' ``MaskedLinear1`` does (``get_init_scales`` in ptlmasking/maskbert).
+
+        Uniform in ``[-init_scale, (init_scale + threshold) / initial_sparsity - init_scale]``: the fraction
+        ``initial_sparsity`` of that span lies below the threshold (masked out), and the span is wide (0.6 for
+        s = 5 %, c = 0.02, τ = 0.01), so that few entries sit right at the threshold.
+        """
+        low, high = init_bounds(initial_sparsity, init_scale, self.threshold)
         with torch.no_grad():
-            self.mask_scores.uniform_(0.0, 1.0, generator=generator).mul_(init_width).add_(low)
+            self.mask_scores.uniform_(0.0, 1.0, generator=generator).mul_(high - low).add_(low)
 
     def binary_mask(self) -> torch.Tensor:
         """The current mask as a bool tensor (True = weight kept)."""
