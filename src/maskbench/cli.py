@@ -40,6 +40,10 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--allow-partial-data", action="store_true",
                         help="offline stand-ins for hub-only splits (QNLI train), for smoke tests only")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                        help="bf16: mixed precision (autocast), on GPUs that support it")
+    parser.add_argument("--no-group-by-length", action="store_true",
+                        help="draw training batches at random instead of grouping similar lengths")
 
 
 def _add_prepare(subparsers: argparse._SubParsersAction) -> None:
@@ -71,7 +75,8 @@ def _run_train(args: argparse.Namespace) -> None:
                          batch_size=args.batch_size, epochs=args.epochs, patience=args.patience,
                          max_length=args.max_length, max_train_examples=args.max_train_examples,
                          max_eval_examples=args.max_eval_examples, mask=mask, save_weights=args.save_weights,
-                         mask_format=args.mask_format,
+                         mask_format=args.mask_format, precision=args.precision,
+                         group_by_length=not args.no_group_by_length,
                          out=args.out, data_dir=args.data_dir, device=args.device,
                          prepared=args.prepared, allow_partial=args.allow_partial_data)
     metrics = train(config)

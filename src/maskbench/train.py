@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from maskbench import tasks
 from maskbench.checkpoint import TrainingState, load_checkpoint, remove_checkpoint, save_checkpoint
+from maskbench.batching import LengthGroupedBatchSampler, example_lengths, sorted_batches
 from maskbench.data import IGNORE_INDEX, Collator, tokenize_dataset
 from maskbench.errors import ConfigError
 from maskbench.fileio import atomic_directory, atomic_path, write_json
@@ -30,6 +31,7 @@ from maskbench.provenance import config_hash, device_name, versions
 from maskbench.storage import MASK_FORMATS, PACKED_BITS
 
 METHODS = ("masking", "finetuning")
+PRECISIONS = ("fp32", "bf16")
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.safetensors"
 
@@ -51,6 +53,10 @@ class TrainConfig:
     max_eval_examples: int | None = None
     mask: MaskConfig = field(default_factory=MaskConfig)
     eval_batch_size: int = 128
+    #: training batches group examples of similar length inside random pools (``maskbench.batching``)
+    group_by_length: bool = True
+    #: fp32, or bf16 autocast (mixed precision; CUDA GPUs with bf16 support, or CPU)
+    precision: str = "fp32"
     save_weights: bool = False
     #: how a masking run stores its masks (``maskbench.storage``): 1 bit per weight, or the lossless sub-bit coding
     mask_format: str = PACKED_BITS
@@ -71,6 +77,10 @@ class TrainConfig:
         for key, ok in checks.items():
             if not ok:
                 raise ConfigError(f"{key}: invalid value {getattr(self, key)!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision: expected one of {PRECISIONS}, got {self.precision!r}")
+        if not isinstance(self.group_by_length, bool):
+            raise ConfigError(f"group_by_length: expected true/false, got {self.group_by_length!r}")
         if self.mask_format not in MASK_FORMATS:
             raise ConfigError(f"mask_format: expected one of {MASK_FORMATS}, got {self.mask_format!r}")
         if self.save_weights and self.method == "masking":
@@ -100,27 +110,59 @@ def fixed_subset(dataset, limit: int | None):
     return dataset.shuffle(seed=0).select(range(limit))
 
 
-@torch.no_grad()
-def predict(model: torch.nn.Module, loader: DataLoader, kind: str, device: torch.device) -> dict[str, np.ndarray]:
-    """Logits and gold labels of a split; for tagging one row per scored word plus per-sentence ``lengths``."""
+@torch.inference_mode()
+def predict(model: torch.nn.Module, loader: DataLoader, kind: str, device: torch.device,
+            precision: str = "fp32") -> dict[str, np.ndarray]:
+    """Logits and gold labels of a split; for tagging one row per scored word plus per-sentence ``lengths``.
+
+    Rows come back in the dataset's order, also when ``loader`` batches examples sorted by length.
+    """
     model.eval()
-    logits_all, labels_all, lengths = [], [], []
+    order = [i for batch in loader.batch_sampler for i in batch] if loader.batch_sampler is not None else None
+    rows_logits, rows_labels = [], []  # one entry per example, in loader order
     for batch in loader:
-        batch = {key: value.to(device) for key, value in batch.items()}
+        batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
         labels = batch.pop("labels")
-        logits = model(**batch).logits.float()
+        with autocast(device, precision):
+            logits = model(**batch).logits
+        logits, labels = logits.float().cpu(), labels.cpu()
         if kind == "tagging":
             keep = labels != IGNORE_INDEX
-            logits_all.append(logits[keep].cpu())
-            labels_all.append(labels[keep].cpu())
-            lengths.append(keep.sum(dim=1).cpu())
+            rows_logits += [row[k] for row, k in zip(logits, keep)]
+            rows_labels += [row[k] for row, k in zip(labels, keep)]
         else:
-            logits_all.append(logits.cpu())
-            labels_all.append(labels.cpu())
-    result = {"logits": torch.cat(logits_all).numpy(), "labels": torch.cat(labels_all).numpy()}
+            rows_logits += list(logits)
+            rows_labels += list(labels)
+    if order is not None and sorted(order) == list(range(len(order))):
+        position = {index: n for n, index in enumerate(order)}
+        rows_logits = [rows_logits[position[i]] for i in range(len(order))]
+        rows_labels = [rows_labels[position[i]] for i in range(len(order))]
     if kind == "tagging":
-        result["lengths"] = torch.cat(lengths).numpy()
+        result = {"logits": torch.cat(rows_logits).numpy(), "labels": torch.cat(rows_labels).numpy(),
+                  "lengths": np.array([len(row) for row in rows_labels], dtype=np.int64)}
+    else:
+        result = {"logits": torch.stack(rows_logits).numpy(), "labels": torch.stack(rows_labels).numpy()}
     return result
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast for ``precision == "bf16"``, else a no-op context."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def resolve_device(name: str | None, precision: str = "fp32") -> torch.device:
+    """The run's device (default: CUDA when available), checked before any data is read."""
+    try:
+        device = torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except RuntimeError as error:
+        raise ConfigError(f"device: cannot use {name!r} ({error})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device: {name!r} requested, but no CUDA device is available")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device: expected 'cpu' or 'cuda[:N]', got {name!r}")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"precision: bf16 is not supported by {torch.cuda.get_device_name(device)}; use fp32")
+    return device
 
 
 def _score(spec: tasks.TaskSpec, output: dict[str, np.ndarray]) -> float:
@@ -141,7 +183,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
     spec = tasks.get_task(config.task)
     if config.method == "masking":  # fail before any data is read when the blocks do not exist in this model
         config.mask.resolve_blocks(model_config(config.model).num_hidden_layers)
-    device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(config.device, config.precision)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     transformers.set_seed(config.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
 
@@ -163,12 +208,19 @@ def train(config: TrainConfig) -> dict[str, Any]:
     model_columns = [c for c in splits["train"].column_names if c not in WORD_COUNTS]
     collate = Collator(tokenizer.pad_token_id)
     train_generator = torch.Generator().manual_seed(config.seed)
-    loaders = {
-        name: DataLoader(ds.select_columns(model_columns), batch_size=config.batch_size if name == "train"
-                         else config.eval_batch_size, shuffle=name == "train", collate_fn=collate,
-                         generator=train_generator if name == "train" else None)
-        for name, ds in splits.items()
-    }
+    pin = device.type == "cuda"
+    loaders = {}
+    for name, ds in splits.items():
+        ds = ds.select_columns(model_columns)
+        if name == "train" and config.group_by_length:
+            sampler = LengthGroupedBatchSampler(example_lengths(ds), config.batch_size, train_generator)
+            loaders[name] = DataLoader(ds, batch_sampler=sampler, collate_fn=collate, pin_memory=pin)
+        elif name == "train":
+            loaders[name] = DataLoader(ds, batch_size=config.batch_size, shuffle=True, collate_fn=collate,
+                                       generator=train_generator, pin_memory=pin)
+        else:
+            batches = sorted_batches(example_lengths(ds), config.eval_batch_size)
+            loaders[name] = DataLoader(ds, batch_sampler=batches, collate_fn=collate, pin_memory=pin)
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=config.lr)
@@ -180,20 +232,24 @@ def train(config: TrainConfig) -> dict[str, Any]:
         epoch = state.epoch + 1
         model.train()
         started = time.perf_counter()
-        losses = []
-        for batch in tqdm(loaders["train"], desc=f"epoch {epoch}/{config.epochs}", leave=False):
-            batch = {key: value.to(device) for key, value in batch.items()}
-            loss = model(**batch).loss
+        loss_sum, steps = torch.zeros((), device=device), 0  # summed on the device: no host sync per step
+        for batch in tqdm(loaders["train"], desc=f"epoch {epoch}/{config.epochs}", leave=False,
+                          disable=None):
+            batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+            with autocast(device, config.precision):
+                loss = model(**batch).loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            losses.append(loss.item())
+            loss_sum += loss.detach().float()
+            steps += 1
             state.examples_seen += batch["labels"].shape[0]
+        mean_loss = loss_sum.item() / max(steps, 1)
         state.train_time += time.perf_counter() - started
-        score = _score(spec, predict(model, loaders["dev"], spec.kind, device))
-        state.history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "dev_score": score})
+        score = _score(spec, predict(model, loaders["dev"], spec.kind, device, config.precision))
+        state.history.append({"epoch": epoch, "train_loss": mean_loss, "dev_score": score})
         tqdm.write(f"[{config.task} {config.method} seed={config.seed} lr={config.lr:g}] epoch {epoch}: "
-                   f"loss {np.mean(losses):.4f}, dev {spec.metric} {score:.4f}")
+                   f"loss {mean_loss:.4f}, dev {spec.metric} {score:.4f}")
         state.epoch = epoch
         if score > state.best_score:
             state.best_score, state.best_epoch, state.bad_epochs = score, epoch, 0
@@ -207,7 +263,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         parameters = dict(model.named_parameters())
         for name, value in state.best_state.items():
             parameters[name].copy_(value)
-    outputs = {name: predict(model, loaders[name], spec.kind, device) for name in loaders if name != "train"}
+    outputs = {name: predict(model, loaders[name], spec.kind, device, config.precision)
+               for name in loaders if name != "train"}
     out.mkdir(parents=True, exist_ok=True)
     tensors = {f"{split}_{key}": torch.from_numpy(np.ascontiguousarray(value))
                for split, output in outputs.items() for key, value in output.items()}
@@ -235,6 +292,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "sparsity": mask_sparsity(model)["overall"] if config.method == "masking" else None,
         "config": config.to_dict(), "config_hash": run_hash,
         "versions": versions(), "device": device_name(device),
+        "precision": config.precision, "tf32": device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32,
     }
     write_json(out / METRICS_FILE, metrics)
     remove_checkpoint(out)
