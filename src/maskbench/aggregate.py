@@ -19,11 +19,8 @@ import numpy as np
 
 from maskbench.errors import ConfigError, DataError
 from maskbench.fileio import write_json
-from maskbench.provenance import config_hash
+from maskbench.settings import NON_RESULT_KEYS, config_hash
 
-#: TrainConfig fields that say where or how fast a run is computed, not what it computes. Mirrors
-#: ``TrainConfig.result_key`` (a test checks that the two agree), so that this module needs no torch.
-NON_RESULT_KEYS = ("out", "data_dir", "prepared", "device", "save_weights", "eval_batch_size", "mask_format")
 BYTES_PER_MB = 1_000_000  # the paper's units: KB = 1,000 bytes, MB = 1,000,000 bytes
 
 

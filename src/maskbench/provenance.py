@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import platform
-from typing import Any
+from typing import TYPE_CHECKING
 
-import torch
+from maskbench.settings import config_hash  # noqa: F401  (re-exported)
+
+if TYPE_CHECKING:
+    import torch
 
 
 def versions() -> dict[str, str]:
     import datasets
     import numpy
+    import torch
     import transformers
 
     from maskbench import __version__
@@ -21,13 +23,9 @@ def versions() -> dict[str, str]:
             "datasets": datasets.__version__, "numpy": numpy.__version__, "python": platform.python_version()}
 
 
-def device_name(device: torch.device) -> str:
+def device_name(device: "torch.device") -> str:
+    import torch
+
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-def config_hash(config: dict[str, Any]) -> str:
-    """Short stable hash of a JSON-serialisable configuration."""
-    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -20,9 +20,7 @@ import zlib
 import numpy as np
 import torch
 
-PACKED_BITS = "packed-bits-v1"
-COMPRESSED = "rice-gaps-v1"
-MASK_FORMATS = (PACKED_BITS, COMPRESSED)
+from maskbench.settings import COMPRESSED, MASK_FORMATS, PACKED_BITS  # noqa: E402,F401
 
 _MAGIC = b"MBMK"
 _VERSION = 1

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,86 +20,16 @@ from maskbench.batching import LengthGroupedBatchSampler, example_lengths, sorte
 from maskbench.data import IGNORE_INDEX, Collator, tokenize_dataset
 from maskbench.errors import ConfigError
 from maskbench.fileio import atomic_directory, atomic_path, write_json
-from maskbench.masking import MaskConfig, mask_model, mask_sparsity
+from maskbench.masking import mask_model, mask_sparsity
 from maskbench.masking.serialization import save_masks
 from maskbench.metrics import score_logits
 from maskbench.models import load_model, load_tokenizer, model_config
 from maskbench.prepare import WORD_COUNTS, load_prepared, word_counts
 from maskbench.provenance import config_hash, device_name, versions
-from maskbench.storage import MASK_FORMATS, PACKED_BITS
+from maskbench.settings import METHODS, PRECISIONS, TrainConfig  # noqa: F401  (re-exported)
 
-METHODS = ("masking", "finetuning")
-PRECISIONS = ("fp32", "bf16")
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.safetensors"
-
-
-@dataclass
-class TrainConfig:
-    """Everything that determines a run's numbers (``out``, ``data_dir`` and ``device`` only say where)."""
-
-    method: str
-    model: str
-    task: str
-    seed: int = 1
-    lr: float = 5e-5
-    batch_size: int = 32
-    epochs: int = 10
-    patience: int = 2
-    max_length: int = 128
-    max_train_examples: int | None = None
-    max_eval_examples: int | None = None
-    mask: MaskConfig = field(default_factory=MaskConfig)
-    eval_batch_size: int = 128
-    #: training batches group examples of similar length inside random pools (``maskbench.batching``)
-    group_by_length: bool = True
-    #: fp32, or bf16 autocast (mixed precision; CUDA GPUs with bf16 support, or CPU)
-    precision: str = "fp32"
-    save_weights: bool = False
-    #: how a masking run stores its masks (``maskbench.storage``): 1 bit per weight, or the lossless sub-bit coding
-    mask_format: str = PACKED_BITS
-    allow_partial: bool = False
-    out: str = "run"
-    data_dir: str | None = None
-    prepared: str | None = None
-    device: str | None = None
-
-    def __post_init__(self) -> None:
-        if isinstance(self.mask, dict):
-            self.mask = MaskConfig.from_dict(self.mask)
-        if self.method not in METHODS:
-            raise ConfigError(f"method: expected one of {METHODS}, got {self.method!r}")
-        checks = {"lr": self.lr > 0, "batch_size": self.batch_size >= 1, "epochs": self.epochs >= 1,
-                  "patience": self.patience >= 1, "max_length": 8 <= self.max_length <= 512,
-                  "eval_batch_size": self.eval_batch_size >= 1}
-        for key, ok in checks.items():
-            if not ok:
-                raise ConfigError(f"{key}: invalid value {getattr(self, key)!r}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision: expected one of {PRECISIONS}, got {self.precision!r}")
-        if not isinstance(self.group_by_length, bool):
-            raise ConfigError(f"group_by_length: expected true/false, got {self.group_by_length!r}")
-        if self.mask_format not in MASK_FORMATS:
-            raise ConfigError(f"mask_format: expected one of {MASK_FORMATS}, got {self.mask_format!r}")
-        if self.save_weights and self.method == "masking":
-            raise ConfigError("save_weights: only for finetuning (a masking run saves its masks, which rebuild the model)")
-        for key in ("max_train_examples", "max_eval_examples"):
-            value = getattr(self, key)
-            if value is not None and value < 1:
-                raise ConfigError(f"{key}: expected a positive number or none, got {value!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "mask": self.mask.to_dict()}
-
-    def result_key(self) -> dict[str, Any]:
-        """The part of the configuration that determines results (hashed into ``config_hash``)."""
-        data = self.to_dict()
-        for key in ("out", "data_dir", "prepared", "device", "save_weights", "eval_batch_size", "mask_format"):
-            data.pop(key)
-        if self.method == "finetuning":
-            data.pop("mask")
-        return data
-
 
 def fixed_subset(dataset, limit: int | None):
     """A fixed subset (independent of the run's seed, so every seed and lr sees the same examples)."""

@@ -5,7 +5,8 @@
 
 rule train_analysis:
     input:
-        prepared=PREPARED,
+        unpack(lambda wildcards: train_inputs(wildcards, "masking", variant_overrides(wildcards.variant),
+                                              f"{RUN_VARIANT}/metrics.json")),
     output:
         metrics=f"{RUN_VARIANT}/metrics.json",
         predictions=f"{RUN_VARIANT}/predictions.safetensors",
@@ -14,6 +15,7 @@ rule train_analysis:
             SimpleNamespace(model=wildcards.model, task=wildcards.task, method="masking"),
             variant_overrides(wildcards.variant)),
         run_dir=lambda wildcards, output: str(Path(output.metrics).parent),
+        prepared=lambda wildcards: PREPARED.format(model=wildcards.model, task=wildcards.task),
     log:
         log_file("train", "{model}/{task}/{variant}/lr{lr}_seed{seed}"),
     benchmark:
@@ -27,7 +29,7 @@ rule train_analysis:
         "../envs/maskbench.yaml"
     shell:
         "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m maskbench.cli train --method masking "
-        "--task {wildcards.task} --seed {wildcards.seed} --lr {wildcards.lr} --prepared {input.prepared} "
+        "--task {wildcards.task} --seed {wildcards.seed} --lr {wildcards.lr} --prepared {params.prepared} "
         "{params.options} --out {params.run_dir} > {log} 2>&1"
 
 

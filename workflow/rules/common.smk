@@ -1,8 +1,8 @@
 # Configuration check, result paths (defined here and nowhere else), wildcard constraints, and the input
 # functions that turn the configuration and the lr-selection checkpoints into file lists.
 #
-# Planning must stay fast and offline (the paper's grid plans ~1,700 jobs in seconds): nothing here imports
-# maskbench (its package imports torch), loads a model or touches data. The rules' run blocks import it.
+# Planning must stay fast and offline (the paper's grid plans ~1,700 jobs in seconds): nothing here loads a
+# model or touches data, and only maskbench's torch-free modules are imported (maskbench.settings).
 
 import json
 from pathlib import Path
@@ -11,6 +11,8 @@ from types import SimpleNamespace
 import jsonschema
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
+
+from maskbench.settings import MaskConfig, TrainConfig, run_identity
 
 
 # --- configuration ----------------------------------------------------------------------------------------
@@ -51,6 +53,11 @@ MODELS = list(config["models"])
 TASKS = list(config["tasks"])
 METHODS = list(config["methods"])
 SEEDS = list(config["seeds"])
+# the seeds whose runs choose the lr (all by default); the other seeds run at the chosen lr only
+SELECTION_SEEDS = list(config.get("selection_seeds") or SEEDS)
+if not set(SELECTION_SEEDS) <= set(SEEDS):
+    raise WorkflowError(f"invalid configuration at 'selection_seeds': {SELECTION_SEEDS} must be a subset of "
+                        f"'seeds' {SEEDS}")
 
 
 def format_lr(lr):
@@ -113,7 +120,8 @@ wildcard_constraints:
 # training key -> maskbench train option; booleans map to a flag given when the value is the one shown
 _TRAIN_OPTIONS = {"batch_size": "--batch-size", "epochs": "--epochs", "patience": "--patience",
                   "max_length": "--max-length", "max_train_examples": "--max-train-examples",
-                  "max_eval_examples": "--max-eval-examples"}
+                  "max_eval_examples": "--max-eval-examples", "precision": "--precision"}
+_TRAIN_FLAGS = {"group_by_length": (False, "--no-group-by-length")}
 _MASK_OPTIONS = {"initial_sparsity": "--initial-sparsity", "threshold": "--threshold",
                  "mask_format": "--mask-format"}
 _MASK_FLAGS = {"mask_pooler": (False, "--no-mask-pooler"), "mask_classifier": (False, "--no-mask-classifier"),
@@ -140,6 +148,9 @@ def train_options(wildcards, mask_overrides=None):
     for key, option in _TRAIN_OPTIONS.items():
         if key != "max_length" and settings.get(key) is not None:
             options += [option, str(settings[key])]
+    for key, (value, flag) in _TRAIN_FLAGS.items():
+        if settings.get(key) is value:
+            options.append(flag)
     if wildcards.method == "masking":
         settings = {**settings, "blocks": model.get("blocks"), **(mask_overrides or {})}
         for key, option in {**_MASK_OPTIONS, "blocks": "--blocks"}.items():
@@ -151,6 +162,54 @@ def train_options(wildcards, mask_overrides=None):
     elif (wildcards.model, wildcards.task) in weight_cells():
         options.append("--save-weights")  # an analysis rebuilds the finetuned model (see analysis_cells)
     return " ".join(options)
+
+
+def expected_config(wildcards, method, mask_overrides=None):
+    """The TrainConfig that ``maskbench train`` builds from :func:`train_options` for this run."""
+    settings = training_settings(wildcards.task)
+    values = {key: settings[key] for key in (*_TRAIN_OPTIONS, *_TRAIN_FLAGS) if settings.get(key) is not None}
+    values["max_length"] = max_length(wildcards.task)
+    mask = MaskConfig()
+    if method == "masking":
+        mask_settings = {**settings, "blocks": config["models"][wildcards.model].get("blocks"),
+                         **(mask_overrides or {})}
+        keys = ("initial_sparsity", "threshold", "blocks", *_MASK_FLAGS)
+        values_mask = {key: mask_settings[key] for key in keys if mask_settings.get(key) is not None}
+        for key in ("initial_sparsity", "threshold"):  # variant overrides come from paths, as text
+            if key in values_mask:
+                values_mask[key] = float(values_mask[key])
+        mask = MaskConfig(**values_mask)
+    return TrainConfig(method=method, model=config["models"][wildcards.model]["name"], task=wildcards.task,
+                       seed=int(wildcards.seed), lr=float(wildcards.lr), mask=mask, **values)
+
+
+def finished_run(metrics_path, expected):
+    """True when ``metrics_path`` holds a finished run with the settings of ``expected``.
+
+    Such a run is a finished target whatever the age of its files or the code that made it (a committed run
+    on a clean checkout, a run made before a refactoring). A finished run of other settings is refused.
+    """
+    path = Path(metrics_path)
+    if not path.is_file():
+        return False
+    try:
+        recorded = json.loads(path.read_text())["config"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return False  # a broken record: the run is redone
+    if run_identity(recorded) != run_identity(expected.to_dict()):
+        raise WorkflowError(f"{path} holds a finished run of other settings than this configuration asks for "
+                            f"(it was not made by this configuration, or the configuration changed); move or "
+                            f"delete its directory to train it again, or use another 'results_dir'")
+    return True
+
+
+def train_inputs(wildcards, method=None, mask_overrides=None, pattern=None):
+    """The prepared data, or nothing for a run that is already finished with the same settings."""
+    method = method or wildcards.method
+    metrics = (pattern or RUN_METRICS).format(**dict(wildcards.items()))
+    if finished_run(metrics, expected_config(wildcards, method, mask_overrides)):
+        return {}
+    return {"prepared": PREPARED.format(model=wildcards.model, task=wildcards.task)}
 
 
 def data_options(wildcards):
@@ -170,9 +229,9 @@ def train_runtime(wildcards, attempt):
 # --- learning-rate selection (checkpoint rounds) -------------------------------------------------------------
 
 
-def run_files(pattern, wildcards, lrs):
+def run_files(pattern, wildcards, lrs, seeds=None):
     return [pattern.format(model=wildcards.model, task=wildcards.task, method=wildcards.method, lr=lr, seed=seed)
-            for lr in lrs for seed in SEEDS]
+            for lr in lrs for seed in (SEEDS if seeds is None else seeds)]
 
 
 def selection_round(wildcards, index):
@@ -194,7 +253,7 @@ def round_grid(wildcards):
 
 
 def round_inputs(wildcards):
-    inputs = {"runs": run_files(RUN_METRICS, wildcards, round_grid(wildcards))}
+    inputs = {"runs": run_files(RUN_METRICS, wildcards, round_grid(wildcards), SELECTION_SEEDS)}
     if int(wildcards.round) > 0:
         inputs["previous"] = selection_round(wildcards, int(wildcards.round) - 1)
     return inputs
@@ -282,8 +341,10 @@ def run_targets(wildcards):
                     if selection["final"]:
                         break
                     index += 1
-                files += run_files(RUN_METRICS, cell, selection["grid"])
-                files += run_files(RUN_PREDICTIONS, cell, selection["grid"])
+                files += run_files(RUN_METRICS, cell, selection["grid"], SELECTION_SEEDS)
+                files += run_files(RUN_PREDICTIONS, cell, selection["grid"], SELECTION_SEEDS)
+                files += run_files(RUN_METRICS, cell, [selection["best_lr"]])
+                files += run_files(RUN_PREDICTIONS, cell, [selection["best_lr"]])
     return files
 
 

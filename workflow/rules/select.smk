@@ -10,7 +10,7 @@ checkpoint select_lr:
         SELECTION_ROUND,
     params:
         grid=initial_grid_of_method,
-        seeds=SEEDS,
+        seeds=SELECTION_SEEDS,
         extension=config["lr_extension"],
     log:
         log_file("select", "{model}/{task}/{method}/round{round}"),

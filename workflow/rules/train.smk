@@ -4,13 +4,14 @@
 
 rule train:
     input:
-        prepared=PREPARED,
+        unpack(train_inputs),
     output:
         metrics=RUN_METRICS,
         predictions=RUN_PREDICTIONS,
     params:
         options=train_options,
         run_dir=lambda wildcards, output: str(Path(output.metrics).parent),
+        prepared=lambda wildcards: PREPARED.format(model=wildcards.model, task=wildcards.task),
     log:
         log_file("train", "{model}/{task}/{method}/lr{lr}_seed{seed}"),
     benchmark:
@@ -25,4 +26,4 @@ rule train:
     shell:
         "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m maskbench.cli train "
         "--method {wildcards.method} --task {wildcards.task} --seed {wildcards.seed} --lr {wildcards.lr} "
-        "--prepared {input.prepared} {params.options} --out {params.run_dir} > {log} 2>&1"
+        "--prepared {params.prepared} {params.options} --out {params.run_dir} > {log} 2>&1"
