@@ -145,6 +145,24 @@ def test_ci_config_runs_every_stage_and_is_cached(tmp_path):
     outputs = [line for line in output.splitlines() if line.strip().startswith("output:")]
     assert outputs and not any("masking" in line for line in outputs)  # the other method is untouched
 
+    # a run's identity is its settings: the finished runs alone (as committed to git: no prepared data, no
+    # Snakemake metadata, fresh modification times) are finished targets — nothing to train
+    clean = tmp_path / "clean"
+    for stage in ("runs", "selection"):
+        shutil.copytree(results / stage, clean / "results" / stage)
+    for path in sorted((clean / "results").rglob("*"), reverse=True):  # runs newer than the selection that read them
+        os.utime(path)
+    plan = snakemake(clean, "-n", "--configfile", config, timeout=120)
+    counts = job_counts(plan.stdout + plan.stderr)
+    assert plan.returncode == 0 and "train" not in counts and "prepare" not in counts, plan.stdout[-3000:]
+
+    # ... and a finished run of other settings is refused, not silently reused or overwritten
+    other = tmp_path / "other.yaml"
+    other.write_text(Path(config).read_text().replace("epochs: 1", "epochs: 2"))
+    plan = snakemake(clean, "-n", "--configfile", str(other), timeout=120)
+    message = plan.stdout + plan.stderr
+    assert plan.returncode != 0 and "holds a finished run of other settings" in message, message[-3000:]
+
 
 
 def _run_workflow(workdir: Path, config: str) -> Path:

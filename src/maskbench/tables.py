@@ -46,12 +46,21 @@ class Layout:
     methods: list[str]
     seeds: list[int] = field(default_factory=list)
     initial_grids: dict[str, list[float]] = field(default_factory=dict)  # per method
+    #: column names that differ from :data:`TASK_LABELS`, e.g. "SST2 (10k)" for a capped training set
+    task_labels: dict[str, str] = field(default_factory=dict)
+    #: the seeds whose runs chose the lr, when not all of them (the others ran at the chosen lr)
+    selection_seeds: list[int] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Layout":
         return cls(models={k: dict(v) for k, v in data["models"].items()}, tasks=list(data["tasks"]),
                    methods=list(data["methods"]), seeds=list(data.get("seeds", [])),
-                   initial_grids={k: list(v) for k, v in data.get("initial_grids", {}).items()})
+                   initial_grids={k: list(v) for k, v in data.get("initial_grids", {}).items()},
+                   task_labels=dict(data.get("task_labels") or {}),
+                   selection_seeds=list(data.get("selection_seeds") or []))
+
+    def task_label(self, task: str) -> str:
+        return self.task_labels.get(task) or TASK_LABELS.get(task, task)
 
     def cells(self) -> list[Key]:
         """Cells in the order the workflow lists their files: models, then tasks, then methods."""
@@ -238,15 +247,19 @@ def _method_rows(results: Results, row: Callable[[str, str], list[str]],
 
 def _seeds_text(results: Results) -> str:
     seeds = results.layout.seeds
-    return f"{len(seeds)} seeds ({', '.join(map(str, seeds))})" if seeds else "seeds"
+    text = f"{len(seeds)} seeds ({', '.join(map(str, seeds))})" if seeds else "seeds"
+    chosen_on = results.layout.selection_seeds
+    if chosen_on and set(chosen_on) != set(seeds):
+        text += f"; the lr chosen on seed{'s' if len(chosen_on) > 1 else ''} {', '.join(map(str, chosen_on))} only"
+    return text
 
 
 def _metrics_note(results: Results) -> str:
     metrics: dict[str, list[str]] = {}
     for (model, task, method), record in results.aggregates.items():
         name = METRIC_NAMES.get(record["metric"], record["metric"])
-        if TASK_LABELS.get(task, task) not in metrics.setdefault(name, []):
-            metrics[name].append(TASK_LABELS.get(task, task))
+        if results.layout.task_label(task) not in metrics.setdefault(name, []):
+            metrics[name].append(results.layout.task_label(task))
     return "Metrics: " + "; ".join(f"{name} for {', '.join(tasks)}" for name, tasks in metrics.items()) + "."
 
 
@@ -268,7 +281,7 @@ def table1_dev(results: Results) -> Table:
         name="table1_dev",
         caption=f"Table 1: Dev set task performances (%) of masking and finetuning, mean ± std over "
                 f"{_seeds_text(results)} at the lr chosen on dev.",
-        headers=["", "", *[TASK_LABELS.get(t, t) for t in layout.tasks]], rows=rows,
+        headers=["", "", *[layout.task_label(t) for t in layout.tasks]], rows=rows,
         notes=[_metrics_note(results),
                "Second row: training set size (sentences for POS and NER); std is the population std over seeds."])
 
@@ -328,7 +341,7 @@ def table2_test(results: Results) -> Table:
         name="table2_test",
         caption=f"Table 2/6: Error rate (%) on the test sets and model size. Single: mean over "
                 f"{_seeds_text(results)}; Ensem.: ensemble of those models, combining method chosen on dev.",
-        headers=["", "", "", *[TASK_LABELS.get(t, t) for t in tasks], "Memory (MB)"], rows=rows,
+        headers=["", "", "", *[layout.task_label(t) for t in tasks], "Memory (MB)"], rows=rows,
         notes=["Error rate = 100 − score (%); the score of NER is entity micro-F1, of POS word accuracy.",
                "Memory: MB (10^6 bytes) of the saved files needed to serve one task, averaged over the tasks shown: "
                "finetuning one full model per member; masking one pretrained model plus each member's masks and "
@@ -364,7 +377,7 @@ def table4_lr(results: Results) -> Table:
     return Table(name="table4_lr",
                  caption="Table 4: The learning rate chosen on dev (highest mean dev score over seeds) per task, "
                          "model and method.",
-                 headers=["", "", *[TASK_LABELS.get(t, t) for t in layout.tasks]], rows=rows,
+                 headers=["", "", *[layout.task_label(t) for t in layout.tasks]], rows=rows,
                  notes=[n for n in notes if n])
 
 
@@ -374,7 +387,7 @@ def table5_sizes(results: Results) -> Table:
     for task in results.layout.tasks:
         records = [r for (m, t, _), r in results.aggregates.items() if t == task]
         if not records:
-            rows.append([TASK_LABELS.get(task, task), MISSING, MISSING])
+            rows.append([results.layout.task_label(task), MISSING, MISSING])
             continue
         record = records[0]
         counts = record.get("word_counts")
@@ -390,9 +403,9 @@ def table5_sizes(results: Results) -> Table:
             excluded = ", ".join(f"{split} {counts[split]['excluded_words']:,}" for split in ("dev", "test")
                                  if split in counts)
             limit = record.get("config", {}).get("max_length", 128)
-            excluded_notes.append(f"{TASK_LABELS.get(task, task)}: words not scored because the {limit}-wordpiece "
+            excluded_notes.append(f"{results.layout.task_label(task)}: words not scored because the {limit}-wordpiece "
                                   f"limit cuts them off ({record['model']} tokenizer): {excluded}.")
-        rows.append([TASK_LABELS.get(task, task), *cells])
+        rows.append([results.layout.task_label(task), *cells])
     return Table(name="table5_sizes",
                  caption="Table 5: Number of examples in dev and test per task (for POS and NER: scored words).",
                  headers=["", "Dev", "Test"], rows=rows,
@@ -449,7 +462,7 @@ def table8_memory(results: Results) -> Table:
         for row in per_task:
             has_mask = "masking_mask_bits" in row
             rows.append([
-                "", TASK_LABELS.get(row["task"], row["task"]),
+                "", results.layout.task_label(row["task"]),
                 _plus(f"{row['finetuning_head_parameters']:,}",
                       f"{row['finetuning_model_parameters']:,}" if row["finetuning_model_parameters"] else ""),
                 _plus(f"{row['masking_head_parameters']:,}", f"{row['masking_mask_bits']:,} bits") if has_mask

@@ -309,6 +309,8 @@ def table_layout():
                    for key, model in config["models"].items()},
         "tasks": TASKS, "methods": METHODS, "seeds": SEEDS,
         "initial_grids": {method: [float(lr) for lr in initial_grid(method)] for method in METHODS},
+        "task_labels": config.get("task_labels") or {},
+        "selection_seeds": SELECTION_SEEDS if SELECTION_SEEDS != SEEDS else [],
     }
 
 
