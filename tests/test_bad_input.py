@@ -13,7 +13,7 @@ from transformers import BertModel
 from conftest import tiny_bert_config
 from maskbench import MaskConfig, load_masked_model, mask_model, save_masks
 from maskbench.cli import main
-from maskbench.errors import ConfigError, MaskFileError
+from maskbench.errors import ConfigError, MaskFileError, OutputError
 from maskbench.models import load_model
 
 
@@ -49,7 +49,7 @@ def _assert_refused(code: int, out: Path, capsys, *fragments: str) -> None:
 
 CLI_CASES = {
     "unknown task": (["--task", "sst3"], "unknown task 'sst3'"),
-    "sparsity above range": (["--initial-sparsity", "1.0"], "initial_sparsity: expected a number in [0, 1)"),
+    "sparsity above range": (["--initial-sparsity", "1.0"], "initial_sparsity: expected a number in (0, 1)"),
     "sparsity below range": (["--initial-sparsity", "-0.2"], "initial_sparsity"),
     "block range outside model": (["--blocks", "2-11"], "blocks: range '2-11' is outside the model's blocks 0-3"),
     "unparsable blocks": (["--blocks", "two"], "blocks: cannot parse 'two'"),
@@ -167,3 +167,161 @@ def test_mask_directory_of_another_base_model(saved_masks, tmp_path):
     BertModel(tiny_bert_config()).save_pretrained(tmp_path / "other-base")
     with pytest.raises(MaskFileError, match="is not the model these masks were trained on"):
         load_masked_model(saved_masks, base=str(tmp_path / "other-base"))
+
+
+# --- never replace what the user owns (issue 13, item 2) --------------------------------------------------
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _assert_kept(code: int, capsys, root: Path, before: dict[str, bytes], *fragments: str) -> None:
+    """Refused with exit 2 and one line, and every file under ``root`` is exactly as it was (none added)."""
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    line = err.splitlines()[-1]
+    assert line.startswith("maskbench: error:") and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in line, f"{fragment!r} not in {line!r}"
+    assert _snapshot(root) == before
+    assert [p.name for p in root.parent.iterdir() if p.name.startswith(f".{root.name}.")] == []
+
+
+def _user_folder(path: Path) -> Path:
+    path.mkdir(parents=True)
+    (path / "notes.txt").write_text("my thesis notes\n")
+    (path / "sub").mkdir()
+    (path / "sub" / "data.csv").write_text("1,2\n")
+    return path
+
+
+def _prepare(rte_dir: Path, out: Path, model: str = "minilm") -> int:
+    return main(["prepare", "--task", "rte", "--model", model, "--data-dir", str(rte_dir), "--out", str(out)])
+
+
+def test_prepare_refuses_a_user_folder(rte_dir, tmp_path, capsys):
+    out = _user_folder(tmp_path / "mine")
+    before = _snapshot(out)
+    _assert_kept(_prepare(rte_dir, out), capsys, out, before, str(out), "refusing to replace it")
+
+
+def test_prepare_refuses_an_existing_file(rte_dir, tmp_path, capsys):
+    (tmp_path / "holder").mkdir()
+    out = tmp_path / "holder" / "prepared"
+    out.write_text("not a directory\n")
+    before = _snapshot(tmp_path / "holder")
+    _assert_kept(_prepare(rte_dir, out), capsys, tmp_path / "holder", before, str(out), "not a directory")
+
+
+def test_prepare_refuses_maskbench_output_of_another_kind(saved_masks, rte_dir, capsys):
+    before = _snapshot(saved_masks)
+    _assert_kept(_prepare(rte_dir, saved_masks), capsys, saved_masks, before, "maskbench masks output")
+
+
+def test_prepare_replaces_its_own_output_and_fills_an_empty_folder(tiny_bert_dir, rte_dir, tmp_path):
+    out = tmp_path / "prepared"
+    out.mkdir()  # empty (e.g. made by a workflow engine): nothing to lose
+    assert _prepare(rte_dir, out, str(tiny_bert_dir)) == 0
+    first = json.loads((out / "prepared.json").read_text())
+    (out / ".maskbench-output.json").unlink()  # as written before the marker existed: recognised by its contents
+    assert _prepare(rte_dir, out, str(tiny_bert_dir)) == 0
+    assert json.loads((out / "prepared.json").read_text())["sizes"] == first["sizes"]
+    assert sorted(p.name for p in out.iterdir()) == [".maskbench-output.json", "data", "prepared.json"]
+
+
+def test_train_refuses_a_user_folder_before_training(tiny_bert_dir, rte_dir, tmp_path, capsys):
+    out = _user_folder(tmp_path / "run")
+    before = _snapshot(out)
+    code, _ = _train(tmp_path, "--data-dir", str(rte_dir), model=str(tiny_bert_dir))
+    _assert_kept(code, capsys, out, before, str(out), "notes.txt", "not a maskbench run")
+
+
+def test_train_refuses_a_user_folder_in_place_of_its_masks(tiny_bert_dir, rte_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    _user_folder(out / "masks")
+    before = _snapshot(out)
+    code, _ = _train(tmp_path, "--data-dir", str(rte_dir), model=str(tiny_bert_dir))
+    _assert_kept(code, capsys, out, before, str(out / "masks"), "refusing to replace it")
+
+
+def test_train_refuses_a_finished_run_of_another_configuration(tiny_bert_dir, rte_dir, tmp_path, capsys):
+    args = ["--data-dir", str(rte_dir), "--max-length", "32"]
+    code, out = _train(tmp_path, *args, model=str(tiny_bert_dir))
+    assert code == 0
+    capsys.readouterr()
+    before = _snapshot(out)
+    code, _ = _train(tmp_path, *args, "--seed", "7", model=str(tiny_bert_dir))
+    _assert_kept(code, capsys, out, before, str(out / "metrics.json"), "another configuration")
+    code, _ = _train(tmp_path, *args, model=str(tiny_bert_dir))  # the same configuration again: replaced alike
+    assert code == 0 and json.loads((out / "metrics.json").read_text())["config_hash"] == \
+        json.loads(before["metrics.json"])["config_hash"]
+
+
+def test_train_refuses_an_out_path_below_a_file(tiny_bert_dir, rte_dir, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x\n")
+    out = tmp_path / "afile" / "run"
+    code = main(["train", "--method", "masking", "--task", "rte", "--lr", "1e-3", "--model", str(tiny_bert_dir),
+                 "--data-dir", str(rte_dir), "--out", str(out)])
+    _assert_kept(code, capsys, tmp_path / "afile", {}, str(tmp_path / "afile"), "is not a directory")
+
+
+def test_train_refuses_an_existing_file_as_run_directory(tiny_bert_dir, rte_dir, tmp_path, capsys):
+    (tmp_path / "run").write_text("my file\n")
+    code, out = _train(tmp_path, "--data-dir", str(rte_dir), model=str(tiny_bert_dir))
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and "not a directory" in err and out.read_text() == "my file\n"
+
+
+def _predict(tiny_bert_dir: Path, masks: Path, source: Path, output: Path) -> int:
+    return main(["predict", "--base", str(tiny_bert_dir), "--masks", str(masks), "--input", str(source),
+                 "--output", str(output)])
+
+
+@pytest.fixture
+def request_file(tmp_path) -> Path:
+    source = tmp_path / "requests" / "in.jsonl"
+    source.parent.mkdir()
+    source.write_text(json.dumps({"task": "sent", "text": "a fine film"}) + "\n")
+    return source
+
+
+def test_predict_refuses_to_overwrite_its_own_input(tiny_bert_dir, saved_task_masks, request_file, capsys):
+    before = _snapshot(request_file.parent)
+    code = _predict(tiny_bert_dir, saved_task_masks, request_file, request_file)
+    _assert_kept(code, capsys, request_file.parent, before, str(request_file), "refusing to replace it")
+
+
+def test_predict_refuses_a_directory_as_output(tiny_bert_dir, saved_task_masks, request_file, capsys):
+    target = _user_folder(request_file.parent / "results")
+    before = _snapshot(request_file.parent)
+    code = _predict(tiny_bert_dir, saved_task_masks, request_file, target)
+    _assert_kept(code, capsys, request_file.parent, before, str(target), "is a directory")
+
+
+def test_predict_replaces_its_own_earlier_output(tiny_bert_dir, saved_task_masks, request_file):
+    output = request_file.parent / "out.jsonl"
+    assert _predict(tiny_bert_dir, saved_task_masks, request_file, output) == 0
+    first = output.read_text()
+    assert _predict(tiny_bert_dir, saved_task_masks, request_file, output) == 0
+    assert output.read_text() == first and json.loads(first)["task"] == "sent"
+
+
+@pytest.fixture
+def saved_task_masks(tiny_bert_dir, tmp_path) -> Path:
+    torch.manual_seed(0)
+    model = load_model(str(tiny_bert_dir), "single", ("neg", "pos"))
+    mask_model(model, MaskConfig(blocks="all"))
+    return save_masks(model, tmp_path / "task-masks", base=str(tiny_bert_dir),
+                      extra={"task": "sent", "kind": "single", "label_names": ["neg", "pos"]})
+
+
+def test_save_masks_refuses_a_user_folder(tiny_bert_dir, tmp_path):
+    target = _user_folder(tmp_path / "mine")
+    before = _snapshot(target)
+    model = load_model(str(tiny_bert_dir), "single", ("a", "b"))
+    mask_model(model, MaskConfig(blocks="all"))
+    with pytest.raises(OutputError, match="refusing to replace it") as error:
+        save_masks(model, target)
+    assert "\n" not in str(error.value) and str(target) in str(error.value)
+    assert _snapshot(target) == before and not list(tmp_path.glob(".mine.*"))

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from maskbench.errors import ConfigError
 from maskbench.fileio import atomic_directory
+from maskbench.outputs import CHECKPOINT_FILES
 
 CHECKPOINT_DIR = "checkpoint"
 
@@ -53,7 +54,7 @@ def save_checkpoint(run_dir: Path, config_hash: str, state: TrainingState, model
     meta = {key: getattr(state, key) for key in ("epoch", "history", "best_score", "best_epoch", "bad_epochs",
                                                    "stopped", "train_time", "examples_seen")}
     meta.update(config_hash=config_hash, optimizer_param_groups=optimizer_state["param_groups"])
-    with atomic_directory(run_dir / CHECKPOINT_DIR) as tmp:
+    with atomic_directory(run_dir / CHECKPOINT_DIR, "checkpoint", CHECKPOINT_FILES) as tmp:
         save_file(tensors, tmp / "tensors.safetensors")
         (tmp / "state.json").write_text(json.dumps(meta, indent=1))
 

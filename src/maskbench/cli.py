@@ -9,6 +9,8 @@ from typing import Sequence
 
 from maskbench.errors import MaskbenchError
 
+PREDICT_OUTPUT = "predict-output"  # fileio.FILE_KINDS: JSONL of {task, label, probabilities}
+
 
 def _add_train(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="one training run (masking or finetuning)")
@@ -100,9 +102,11 @@ def _add_predict(subparsers: argparse._SubParsersAction) -> None:
 def _run_predict(args: argparse.Namespace) -> None:
     import dataclasses
 
-    from maskbench.fileio import atomic_path
+    from maskbench.fileio import atomic_path, check_output_file
     from maskbench.multitask import MultiTaskModel, predict_requests, read_requests
 
+    if args.output is not None:  # before any work; never replace a file that is not an earlier prediction output
+        check_output_file(args.output, PREDICT_OUTPUT)
     requests = read_requests(args.input)
     model = MultiTaskModel.from_masks(args.base, args.masks, device=args.device, max_length=args.max_length)
     predictions = predict_requests(model, requests, args.batch_size)
@@ -110,7 +114,7 @@ def _run_predict(args: argparse.Namespace) -> None:
     if args.output is None:
         sys.stdout.write(lines)
         return
-    with atomic_path(args.output) as tmp:
+    with atomic_path(args.output, PREDICT_OUTPUT) as tmp:
         tmp.write_text(lines)
 
 

@@ -11,8 +11,9 @@ from datasets import DatasetDict, load_from_disk
 from maskbench import tasks
 from maskbench.data import tokenize_dataset
 from maskbench.errors import ConfigError, DataError
-from maskbench.fileio import atomic_directory
+from maskbench.fileio import atomic_directory, check_output_directory
 from maskbench.models import load_tokenizer
+from maskbench.outputs import PREPARED_FILES
 from maskbench.provenance import versions
 
 META_FILE = "prepared.json"
@@ -41,8 +42,9 @@ def word_counts(encoded: DatasetDict) -> dict[str, dict[str, int]]:
 def prepare(task: str, model: str, out: str | Path, data_dir: str | Path | None = None, max_length: int = 128,
             allow_partial: bool = False) -> dict[str, Any]:
     """Write the tokenised splits of ``task`` for ``model`` to ``out`` (atomically) with a ``prepared.json``."""
+    check_output_directory(out, "prepared", PREPARED_FILES)  # before any work: never replace a user's folder
     encoded, meta = encode_task(task, model, data_dir, max_length, allow_partial)
-    with atomic_directory(out) as tmp:
+    with atomic_directory(out, "prepared", PREPARED_FILES) as tmp:
         encoded.save_to_disk(str(tmp / "data"))
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return meta

@@ -19,6 +19,7 @@ from maskbench.fileio import atomic_directory, sha256_file
 from maskbench.masking.apply import mask_model, mask_sparsity, masked_layers, merge_masks
 from maskbench.masking.config import MaskConfig
 from maskbench.models import resolve_model
+from maskbench.outputs import MASK_FILES
 from maskbench.storage import COMPRESSED, MASK_FORMATS, PACKED_BITS, encode_mask, from_stored, to_stored
 
 CONFIG_FILE = "mask_config.json"
@@ -63,7 +64,7 @@ def save_masks(model: nn.Module, directory: str | Path, base: str | None = None,
     base_layers = [name for name in layers if f"{name}.weight" not in head_names]
     parameters = dict(model.named_parameters())
     directory = Path(directory)
-    with atomic_directory(directory) as tmp:
+    with atomic_directory(directory, "masks", MASK_FILES) as tmp:
         save_file({name: to_stored(layer.binary_mask(), mask_format) for name, layer in layers.items()},
                   tmp / MASKS_FILE, metadata={"format": mask_format})
         save_file({name: parameters[name].detach().to("cpu").contiguous() for name in head_names}, tmp / HEAD_FILE)
