@@ -59,6 +59,31 @@ CLI_CASES = {
     "zero train examples": (["--max-train-examples", "0"], "max_train_examples: expected a positive number"),
     "too long max length": (["--max-length", "100000"], "max_length: invalid value 100000"),
     "save weights with masking": (["--save-weights"], "save_weights: only for finetuning"),
+    # issue 13: every setting checked for type, finiteness and range before any data is read
+    "infinite lr": (["--lr", "inf"], "lr: expected a finite number, got inf"),
+    "nan lr": (["--lr", "nan"], "lr: expected a finite number, got nan"),
+    "lr that underflows to zero": (["--lr", "1e-400"], "lr: invalid value 0.0"),
+    "negative seed": (["--seed", "-1"], "seed: expected a whole number in [0, 2**32), got -1"),
+    "seed beyond 32 bits": (["--seed", str(2**32)], "seed: expected a whole number in [0, 2**32)"),
+    "zero epochs": (["--epochs", "0"], "epochs: invalid value 0"),
+    "negative batch size": (["--batch-size", "-4"], "batch_size: invalid value -4"),
+    "zero eval examples": (["--max-eval-examples", "0"], "max_eval_examples: expected a positive number"),
+    "too short max length": (["--max-length", "4"], "max_length: invalid value 4"),
+    "nan threshold": (["--threshold", "nan"], "threshold: expected a finite number, got nan"),
+    "threshold below -init_scale": (["--threshold", "-1"], "threshold: expected a number above -init_scale"),
+    "infinite init scale": (["--init-scale", "inf"], "init_scale: expected a finite number, got inf"),
+    "zero init scale": (["--init-scale", "0"], "init_scale: expected a positive number, got 0.0"),
+    "nan sparsity": (["--initial-sparsity", "nan"], "initial_sparsity: expected a finite number, got nan"),
+    "zero sparsity": (["--initial-sparsity", "0"], "initial_sparsity: expected a number in (0, 1), got 0.0"),
+    "empty blocks": (["--blocks", ""], "blocks: cannot parse ''"),
+    "reversed block range": (["--blocks", "3-1"], "blocks: range '3-1' is outside"),
+    "block beyond the model": (["--blocks", "7"], "blocks: range '7' is outside the model's blocks 0-3"),
+    "unknown device": (["--device", "tpu"], "device: cannot use 'tpu'"),
+    "malformed device": (["--device", "cuda:x"], "device: cannot use 'cuda:x'"),
+    "unsupported device type": (["--device", "meta"], "device: expected 'cpu' or 'cuda[:N]', got 'meta'"),
+    "cuda device beyond those present": (["--device", "cuda:64"], "device: 'cuda:64' requested"),
+    "prepared data that does not exist": (["--prepared", "/nonexistent/prepared"],
+                                          "/nonexistent/prepared/prepared.json: missing"),
 }
 
 
@@ -325,3 +350,177 @@ def test_save_masks_refuses_a_user_folder(tiny_bert_dir, tmp_path):
         save_masks(model, target)
     assert "\n" not in str(error.value) and str(target) in str(error.value)
     assert _snapshot(target) == before and not list(tmp_path.glob(".mine.*"))
+
+
+# --- the Python API (and the workflow's config) get the same checks as the command line --------------------
+
+API_CASES = {
+    "batch size as a string": ({"batch_size": "32"}, "batch_size: expected a whole number, got '32'"),
+    "epochs as a bool": ({"epochs": True}, "epochs: expected a whole number, got True"),
+    "fractional seed": ({"seed": 1.5}, "seed: expected a whole number, got 1.5"),
+    "lr as a string": ({"lr": "1e-3"}, "lr: expected a finite number, got '1e-3'"),
+    "lr as a bool": ({"lr": True}, "lr: expected a finite number, got True"),
+    "fractional example limit": ({"max_train_examples": 2.5}, "max_train_examples: expected a whole number or none"),
+    "group_by_length as a string": ({"group_by_length": "yes"}, "group_by_length: expected true/false, got 'yes'"),
+    "blocks as a number": ({"mask": {"blocks": 5}}, "blocks: expected a string like '2-11', got 5"),
+    "mask settings as a string": ({"mask": "all"}, "mask: expected a mapping of masking settings, got 'all'"),
+    "no output path": ({"out": None}, "out: expected a path string, got None"),
+    "model as a number": ({"model": 7}, "model: expected a string, got 7"),
+    "device as a number": ({"device": 0}, "device: expected a path string or none, got 0"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(API_CASES))
+def test_bad_settings_through_the_python_api(case):
+    from maskbench.settings import TrainConfig
+
+    overrides, fragment = API_CASES[case]
+    values = {"method": "masking", "model": "minilm", "task": "rte", "out": "run", **overrides}
+    with pytest.raises(ConfigError) as error:
+        TrainConfig(**values)
+    assert fragment in str(error.value) and "\n" not in str(error.value)
+
+
+# --- prepare and predict check their settings up front ------------------------------------------------------
+
+
+def test_prepare_refuses_a_too_short_max_length(rte_dir, tmp_path, capsys):
+    out = tmp_path / "prepared"
+    code = main(["prepare", "--task", "rte", "--data-dir", str(rte_dir), "--max-length", "4", "--out", str(out)])
+    _assert_refused(code, out, capsys, "max_length: expected a whole number in [8, 512], got 4")
+
+
+def test_prepare_refuses_an_unknown_task(rte_dir, tmp_path, capsys):
+    out = tmp_path / "prepared"
+    code = main(["prepare", "--task", "sst3", "--data-dir", str(rte_dir), "--out", str(out)])
+    _assert_refused(code, out, capsys, "unknown task 'sst3'")
+
+
+PREDICT_CASES = {
+    "zero batch size": (["--batch-size", "0"], "--batch-size: expected a positive whole number, got 0"),
+    "zero max length": (["--max-length", "0"], "max_length: expected a whole number in [8, 512], got 0"),
+    "unknown device": (["--device", "tpu"], "device: cannot use 'tpu'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PREDICT_CASES))
+def test_bad_predict_arguments(case, tiny_bert_dir, saved_task_masks, request_file, capsys):
+    extra, fragment = PREDICT_CASES[case]
+    output = request_file.parent / "out.jsonl"
+    code = main(["predict", "--base", str(tiny_bert_dir), "--masks", str(saved_task_masks), "--input",
+                 str(request_file), "--output", str(output), *extra])
+    _assert_refused(code, output, capsys, fragment)
+
+
+def test_request_file_that_is_not_utf8(tiny_bert_dir, saved_task_masks, request_file, capsys):
+    request_file.write_bytes(request_file.read_bytes() + b'{"task": "sent", "text": "caf\xe9"}\n')
+    output = request_file.parent / "out.jsonl"
+    code = _predict(tiny_bert_dir, saved_task_masks, request_file, output)
+    _assert_refused(code, output, capsys, f"{request_file}:2: not UTF-8 text")
+
+
+def test_missing_request_file(tiny_bert_dir, saved_task_masks, tmp_path, capsys):
+    output = tmp_path / "out.jsonl"
+    code = _predict(tiny_bert_dir, saved_task_masks, tmp_path / "nope.jsonl", output)
+    _assert_refused(code, output, capsys, "nope.jsonl: input file not found")
+
+
+# --- malformed caches, checkpoints and mask directories: a message naming the file, not a traceback ---------
+
+
+@pytest.fixture
+def prepared_rte(tiny_bert_dir, rte_dir, tmp_path) -> Path:
+    prepared = tmp_path / "prepared"
+    assert _prepare(rte_dir, prepared, str(tiny_bert_dir)) == 0
+    return prepared
+
+
+def test_prepared_metadata_that_is_not_json(tiny_bert_dir, prepared_rte, tmp_path, capsys):
+    (prepared_rte / "prepared.json").write_text('{"task": "rte", ')
+    code, out = _train(tmp_path, "--prepared", str(prepared_rte), model=str(tiny_bert_dir))
+    _assert_refused(code, out, capsys, str(prepared_rte / "prepared.json"), "not valid JSON")
+
+
+def test_prepared_data_folder_missing(tiny_bert_dir, prepared_rte, tmp_path, capsys):
+    shutil.rmtree(prepared_rte / "data")
+    code, out = _train(tmp_path, "--prepared", str(prepared_rte), model=str(tiny_bert_dir))
+    _assert_refused(code, out, capsys, str(prepared_rte / "data"), "unreadable prepared data")
+
+
+@pytest.mark.parametrize("damage", ["no epoch", "not an object", "parameter missing"])
+def test_damaged_checkpoint(damage, tiny_bert_dir, rte_dir, tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+
+    args = ["--data-dir", str(rte_dir), "--max-length", "32", "--epochs", "2", "--patience", "2"]
+    code, out = _train(tmp_path, *args, model=str(tiny_bert_dir))
+    assert code == 0
+    # a checkpoint of this very run, as after its first epoch, then damaged
+    from maskbench.checkpoint import CHECKPOINT_DIR
+    record = json.loads((out / "metrics.json").read_text())
+    (out / "metrics.json").unlink()
+    checkpoint = out / CHECKPOINT_DIR
+    checkpoint.mkdir()
+    tensors = {"current.x": torch.zeros(1), "rng.torch": torch.get_rng_state(),
+               "rng.loader": torch.Generator().get_state()}
+    state = {"config_hash": record["config_hash"], "epoch": 1, "history": [], "best_score": 0.5, "best_epoch": 1,
+             "bad_epochs": 0, "stopped": False, "train_time": 1.0, "examples_seen": 8, "optimizer_param_groups": []}
+    if damage == "no epoch":
+        del state["epoch"]
+    save_file(tensors, checkpoint / "tensors.safetensors")
+    (checkpoint / "state.json").write_text(json.dumps([state] if damage == "not an object" else state))
+    before = _snapshot(out)
+    code, _ = _train(tmp_path, *args, model=str(tiny_bert_dir))
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and err.startswith(f"maskbench: error: {checkpoint}") and "delete" in err, err
+    assert _snapshot(out) == before and not (out / "metrics.json").exists()
+    assert load_file(checkpoint / "tensors.safetensors").keys() == tensors.keys()
+
+
+@pytest.mark.parametrize("damage", ["layers not an object", "unknown file", "not an object", "bad shape"])
+def test_malformed_mask_description(saved_masks, damage):
+    path = saved_masks / "mask_config.json"
+    description = json.loads(path.read_text())
+    if damage == "layers not an object":
+        description["layers"] = 5
+    elif damage == "unknown file":
+        description["files"]["../../etc/passwd"] = "0" * 64
+    elif damage == "bad shape":
+        description["layers"][next(iter(description["layers"]))] = ["32", 4]
+    else:
+        description = [description]
+    path.write_text(json.dumps(description))
+    with pytest.raises(MaskFileError) as error:
+        load_masked_model(saved_masks)
+    assert "\n" not in str(error.value) and str(path) in str(error.value)
+
+
+# --- records are always valid JSON ---------------------------------------------------------------------------
+
+
+def _strict_json(text: str):
+    def refuse(constant):
+        raise AssertionError(f"not JSON: {constant}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_diverging_loss_is_recorded_as_null_with_a_flag(tiny_bert_dir, rte_dir, tmp_path):
+    """An lr so large that the loss becomes NaN: the run ends, and its record is valid JSON that says so."""
+    code = main(["train", "--method", "finetuning", "--task", "rte", "--lr", "1e30", "--epochs", "2",
+                 "--batch-size", "4", "--max-length", "32", "--max-train-examples", "16", "--max-eval-examples", "8",
+                 "--model", str(tiny_bert_dir), "--data-dir", str(rte_dir), "--out", str(tmp_path / "run")])
+    assert code == 0
+    record = _strict_json((tmp_path / "run" / "metrics.json").read_text())
+    assert [h["train_loss"] for h in record["history"]] == [None, None]
+    assert record["non_finite"] == ["history[0].train_loss=nan", "history[1].train_loss=nan"]
+
+
+def test_write_json_never_writes_bare_nan(tmp_path):
+    from maskbench.errors import OutputError
+    from maskbench.fileio import write_json
+
+    write_json(tmp_path / "r.json", {"a": float("inf"), "b": [1.0, float("-inf")], "c": 2})
+    assert _strict_json((tmp_path / "r.json").read_text()) == {"a": None, "b": [1.0, None], "c": 2,
+                                                                "non_finite": ["a=inf", "b[1]=-inf"]}
+    with pytest.raises(OutputError, match="non-finite"):
+        write_json(tmp_path / "l.json", [float("nan")])
+    assert not (tmp_path / "l.json").exists()

@@ -70,10 +70,13 @@ def load_checkpoint(run_dir: Path, config_hash: str, model: torch.nn.Module, opt
         tensors = load_file(directory / "tensors.safetensors")
     except (json.JSONDecodeError, SafetensorError, OSError) as error:
         raise ConfigError(f"{directory}: unreadable checkpoint ({error}); delete it to start the run afresh") from None
+    if not isinstance(meta, dict):
+        raise ConfigError(f"{directory / 'state.json'}: expected a JSON object; delete the checkpoint to start afresh")
     if meta.get("config_hash") != config_hash:
         raise ConfigError(f"{directory}: checkpoint of another configuration (config_hash {meta.get('config_hash')} "
                           f"!= {config_hash}); delete it or use another --out")
     parameters = dict(model.named_parameters())
+    _check_complete(directory, meta, tensors, parameters)
     with torch.no_grad():
         for name, parameter in parameters.items():
             if parameter.requires_grad:
@@ -92,6 +95,25 @@ def load_checkpoint(run_dir: Path, config_hash: str, model: torch.nn.Module, opt
     return TrainingState(**{key: meta[key] for key in ("epoch", "history", "best_score", "best_epoch", "bad_epochs",
                                                        "stopped", "train_time", "examples_seen")},
                          best_state=best or None)
+
+
+_STATE_KEYS = ("epoch", "history", "best_score", "best_epoch", "bad_epochs", "stopped", "train_time", "examples_seen",
+               "optimizer_param_groups")
+
+
+def _check_complete(directory: Path, meta: dict[str, Any], tensors: dict[str, torch.Tensor],
+                    parameters: dict[str, torch.nn.Parameter]) -> None:
+    """Refuse a checkpoint that lacks a state key, an RNG state or a trainable parameter of this model's shape."""
+    missing = [key for key in _STATE_KEYS if key not in meta]
+    missing += [key for key in ("rng.torch", "rng.loader") if key not in tensors]
+    for name, parameter in parameters.items():
+        stored = tensors.get(f"current.{name}")
+        if parameter.requires_grad and (stored is None or stored.shape != parameter.shape):
+            missing.append(f"current.{name}")
+    if missing:
+        raise ConfigError(f"{directory}: incomplete checkpoint or one of another model (missing or misshapen: "
+                          f"{', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}); delete it to start the "
+                          f"run afresh")
 
 
 def remove_checkpoint(run_dir: Path) -> None:

@@ -15,6 +15,7 @@ from maskbench.fileio import atomic_directory, check_output_directory
 from maskbench.models import load_tokenizer
 from maskbench.outputs import PREPARED_FILES
 from maskbench.provenance import versions
+from maskbench.settings import check_max_length
 
 META_FILE = "prepared.json"
 WORD_COUNTS = ("num_words", "excluded_words", "empty_words")
@@ -42,6 +43,8 @@ def word_counts(encoded: DatasetDict) -> dict[str, dict[str, int]]:
 def prepare(task: str, model: str, out: str | Path, data_dir: str | Path | None = None, max_length: int = 128,
             allow_partial: bool = False) -> dict[str, Any]:
     """Write the tokenised splits of ``task`` for ``model`` to ``out`` (atomically) with a ``prepared.json``."""
+    tasks.get_task(task)
+    check_max_length(max_length)
     check_output_directory(out, "prepared", PREPARED_FILES)  # before any work: never replace a user's folder
     encoded, meta = encode_task(task, model, data_dir, max_length, allow_partial)
     with atomic_directory(out, "prepared", PREPARED_FILES) as tmp:
@@ -56,9 +59,18 @@ def load_prepared(path: str | Path, task: str, model: str, max_length: int) -> t
     meta_path = path / META_FILE
     if not meta_path.is_file():
         raise DataError(f"{meta_path}: missing; expected data written by 'maskbench prepare'")
-    meta = json.loads(meta_path.read_text())
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f"{meta_path}: not valid JSON ({error}); expected data written by 'maskbench prepare'") from None
+    if not isinstance(meta, dict):
+        raise DataError(f"{meta_path}: expected a JSON object written by 'maskbench prepare'")
     expected = {"task": task, "model": model, "max_length": max_length}
     for key, value in expected.items():
         if meta.get(key) != value:
             raise ConfigError(f"{meta_path}: prepared for {key}={meta.get(key)!r}, but this run has {key}={value!r}")
-    return load_from_disk(str(path / "data")), meta
+    try:
+        return load_from_disk(str(path / "data")), meta
+    except (OSError, ValueError) as error:  # missing, truncated or foreign files (pyarrow errors are ValueErrors)
+        raise DataError(f"{path / 'data'}: unreadable prepared data ({type(error).__name__}: "
+                        f"{str(error).splitlines()[0] if str(error) else ''}); run 'maskbench prepare' again") from None

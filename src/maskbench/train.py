@@ -89,6 +89,8 @@ def resolve_device(name: str | None, precision: str = "fp32") -> torch.device:
         raise ConfigError(f"device: {name!r} requested, but no CUDA device is available")
     if device.type not in ("cpu", "cuda"):
         raise ConfigError(f"device: expected 'cpu' or 'cuda[:N]', got {name!r}")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device: {name!r} requested, but only {torch.cuda.device_count()} CUDA device(s) exist")
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError(f"precision: bf16 is not supported by {torch.cuda.get_device_name(device)}; use fp32")
     return device

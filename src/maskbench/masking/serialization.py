@@ -99,13 +99,28 @@ def read_mask_description(directory: str | Path) -> dict[str, Any]:
         description = json.loads(config_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise MaskFileError(f"{config_path}: not valid JSON ({error})") from None
+    if not isinstance(description, dict):
+        raise MaskFileError(f"{config_path}: expected a JSON object, got {type(description).__name__}")
     for key in ("format_version", "base_model", "model_class", "mask_config", "layers", "files", "base_fingerprint"):
         if key not in description:
             raise MaskFileError(f"{config_path}: key {key!r} is missing")
+    expected_types = {"layers": dict, "files": dict, "mask_config": dict, "base_model": str, "model_class": str,
+                      "base_fingerprint": str}
+    for key, kind in expected_types.items():
+        if not isinstance(description[key], kind):
+            raise MaskFileError(f"{config_path}: key {key!r} must be a JSON {'object' if kind is dict else 'string'}, "
+                                f"got {description[key]!r:.60}")
+    for name, shape in description["layers"].items():
+        if not (isinstance(shape, list) and shape and all(type(n) is int and n > 0 for n in shape)):
+            raise MaskFileError(f"{config_path}: layers.{name}: expected a shape (list of positive whole numbers), "
+                                f"got {shape!r:.60}")
     if description["format_version"] != FORMAT_VERSION:
         raise MaskFileError(f"{config_path}: format_version {description['format_version']!r}; "
                             f"this maskbench reads {FORMAT_VERSION}")
     for name, checksum in description["files"].items():
+        if name not in (MASKS_FILE, HEAD_FILE) or not isinstance(checksum, str):
+            raise MaskFileError(f"{config_path}: files.{name}: expected {MASKS_FILE} or {HEAD_FILE} with a "
+                                f"sha256 string")
         path = directory / name
         if not path.is_file():
             raise MaskFileError(f"{path}: missing")
