@@ -524,3 +524,100 @@ def test_write_json_never_writes_bare_nan(tmp_path):
     with pytest.raises(OutputError, match="non-finite"):
         write_json(tmp_path / "l.json", [float("nan")])
     assert not (tmp_path / "l.json").exists()
+
+
+# --- readers detect the format they are given: tag scheme, over-long fields, encodings --------------------------
+
+
+def _iob2_to_iob1(text: str) -> str:
+    """The IOB1 rendering of a CoNLL file in IOB2: B-X stays only right after another X entity."""
+    lines, previous = [], "O"
+    for line in text.split("\n"):
+        fields = line.split()
+        if len(fields) == 4 and fields[0] != "-DOCSTART-":
+            tag = fields[3]
+            if tag.startswith("B-") and previous[2:] != tag[2:]:
+                fields[3] = "I-" + tag[2:]
+            previous = tag
+            line = " ".join(fields)
+        else:
+            previous = "O"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+@pytest.fixture
+def conll_dir(data_dir, tmp_path) -> Path:
+    root = tmp_path / "data"
+    shutil.copytree(data_dir / "conll2003", root / "conll2003")
+    return root
+
+
+def test_iob1_file_is_read_as_the_same_iob2_data(conll_dir, data_dir):
+    from maskbench.tasks.readers import IOB1_CONVERTED, read_conll_file
+
+    path = conll_dir / "conll2003" / "dev.txt"
+    path.write_text(_iob2_to_iob1(path.read_text()))
+    assert "I-PER" in path.read_text() and path.read_text() != (data_dir / "conll2003" / "dev.txt").read_text()
+    converted, original = read_conll_file(path), read_conll_file(data_dir / "conll2003" / "dev.txt")
+    assert converted["tags"] == original["tags"] and converted["tokens"] == original["tokens"]
+    assert IOB1_CONVERTED in converted.info.description and not original.info.description
+
+
+def test_prepare_records_the_iob1_conversion(tiny_bert_dir, conll_dir, tmp_path):
+    path = conll_dir / "conll2003" / "test.txt"
+    path.write_text(_iob2_to_iob1(path.read_text()))
+    out = tmp_path / "prepared"
+    assert main(["prepare", "--task", "conll2003", "--model", str(tiny_bert_dir), "--data-dir", str(conll_dir),
+                 "--out", str(out)]) == 0
+    assert json.loads((out / "prepared.json").read_text())["data_notes"] == {
+        "test": "test.txt: IOB1 tags converted to IOB2"}
+
+
+def test_file_mixing_iob1_and_iob2_is_refused(tiny_bert_dir, conll_dir, tmp_path, capsys):
+    path = conll_dir / "conll2003" / "dev.txt"
+    lines = path.read_text().split("\n")
+    stray = next(i for i, line in enumerate(lines) if line.endswith(" B-PER") and lines[i + 1].endswith(" I-PER"))
+    lines[stray] = lines[stray][: -len("B-PER")] + "I-PER"
+    path.write_text("\n".join(lines))
+    code = main(["train", "--method", "masking", "--task", "conll2003", "--lr", "1e-3", "--model",
+                 str(tiny_bert_dir), "--data-dir", str(conll_dir), "--out", str(tmp_path / "run")])
+    _assert_refused(code, tmp_path / "run", capsys, f"{path}:{stray + 1}: tag I-PER starts an entity",
+                    "expected IOB2 tags")
+
+
+def test_latin1_data_file_names_file_and_line(tiny_bert_dir, rte_dir, tmp_path, capsys):
+    path = rte_dir / "rte" / "dev.tsv"
+    lines = path.read_text().split("\n")
+    lines[3] = lines[3].replace(" ", " caf\u00e9 ", 1)
+    path.write_bytes(b"\n".join(line.encode("latin-1", "replace") if i == 3 else line.encode()
+                                 for i, line in enumerate(lines)))  # one line saved in another encoding
+    code, out = _train(tmp_path, "--data-dir", str(rte_dir), model=str(tiny_bert_dir))
+    _assert_refused(code, out, capsys, f"{path}:4: not valid utf-8-sig text", "0xe9")
+
+
+def test_utf16_data_file_gets_a_hint(tiny_bert_dir, rte_dir, tmp_path, capsys):
+    path = rte_dir / "rte" / "train.tsv"
+    path.write_bytes(path.read_text().encode("utf-16"))
+    code, out = _train(tmp_path, "--data-dir", str(rte_dir), model=str(tiny_bert_dir))
+    _assert_refused(code, out, capsys, f"{path}:1:", "looks like UTF-16")
+
+
+def test_over_long_field_names_file_and_line(tiny_bert_dir, rte_dir, tmp_path, capsys):
+    path = rte_dir / "rte" / "train.tsv"
+    lines = path.read_text().split("\n")
+    lines[2] = lines[2].replace("\t", "\t" + "x" * 200_000, 1)  # e.g. line breaks lost in a copy
+    path.write_text("\n".join(lines))
+    code, out = _train(tmp_path, "--data-dir", str(rte_dir), model=str(tiny_bert_dir))
+    _assert_refused(code, out, capsys, f"{path}:3: unreadable record", "field larger than field limit")
+
+
+def test_over_long_conll_token_is_refused(conll_dir):
+    from maskbench.errors import DataError
+    from maskbench.tasks.readers import read_conll_file
+
+    path = conll_dir / "conll2003" / "dev.txt"
+    path.write_text("EU NNP B-NP B-ORG\n" + "y" * 5000 + " NN I-NP O\n")
+    with pytest.raises(DataError, match=r"dev\.txt:2: token of 5000 characters") as error:
+        read_conll_file(path)
+    assert "\n" not in str(error.value)

@@ -32,6 +32,9 @@ def encode_task(task: str, model: str, data_dir: str | Path | None = None, max_l
     meta = {"task": task, "model": model, "max_length": max_length, "allow_partial": allow_partial,
             "kind": spec.kind, "label_names": list(spec.label_names), "sizes": {k: len(v) for k, v in data.items()},
             "word_counts": word_counts(encoded) if spec.kind == "tagging" else None, "versions": versions()}
+    notes = {name: split.info.description for name, split in data.items() if split.info.description}
+    if notes:  # e.g. tags read in another scheme and converted (IOB1 -> IOB2)
+        meta["data_notes"] = notes
     return encoded, meta
 
 
