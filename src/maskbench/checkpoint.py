@@ -8,7 +8,6 @@ A checkpoint is a directory (written atomically) holding safetensors and JSON on
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from maskbench.errors import ConfigError
-from maskbench.fileio import atomic_directory
+from maskbench.fileio import atomic_directory, recover_directory, remove_directory
 from maskbench.outputs import CHECKPOINT_FILES
 
 CHECKPOINT_DIR = "checkpoint"
@@ -63,6 +62,7 @@ def load_checkpoint(run_dir: Path, config_hash: str, model: torch.nn.Module, opt
                     generator: torch.Generator) -> TrainingState | None:
     """Restore model, optimizer and RNGs from ``run_dir``'s checkpoint; None when there is none."""
     directory = run_dir / CHECKPOINT_DIR
+    recover_directory(directory)  # a save killed between its two renames leaves the previous checkpoint aside
     if not (directory / "state.json").is_file():
         return None
     try:
@@ -117,4 +117,5 @@ def _check_complete(directory: Path, meta: dict[str, Any], tensors: dict[str, to
 
 
 def remove_checkpoint(run_dir: Path) -> None:
-    shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
+    """Remove the run's checkpoint and any leftovers of killed checkpoint writes."""
+    remove_directory(run_dir / CHECKPOINT_DIR)

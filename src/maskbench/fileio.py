@@ -121,6 +121,26 @@ def _remove_stale_temporaries(path: Path, directories: bool) -> None:
             stale.unlink(missing_ok=True)
 
 
+def recover_directory(path: str | Path) -> None:
+    """Finish a replacement by :func:`atomic_directory` that was killed between its two renames: when ``path`` is
+    missing but its previous version (``.NAME.old``) exists, put the previous version back."""
+    path = Path(path)
+    old = path.with_name(f".{path.name}.old")
+    if not path.exists() and old.is_dir() and not old.is_symlink():
+        os.replace(old, path)
+
+
+def remove_directory(path: str | Path) -> None:
+    """Remove maskbench's output directory ``path`` with the leftovers of killed writes of it (``.NAME.*.tmp``,
+    ``.NAME.old``)."""
+    path = Path(path)
+    shutil.rmtree(path, ignore_errors=True)
+    old = path.with_name(f".{path.name}.old")
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old, ignore_errors=True)
+    _remove_stale_temporaries(path, directories=True)
+
+
 def glob_escape(name: str) -> str:
     """``name`` with glob metacharacters quoted."""
     return "".join(f"[{c}]" if c in "*?[" else c for c in name)
