@@ -621,3 +621,33 @@ def test_over_long_conll_token_is_refused(conll_dir):
     with pytest.raises(DataError, match=r"dev\.txt:2: token of 5000 characters") as error:
         read_conll_file(path)
     assert "\n" not in str(error.value)
+
+
+# --- output paths that cannot be written are refused before any work (not after an epoch of training) -----------
+
+unwritable = pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc (a file system nobody can write)")
+
+
+@unwritable
+def test_train_refuses_an_unwritable_out_before_training(tiny_bert_dir, rte_dir, capsys, monkeypatch):
+    out = Path("/proc/maskbench-test/run")
+    started = []
+    monkeypatch.setattr("maskbench.train.load_tokenizer", lambda *a, **k: started.append(1))
+    code = main(["train", "--method", "masking", "--task", "rte", "--lr", "1e-3", "--model", str(tiny_bert_dir),
+                 "--data-dir", str(rte_dir), "--out", str(out)])
+    _assert_refused(code, out, capsys, f"{out}: cannot be created, directory /proc is not writable")
+    assert not started, "work began before the output path was checked"
+
+
+@unwritable
+def test_prepare_refuses_an_unwritable_out(rte_dir, capsys):
+    out = Path("/proc/maskbench-test/prepared")
+    code = main(["prepare", "--task", "rte", "--data-dir", str(rte_dir), "--out", str(out)])
+    _assert_refused(code, out, capsys, f"{out}: cannot be created")
+
+
+@unwritable
+def test_predict_refuses_an_unwritable_output(tiny_bert_dir, saved_task_masks, request_file, capsys):
+    output = Path("/proc/maskbench-test.jsonl")
+    code = _predict(tiny_bert_dir, saved_task_masks, request_file, output)
+    _assert_refused(code, output, capsys, f"{output}: cannot be created, directory /proc is not writable")

@@ -67,7 +67,7 @@ def check_output_directory(path: str | Path, kind: str, known: Collection[str] =
         entries = [entry.name for entry in path.iterdir()]
     except OSError as error:
         raise OutputError(f"{path}: cannot list the directory ({error.strerror})") from None
-    if not os.access(path, os.W_OK | os.X_OK):
+    if not is_writable_directory(path):
         raise OutputError(f"{path}: directory is not writable")
     if not entries:
         return
@@ -87,9 +87,21 @@ def check_writable_parent(path: str | Path) -> None:
         if ancestor.exists():
             if not ancestor.is_dir():
                 raise OutputError(f"{path}: cannot be created, {ancestor} is not a directory")
-            if not os.access(ancestor, os.W_OK | os.X_OK):
+            if not is_writable_directory(ancestor):
                 raise OutputError(f"{path}: cannot be created, directory {ancestor} is not writable")
             return
+
+
+def is_writable_directory(directory: str | Path) -> bool:
+    """Whether a file can be created in ``directory``, tried with a temporary file (removed at once): permission
+    bits say nothing for root, read-only mounts or pseudo file systems."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".maskbench-probe.", dir=directory)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(probe)
+    return True
 
 
 def check_output_file(path: str | Path, kind: str | None = None) -> None:
@@ -101,7 +113,7 @@ def check_output_file(path: str | Path, kind: str | None = None) -> None:
     if not path.exists():
         check_writable_parent(path)
         return
-    if not os.access(path.parent, os.W_OK | os.X_OK):
+    if not is_writable_directory(path.parent):
         raise OutputError(f"{path}: directory {path.parent} is not writable")
     if kind is not None and not FILE_KINDS[kind](path):
         raise OutputError(f"{path}: exists and is not maskbench's {kind} output; refusing to replace it — "

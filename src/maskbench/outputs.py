@@ -8,11 +8,10 @@ below recognise such directories written before the marker existed (they hold no
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from maskbench.errors import OutputError
-from maskbench.fileio import MARKER_FILE, check_output_directory, check_output_file
+from maskbench.fileio import MARKER_FILE, check_output_directory, check_output_file, is_writable_directory
 
 PREPARED_FILES = frozenset({"data", "prepared.json"})
 MASK_FILES = frozenset({"mask_config.json", "masks.safetensors", "head.safetensors"})
@@ -43,7 +42,7 @@ def check_run_directory(out: str | Path, run_hash: str) -> None:
     if not out.is_dir():
         check_output_directory(out, "run")  # a new path that can be created, or refused (a file)
         return
-    if not os.access(out, os.W_OK | os.X_OK):
+    if not is_writable_directory(out):
         raise OutputError(f"{out}: run directory is not writable")
     entries = [entry.name for entry in out.iterdir()]
     foreign = sorted(name for name in entries if not _is_run_entry(name))
