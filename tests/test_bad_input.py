@@ -476,7 +476,8 @@ def test_damaged_checkpoint(damage, tiny_bert_dir, rte_dir, tmp_path, capsys):
     assert load_file(checkpoint / "tensors.safetensors").keys() == tensors.keys()
 
 
-@pytest.mark.parametrize("damage", ["layers not an object", "unknown file", "not an object", "bad shape"])
+@pytest.mark.parametrize("damage", ["layers not an object", "unknown file", "not an object", "bad shape",
+                                    "bad mask setting"])
 def test_malformed_mask_description(saved_masks, damage):
     path = saved_masks / "mask_config.json"
     description = json.loads(path.read_text())
@@ -484,6 +485,8 @@ def test_malformed_mask_description(saved_masks, damage):
         description["layers"] = 5
     elif damage == "unknown file":
         description["files"]["../../etc/passwd"] = "0" * 64
+    elif damage == "bad mask setting":
+        description["mask_config"]["initial_sparsity"] = 2
     elif damage == "bad shape":
         description["layers"][next(iter(description["layers"]))] = ["32", 4]
     else:

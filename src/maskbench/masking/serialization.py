@@ -114,6 +114,10 @@ def read_mask_description(directory: str | Path) -> dict[str, Any]:
         if not (isinstance(shape, list) and shape and all(type(n) is int and n > 0 for n in shape)):
             raise MaskFileError(f"{config_path}: layers.{name}: expected a shape (list of positive whole numbers), "
                                 f"got {shape!r:.60}")
+    try:
+        MaskConfig.from_dict(description["mask_config"])
+    except ConfigError as error:
+        raise MaskFileError(f"{config_path}: mask_config: {error}") from None
     if description["format_version"] != FORMAT_VERSION:
         raise MaskFileError(f"{config_path}: format_version {description['format_version']!r}; "
                             f"this maskbench reads {FORMAT_VERSION}")
