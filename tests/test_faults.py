@@ -124,3 +124,38 @@ def test_killed_checkpoint_write_resumes_exactly_and_leaves_nothing(reference, p
         (root / "reference" / "masks" / "masks.safetensors").read_bytes()
     assert sorted(p.name for p in run_dir.iterdir()) == ["masks", "metrics.json", "predictions.safetensors"]
     json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_leftovers_of_killed_writes_are_removed_by_the_next_write(tmp_path):
+    from maskbench.fileio import MARKER_FILE, atomic_directory, atomic_path
+
+    target = tmp_path / "masks"
+    marked = tmp_path / ".masks.k1ll3d.tmp"
+    marked.mkdir()
+    (marked / MARKER_FILE).write_text('{"kind": "masks"}')
+    (marked / "masks.safetensors").write_bytes(b"half")
+    (tmp_path / ".masks.empty.tmp").mkdir()
+    foreign = tmp_path / ".masks.user.tmp"  # same pattern, but not written by maskbench: kept
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine\n")
+    (tmp_path / ".metrics.json.abc.tmp").write_text("{")
+    with atomic_directory(target, "masks") as tmp:
+        (tmp / "masks.safetensors").write_bytes(b"whole")
+    with atomic_path(tmp_path / "metrics.json") as tmp:
+        tmp.write_text("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".masks.user.tmp", "masks", "metrics.json"]
+    assert (foreign / "notes.txt").read_text() == "mine\n"
+    assert sorted(p.name for p in target.iterdir()) == [MARKER_FILE, "masks.safetensors"]
+
+
+def test_symlink_in_place_of_an_output_directory_is_refused(tmp_path):
+    from maskbench.errors import OutputError
+    from maskbench.fileio import atomic_directory
+
+    (tmp_path / "users-data").mkdir()
+    (tmp_path / "users-data" / "keep.txt").write_text("x")
+    (tmp_path / "prepared").symlink_to(tmp_path / "users-data")
+    with pytest.raises(OutputError, match="exists and is not a directory"):
+        with atomic_directory(tmp_path / "prepared", "prepared"):
+            pass
+    assert (tmp_path / "users-data" / "keep.txt").read_text() == "x" and (tmp_path / "prepared").is_symlink()

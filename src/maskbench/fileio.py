@@ -58,8 +58,8 @@ def check_output_directory(path: str | Path, kind: str, known: Collection[str] =
     """
     path = Path(path)
     if path.is_symlink() or (path.exists() and not path.is_dir()):
-        raise OutputError(f"{path}: exists and is not a directory; expected a new path or maskbench's {kind} "
-                          f"output directory — refusing to replace it")
+        raise OutputError(f"{path}: exists and is not a directory (or is a link); expected a new path or "
+                          f"maskbench's {kind} output directory — refusing to replace it")
     if not path.exists():
         check_writable_parent(path)
         return
@@ -127,8 +127,8 @@ def _remove_stale_temporaries(path: Path, directories: bool) -> None:
     for stale in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
         if stale.is_symlink():
             continue
-        if directories and stale.is_dir():
-            shutil.rmtree(stale, ignore_errors=True)
+        if directories and stale.is_dir() and (not any(stale.iterdir()) or _marker_kind(stale) is not None):
+            shutil.rmtree(stale, ignore_errors=True)  # ours: marked at creation (or killed before the marker)
         elif not directories and stale.is_file():
             stale.unlink(missing_ok=True)
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from maskbench.errors import OutputError
 from maskbench.fileio import MARKER_FILE, check_output_directory, check_output_file, is_writable_directory
 
-PREPARED_FILES = frozenset({"data", "prepared.json"})
+#: (Snakemake marks a directory() output with .snakemake_timestamp)
+PREPARED_FILES = frozenset({"data", "prepared.json", ".snakemake_timestamp"})
 MASK_FILES = frozenset({"mask_config.json", "masks.safetensors", "head.safetensors"})
 CHECKPOINT_FILES = frozenset({"tensors.safetensors", "state.json"})
 #: what ``save_pretrained`` of a model and its tokenizer writes (the finetuned weights of a run)

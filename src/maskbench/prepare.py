@@ -65,7 +65,8 @@ def load_prepared(path: str | Path, task: str, model: str, max_length: int) -> t
     try:
         meta = json.loads(meta_path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DataError(f"{meta_path}: not valid JSON ({error}); expected data written by 'maskbench prepare'") from None
+        raise DataError(f"{meta_path}: not valid JSON ({error}); expected data written by "
+                        f"'maskbench prepare'") from None
     if not isinstance(meta, dict):
         raise DataError(f"{meta_path}: expected a JSON object written by 'maskbench prepare'")
     expected = {"task": task, "model": model, "max_length": max_length}
