@@ -8,7 +8,6 @@ A checkpoint is a directory (written atomically) holding safetensors and JSON on
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from maskbench.errors import ConfigError
-from maskbench.fileio import atomic_directory
+from maskbench.fileio import atomic_directory, recover_directory, remove_directory
+from maskbench.outputs import CHECKPOINT_FILES
 
 CHECKPOINT_DIR = "checkpoint"
 
@@ -53,7 +53,7 @@ def save_checkpoint(run_dir: Path, config_hash: str, state: TrainingState, model
     meta = {key: getattr(state, key) for key in ("epoch", "history", "best_score", "best_epoch", "bad_epochs",
                                                    "stopped", "train_time", "examples_seen")}
     meta.update(config_hash=config_hash, optimizer_param_groups=optimizer_state["param_groups"])
-    with atomic_directory(run_dir / CHECKPOINT_DIR) as tmp:
+    with atomic_directory(run_dir / CHECKPOINT_DIR, "checkpoint", CHECKPOINT_FILES) as tmp:
         save_file(tensors, tmp / "tensors.safetensors")
         (tmp / "state.json").write_text(json.dumps(meta, indent=1))
 
@@ -62,6 +62,7 @@ def load_checkpoint(run_dir: Path, config_hash: str, model: torch.nn.Module, opt
                     generator: torch.Generator) -> TrainingState | None:
     """Restore model, optimizer and RNGs from ``run_dir``'s checkpoint; None when there is none."""
     directory = run_dir / CHECKPOINT_DIR
+    recover_directory(directory)  # a save killed between its two renames leaves the previous checkpoint aside
     if not (directory / "state.json").is_file():
         return None
     try:
@@ -69,10 +70,13 @@ def load_checkpoint(run_dir: Path, config_hash: str, model: torch.nn.Module, opt
         tensors = load_file(directory / "tensors.safetensors")
     except (json.JSONDecodeError, SafetensorError, OSError) as error:
         raise ConfigError(f"{directory}: unreadable checkpoint ({error}); delete it to start the run afresh") from None
+    if not isinstance(meta, dict):
+        raise ConfigError(f"{directory / 'state.json'}: expected a JSON object; delete the checkpoint to start afresh")
     if meta.get("config_hash") != config_hash:
         raise ConfigError(f"{directory}: checkpoint of another configuration (config_hash {meta.get('config_hash')} "
                           f"!= {config_hash}); delete it or use another --out")
     parameters = dict(model.named_parameters())
+    _check_complete(directory, meta, tensors, parameters)
     with torch.no_grad():
         for name, parameter in parameters.items():
             if parameter.requires_grad:
@@ -93,5 +97,25 @@ def load_checkpoint(run_dir: Path, config_hash: str, model: torch.nn.Module, opt
                          best_state=best or None)
 
 
+_STATE_KEYS = ("epoch", "history", "best_score", "best_epoch", "bad_epochs", "stopped", "train_time", "examples_seen",
+               "optimizer_param_groups")
+
+
+def _check_complete(directory: Path, meta: dict[str, Any], tensors: dict[str, torch.Tensor],
+                    parameters: dict[str, torch.nn.Parameter]) -> None:
+    """Refuse a checkpoint that lacks a state key, an RNG state or a trainable parameter of this model's shape."""
+    missing = [key for key in _STATE_KEYS if key not in meta]
+    missing += [key for key in ("rng.torch", "rng.loader") if key not in tensors]
+    for name, parameter in parameters.items():
+        stored = tensors.get(f"current.{name}")
+        if parameter.requires_grad and (stored is None or stored.shape != parameter.shape):
+            missing.append(f"current.{name}")
+    if missing:
+        raise ConfigError(f"{directory}: incomplete checkpoint or one of another model (missing or misshapen: "
+                          f"{', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}); delete it to start the "
+                          f"run afresh")
+
+
 def remove_checkpoint(run_dir: Path) -> None:
-    shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
+    """Remove the run's checkpoint and any leftovers of killed checkpoint writes."""
+    remove_directory(run_dir / CHECKPOINT_DIR)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Sequence
 
 from maskbench.errors import MaskbenchError
+
+PREDICT_OUTPUT = "predict-output"  # fileio.FILE_KINDS: JSONL of {task, label, probabilities}
 
 
 def _add_train(subparsers: argparse._SubParsersAction) -> None:
@@ -100,17 +103,34 @@ def _add_predict(subparsers: argparse._SubParsersAction) -> None:
 def _run_predict(args: argparse.Namespace) -> None:
     import dataclasses
 
-    from maskbench.fileio import atomic_path
+    from maskbench.fileio import atomic_path, check_output_file
     from maskbench.multitask import MultiTaskModel, predict_requests, read_requests
 
+    from maskbench.errors import ConfigError, OutputError
+    from maskbench.settings import check_max_length
+    from maskbench.train import resolve_device
+
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size: expected a positive whole number, got {args.batch_size}")
+    check_max_length(args.max_length)
+    device = resolve_device(args.device)
+    if args.output is not None:  # before any work; never replace a file that is not an earlier prediction output
+        check_output_file(args.output, PREDICT_OUTPUT)
     requests = read_requests(args.input)
-    model = MultiTaskModel.from_masks(args.base, args.masks, device=args.device, max_length=args.max_length)
+    model = MultiTaskModel.from_masks(args.base, args.masks, device=device, max_length=args.max_length)
     predictions = predict_requests(model, requests, args.batch_size)
-    lines = "".join(json.dumps(dataclasses.asdict(prediction)) + "\n" for prediction in predictions)
+    try:  # strict JSON: a non-finite probability (a corrupt model) is an error, not a bare NaN in the output
+        lines = "".join(json.dumps(dataclasses.asdict(prediction), allow_nan=False) + "\n"
+                        for prediction in predictions)
+    except ValueError:
+        bad = next(r.line for r, p in zip(requests, predictions)
+                   if not all(math.isfinite(v) for v in p.probabilities.values()))
+        raise OutputError(f"{args.input}:{bad}: the model's probabilities are not finite (NaN or infinite); "
+                          f"check the mask directories and the base model") from None
     if args.output is None:
         sys.stdout.write(lines)
         return
-    with atomic_path(args.output) as tmp:
+    with atomic_path(args.output, PREDICT_OUTPUT) as tmp:
         tmp.write_text(lines)
 
 

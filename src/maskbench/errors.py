@@ -15,3 +15,7 @@ class DataError(MaskbenchError, ValueError):
 
 class MaskFileError(MaskbenchError, ValueError):
     """A saved mask directory is corrupt, truncated, or belongs to another base model."""
+
+
+class OutputError(MaskbenchError, ValueError):
+    """An output path cannot be written, or holds something that is not maskbench's to replace."""

@@ -272,7 +272,11 @@ def read_requests(path: str | Path) -> list[Request]:
     if not path.is_file():
         raise DataError(f"{path}: input file not found")
     requests = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise DataError(f"{path}:{number}: not UTF-8 text ({error.reason} at byte {error.start})") from None
         if not line.strip():
             continue
         try:

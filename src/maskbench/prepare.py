@@ -11,9 +11,11 @@ from datasets import DatasetDict, load_from_disk
 from maskbench import tasks
 from maskbench.data import tokenize_dataset
 from maskbench.errors import ConfigError, DataError
-from maskbench.fileio import atomic_directory
+from maskbench.fileio import atomic_directory, check_output_directory
 from maskbench.models import load_tokenizer
+from maskbench.outputs import PREPARED_FILES
 from maskbench.provenance import versions
+from maskbench.settings import check_max_length
 
 META_FILE = "prepared.json"
 WORD_COUNTS = ("num_words", "excluded_words", "empty_words")
@@ -30,6 +32,9 @@ def encode_task(task: str, model: str, data_dir: str | Path | None = None, max_l
     meta = {"task": task, "model": model, "max_length": max_length, "allow_partial": allow_partial,
             "kind": spec.kind, "label_names": list(spec.label_names), "sizes": {k: len(v) for k, v in data.items()},
             "word_counts": word_counts(encoded) if spec.kind == "tagging" else None, "versions": versions()}
+    notes = {name: split.info.description for name, split in data.items() if split.info.description}
+    if notes:  # e.g. tags read in another scheme and converted (IOB1 -> IOB2)
+        meta["data_notes"] = notes
     return encoded, meta
 
 
@@ -41,8 +46,11 @@ def word_counts(encoded: DatasetDict) -> dict[str, dict[str, int]]:
 def prepare(task: str, model: str, out: str | Path, data_dir: str | Path | None = None, max_length: int = 128,
             allow_partial: bool = False) -> dict[str, Any]:
     """Write the tokenised splits of ``task`` for ``model`` to ``out`` (atomically) with a ``prepared.json``."""
+    tasks.get_task(task)
+    check_max_length(max_length)
+    check_output_directory(out, "prepared", PREPARED_FILES)  # before any work: never replace a user's folder
     encoded, meta = encode_task(task, model, data_dir, max_length, allow_partial)
-    with atomic_directory(out) as tmp:
+    with atomic_directory(out, "prepared", PREPARED_FILES) as tmp:
         encoded.save_to_disk(str(tmp / "data"))
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return meta
@@ -54,9 +62,19 @@ def load_prepared(path: str | Path, task: str, model: str, max_length: int) -> t
     meta_path = path / META_FILE
     if not meta_path.is_file():
         raise DataError(f"{meta_path}: missing; expected data written by 'maskbench prepare'")
-    meta = json.loads(meta_path.read_text())
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f"{meta_path}: not valid JSON ({error}); expected data written by "
+                        f"'maskbench prepare'") from None
+    if not isinstance(meta, dict):
+        raise DataError(f"{meta_path}: expected a JSON object written by 'maskbench prepare'")
     expected = {"task": task, "model": model, "max_length": max_length}
     for key, value in expected.items():
         if meta.get(key) != value:
             raise ConfigError(f"{meta_path}: prepared for {key}={meta.get(key)!r}, but this run has {key}={value!r}")
-    return load_from_disk(str(path / "data")), meta
+    try:
+        return load_from_disk(str(path / "data")), meta
+    except (OSError, ValueError) as error:  # missing, truncated or foreign files (pyarrow errors are ValueErrors)
+        raise DataError(f"{path / 'data'}: unreadable prepared data ({type(error).__name__}: "
+                        f"{str(error).splitlines()[0] if str(error) else ''}); run 'maskbench prepare' again") from None

@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -59,8 +60,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.mask, dict):
             self.mask = MaskConfig.from_dict(self.mask)
+        self._check_types()
         if self.method not in METHODS:
             raise ConfigError(f"method: expected one of {METHODS}, got {self.method!r}")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed: expected a whole number in [0, 2**32), got {self.seed!r}")
         for key in ("lr",):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -84,6 +88,28 @@ class TrainConfig:
             if value is not None and value < 1:
                 raise ConfigError(f"{key}: expected a positive number or none, got {value!r}")
 
+    def _check_types(self) -> None:
+        """Every setting has its type (before any range check): a clear error, not a traceback, from the Python
+        API and the workflow's config as from the command line."""
+        if not isinstance(self.mask, MaskConfig):
+            raise ConfigError(f"mask: expected a mapping of masking settings, got {self.mask!r}")
+        for key in ("method", "model", "task", "precision", "mask_format"):
+            if not isinstance(getattr(self, key), str):
+                raise ConfigError(f"{key}: expected a string, got {getattr(self, key)!r}")
+        for key in ("out", "data_dir", "prepared", "device"):
+            value = getattr(self, key)
+            if not (isinstance(value, (str, os.PathLike)) or (value is None and key != "out")):
+                raise ConfigError(f"{key}: expected a path string{'' if key == 'out' else ' or none'}, got {value!r}")
+        for key in ("seed", "batch_size", "epochs", "patience", "max_length", "eval_batch_size",
+                    "max_train_examples", "max_eval_examples"):
+            value = getattr(self, key)
+            optional = key.startswith("max_") and key.endswith("_examples")
+            if not (isinstance(value, int) and not isinstance(value, bool)) and not (optional and value is None):
+                raise ConfigError(f"{key}: expected a whole number{' or none' if optional else ''}, got {value!r}")
+        for key in ("save_weights", "allow_partial", "group_by_length"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"{key}: expected true/false, got {getattr(self, key)!r}")
+
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "mask": self.mask.to_dict()}
 
@@ -101,6 +127,13 @@ NON_RESULT_KEYS = ("out", "data_dir", "prepared", "device", "save_weights", "eva
 #: setting existed. A record without such a key means that value; a run whose setting equals it keeps its
 #: identity. Adding a setting: a dataclass field, plus an entry here unless its default changes results.
 LEGACY_DEFAULTS: dict[str, Any] = {}
+
+
+def check_max_length(value: Any) -> int:
+    """A tokenisation length limit: a whole number in [8, 512] (the position embeddings of the paper's models)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 8 <= value <= 512:
+        raise ConfigError(f"max_length: expected a whole number in [8, 512], got {value!r}")
+    return value
 
 
 def result_key(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from maskbench.masking import mask_model, mask_sparsity
 from maskbench.masking.serialization import save_masks
 from maskbench.metrics import score_logits
 from maskbench.models import load_model, load_tokenizer, model_config
+from maskbench.outputs import MODEL_FILES, check_run_directory
 from maskbench.prepare import WORD_COUNTS, load_prepared, word_counts
 from maskbench.provenance import config_hash, device_name, versions
 from maskbench.settings import METHODS, PRECISIONS, TrainConfig  # noqa: F401  (re-exported)
@@ -97,6 +98,8 @@ def resolve_device(name: str | None, precision: str = "fp32") -> torch.device:
         raise ConfigError(f"device: {name!r} requested, but no CUDA device is available")
     if device.type not in ("cpu", "cuda"):
         raise ConfigError(f"device: expected 'cpu' or 'cuda[:N]', got {name!r}")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device: {name!r} requested, but only {torch.cuda.device_count()} CUDA device(s) exist")
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError(f"precision: bf16 is not supported by {torch.cuda.get_device_name(device)}; use fp32")
     return device
@@ -121,6 +124,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if config.method == "masking":  # fail before any data is read when the blocks do not exist in this model
         config.mask.resolve_blocks(model_config(config.model).num_hidden_layers)
     device = resolve_device(config.device, config.precision)
+    check_run_directory(out, config_hash(config.result_key()))  # before any work: the results can be saved
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -205,13 +209,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     tensors = {f"{split}_{key}": torch.from_numpy(np.ascontiguousarray(value))
                for split, output in outputs.items() for key, value in output.items()}
-    with atomic_path(out / PREDICTIONS_FILE) as tmp:
+    with atomic_path(out / PREDICTIONS_FILE, "predictions") as tmp:
         save_file(tensors, tmp)
     extra = {"task": config.task, "label_names": list(spec.label_names), "kind": spec.kind, "seed": config.seed}
     if config.method == "masking":
         save_masks(model, out / "masks", base=config.model, extra=extra, mask_format=config.mask_format)
     if config.save_weights:
-        with atomic_directory(out / "model") as tmp:
+        with atomic_directory(out / "model", "model", MODEL_FILES) as tmp:
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
 
@@ -232,6 +236,6 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "precision": config.precision, "optimizer": optimizer_name,
         "tf32": device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32,
     }
-    write_json(out / METRICS_FILE, metrics)
+    write_json(out / METRICS_FILE, metrics, "metrics")
     remove_checkpoint(out)
     return metrics

@@ -19,6 +19,7 @@ from maskbench.fileio import atomic_directory, sha256_file
 from maskbench.masking.apply import mask_model, mask_sparsity, masked_layers, merge_masks
 from maskbench.masking.config import MaskConfig
 from maskbench.models import resolve_model
+from maskbench.outputs import MASK_FILES
 from maskbench.storage import COMPRESSED, MASK_FORMATS, PACKED_BITS, encode_mask, from_stored, to_stored
 
 CONFIG_FILE = "mask_config.json"
@@ -63,7 +64,7 @@ def save_masks(model: nn.Module, directory: str | Path, base: str | None = None,
     base_layers = [name for name in layers if f"{name}.weight" not in head_names]
     parameters = dict(model.named_parameters())
     directory = Path(directory)
-    with atomic_directory(directory) as tmp:
+    with atomic_directory(directory, "masks", MASK_FILES) as tmp:
         save_file({name: to_stored(layer.binary_mask(), mask_format) for name, layer in layers.items()},
                   tmp / MASKS_FILE, metadata={"format": mask_format})
         save_file({name: parameters[name].detach().to("cpu").contiguous() for name in head_names}, tmp / HEAD_FILE)
@@ -98,13 +99,32 @@ def read_mask_description(directory: str | Path) -> dict[str, Any]:
         description = json.loads(config_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise MaskFileError(f"{config_path}: not valid JSON ({error})") from None
+    if not isinstance(description, dict):
+        raise MaskFileError(f"{config_path}: expected a JSON object, got {type(description).__name__}")
     for key in ("format_version", "base_model", "model_class", "mask_config", "layers", "files", "base_fingerprint"):
         if key not in description:
             raise MaskFileError(f"{config_path}: key {key!r} is missing")
+    expected_types = {"layers": dict, "files": dict, "mask_config": dict, "base_model": str, "model_class": str,
+                      "base_fingerprint": str}
+    for key, kind in expected_types.items():
+        if not isinstance(description[key], kind):
+            raise MaskFileError(f"{config_path}: key {key!r} must be a JSON {'object' if kind is dict else 'string'}, "
+                                f"got {description[key]!r:.60}")
+    for name, shape in description["layers"].items():
+        if not (isinstance(shape, list) and shape and all(type(n) is int and n > 0 for n in shape)):
+            raise MaskFileError(f"{config_path}: layers.{name}: expected a shape (list of positive whole numbers), "
+                                f"got {shape!r:.60}")
+    try:
+        MaskConfig.from_dict(description["mask_config"])
+    except ConfigError as error:
+        raise MaskFileError(f"{config_path}: mask_config: {error}") from None
     if description["format_version"] != FORMAT_VERSION:
         raise MaskFileError(f"{config_path}: format_version {description['format_version']!r}; "
                             f"this maskbench reads {FORMAT_VERSION}")
     for name, checksum in description["files"].items():
+        if name not in (MASKS_FILE, HEAD_FILE) or not isinstance(checksum, str):
+            raise MaskFileError(f"{config_path}: files.{name}: expected {MASKS_FILE} or {HEAD_FILE} with a "
+                                f"sha256 string")
         path = directory / name
         if not path.is_file():
             raise MaskFileError(f"{path}: missing")

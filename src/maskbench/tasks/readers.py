@@ -115,10 +115,14 @@ def _read_text(path: Path, encoding: str = "utf-8-sig") -> str:
     """The whole file; missing or empty files are errors. ``utf-8-sig`` drops the BOM of the MRPC files."""
     if not path.is_file():
         raise MissingFileError(path)
+    data = path.read_bytes()
     try:
-        text = path.read_text(encoding=encoding)
+        text = data.decode(encoding)
     except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not valid {encoding} text ({e})") from e
+        line = data[:e.start].count(b"\n") + 1
+        hint = "; the file looks like UTF-16, save it as UTF-8" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+        raise DataError(f"{path}:{line}: not valid {encoding} text (byte {data[e.start]:#04x} at offset "
+                        f"{e.start}: {e.reason}){hint}") from None
     if not text.strip():
         raise DataError(f"{path} is empty")
     return text
@@ -127,7 +131,14 @@ def _read_text(path: Path, encoding: str = "utf-8-sig") -> str:
 def _csv_rows(path: Path, delimiter: str = ",", quoting: int = csv.QUOTE_MINIMAL) -> Iterator[tuple[int, list[str]]]:
     """``(line number, fields)`` of each non-blank record of a CSV/TSV file (line number where it ends)."""
     reader = csv.reader(io.StringIO(_read_text(path), newline=""), delimiter=delimiter, quoting=quoting)
-    for fields in reader:
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:  # e.g. a field beyond the size limit: an unbalanced quote swallowed the lines after it
+            raise DataError(f"{path}:{reader.line_num}: unreadable record ({e}); an unbalanced quote or a missing "
+                            f"line break?") from None
         if fields:
             yield reader.line_num, fields
 
@@ -322,15 +333,58 @@ def read_ag_news(task_dir: Path) -> DatasetDict:
     return carve_dev({"train": train, "test": read_ag_news_csv(task_dir / "test.csv")}, AG_NEWS_DEV_FRACTION)
 
 
+MAX_TOKEN_CHARS = 1000  # a longer "token" is a file in another format (or one without line breaks)
+IOB1_CONVERTED = "IOB1 tags converted to IOB2"
+
 # --- CoNLL-2003 ------------------------------------------------------------------------------------------
 
 
+def iob1_to_iob2(tags: Sequence[str]) -> list[str]:
+    """IOB2 tags of an IOB1 sentence: an ``I-X`` that starts an entity becomes ``B-X`` (nothing else changes)."""
+    result = []
+    for i, tag in enumerate(tags):
+        previous = tags[i - 1] if i else "O"
+        if tag.startswith("I-") and previous[2:] != tag[2:]:
+            tag = "B-" + tag[2:]
+        result.append(tag)
+    return result
+
+
+def _iob_scheme(path: Path, sentences: Sequence[Sequence[tuple[int, str]]]) -> str:
+    """``"IOB2"`` or ``"IOB1"`` for a file's sentences of ``(line, tag)``; a mix of both is a :class:`DataError`.
+
+    IOB2 starts every entity with ``B-``; IOB1 (the original CoNLL-2003 release) starts entities with ``I-`` and
+    uses ``B-`` only between two adjacent entities of the same type.
+    """
+    first_i_start = first_b_start = None
+    for sentence in sentences:
+        for i, (line, tag) in enumerate(sentence):
+            previous = sentence[i - 1][1] if i else "O"
+            if tag.startswith("I-") and previous[2:] != tag[2:] and first_i_start is None:
+                first_i_start = (line, tag, previous)
+            elif tag.startswith("B-") and previous[2:] != tag[2:] and first_b_start is None:
+                first_b_start = (line, tag)
+    if first_i_start is None:
+        return "IOB2"
+    line, tag, previous = first_i_start
+    if first_b_start is not None:
+        raise DataError(f"{path}:{line}: tag {tag} starts an entity (after {previous}) although the file starts "
+                        f"entities with B- (line {first_b_start[0]}: {first_b_start[1]}); expected IOB2 tags")
+    return "IOB1"
+
+
 def read_conll_file(path: Path) -> Dataset:
-    """``token POS chunk NER`` lines, a blank line between sentences; ``-DOCSTART-`` lines are dropped."""
+    """``token POS chunk NER`` lines, a blank line between sentences; ``-DOCSTART-`` lines are dropped.
+
+    Tags are IOB2 (the hub's and the offline copy's scheme). A file in IOB1 (the original release: entities start
+    with ``I-``) is detected and converted to IOB2 (:func:`iob1_to_iob2`), which is logged and recorded in the
+    split's ``info.description``; a file that mixes both schemes is refused with the line of the first stray tag.
+    """
     label_id = _LabelIds(CONLL_NER_LABELS)
-    cols: dict[str, list] = {"tokens": [], "tags": []}
+    sentences: list[list[str]] = []
+    tagged: list[list[tuple[int, str]]] = []  # (line, raw tag) per token
     tokens: list[str] = []
-    tags: list[int] = []
+    tags: list[tuple[int, str]] = []
     for line_no, line in enumerate(_read_text(path).split("\n"), start=1):
         fields = line.split()
         if fields and fields[0] == "-DOCSTART-":
@@ -338,16 +392,29 @@ def read_conll_file(path: Path) -> Dataset:
         if fields:
             if len(fields) != 4:
                 raise DataError(f"{path}:{line_no}: expected 4 space-separated fields, found {len(fields)}")
+            if len(fields[0]) > MAX_TOKEN_CHARS:
+                raise DataError(f"{path}:{line_no}: token of {len(fields[0])} characters (at most {MAX_TOKEN_CHARS} "
+                                f"expected); is this a CoNLL file?")
+            label_id(fields[3], path, line_no)
             tokens.append(fields[0])
-            tags.append(label_id(fields[3], path, line_no))
+            tags.append((line_no, fields[3]))
         elif tokens:
-            cols["tokens"].append(tokens)
-            cols["tags"].append(tags)
+            sentences.append(tokens)
+            tagged.append(tags)
             tokens, tags = [], []
     if tokens:  # the files need not end with a blank line
-        cols["tokens"].append(tokens)
-        cols["tags"].append(tags)
-    return _dataset("tagging", CONLL_NER_LABELS, cols, path)
+        sentences.append(tokens)
+        tagged.append(tags)
+    scheme = _iob_scheme(path, tagged)
+    raw = [[tag for _, tag in sentence] for sentence in tagged]
+    if scheme == "IOB1":
+        raw = [iob1_to_iob2(sentence) for sentence in raw]
+        logger.warning("%s: IOB1 tags (entities starting with I-) converted to IOB2", path)
+    cols = {"tokens": sentences, "tags": [[label_id(tag, path, 0) for tag in sentence] for sentence in raw]}
+    dataset = _dataset("tagging", CONLL_NER_LABELS, cols, path)
+    if scheme == "IOB1":
+        dataset.info.description = f"{path.name}: {IOB1_CONVERTED}"
+    return dataset
 
 
 def read_conll2003(task_dir: Path) -> DatasetDict:
