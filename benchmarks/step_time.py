@@ -21,6 +21,7 @@ from transformers import BertConfig, BertForSequenceClassification
 from maskbench import MaskConfig, mask_model
 from maskbench.models import load_model
 from maskbench.provenance import device_name, versions
+from maskbench.train import adam, autocast, resolve_device
 
 
 def build(name: str, method: str) -> torch.nn.Module:
@@ -34,15 +35,16 @@ def build(name: str, method: str) -> torch.nn.Module:
     return model
 
 
-def step_fn(model: torch.nn.Module, device: torch.device):
+def step_fn(model: torch.nn.Module, device: torch.device, precision: str = "fp32"):
     model.to(device).train()
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    optimizer, _ = adam([p for p in model.parameters() if p.requires_grad], 1e-4)
 
     def step(batch: dict[str, torch.Tensor]) -> float:
         if device.type == "cuda":
             torch.cuda.synchronize()
         started = time.perf_counter()
-        loss = model(**batch).loss
+        with autocast(device, precision):
+            loss = model(**batch).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -60,13 +62,18 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=64)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--device", default=None)
     parser.add_argument("--out", default="results/benchmarks/step_time.json")
     args = parser.parse_args()
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device, args.precision)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
     generator = torch.Generator().manual_seed(0)
     rows, records = [], []
     for name in args.models:
-        steps = {method: step_fn(build(name, method), device) for method in ("masking", "finetuning")}
+        steps = {method: step_fn(build(name, method), device, args.precision)
+                 for method in ("masking", "finetuning")}
         batches = [{"input_ids": torch.randint(1000, 20000, (args.batch_size, args.seq_len), generator=generator),
                     "labels": torch.randint(0, 2, (args.batch_size,), generator=generator)}
                    for _ in range(args.steps + args.warmup)]
@@ -84,7 +91,7 @@ def main() -> None:
                         "finetuning_all_s": times["finetuning"]})
         del steps
     print(tabulate(rows, headers=["model", "masking ms/step", "finetuning ms/step", "ratio"]))
-    result = {"batch_size": args.batch_size, "seq_len": args.seq_len, "steps": args.steps,
+    result = {"batch_size": args.batch_size, "seq_len": args.seq_len, "steps": args.steps, "precision": args.precision,
               "device": device_name(device), "versions": versions(), "results": records}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

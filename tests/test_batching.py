@@ -96,3 +96,11 @@ def test_unavailable_device_is_refused_before_any_work(tmp_path):
         pytest.skip("a CUDA device is present")
     with pytest.raises(ConfigError, match="device"):
         train(TrainConfig(method="finetuning", model="minilm", task="sst2", device="cuda", out=str(tmp_path / "r")))
+
+
+def test_bf16_autocast_trains_and_is_recorded(tiny_bert_dir, data_dir, tmp_path):
+    metrics = train(TrainConfig(method="masking", model=str(tiny_bert_dir), task="sst2", seed=1, lr=1e-2,
+                                batch_size=16, epochs=1, max_train_examples=32, max_eval_examples=16,
+                                precision="bf16", data_dir=str(data_dir), out=str(tmp_path / "r")))
+    assert metrics["precision"] == "bf16" and metrics["config"]["precision"] == "bf16"
+    assert np.isfinite(metrics["history"][0]["train_loss"]) and metrics["optimizer"].startswith("Adam")
