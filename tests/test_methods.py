@@ -244,3 +244,28 @@ def test_training_refuses_unknown_blocks_before_reading_data(tiny_bert_dir, tmp_
     with pytest.raises(ConfigError, match="blocks"):
         train(TrainConfig(method="lora", model=str(tiny_bert_dir), task="sst2", mask=MaskConfig(blocks="2-40"),
                           data_dir=str(tmp_path / "nowhere"), out=str(tmp_path / "run")))
+
+
+@needs_data
+def test_cli_trains_lora_with_its_rank_and_alpha(tiny_bert_dir, tmp_path, capsys):
+    import json
+
+    from maskbench.cli import main
+
+    code = main(["train", "--method", "lora", "--lora-r", "4", "--lora-alpha", "16", "--blocks", "3",
+                 "--model", str(tiny_bert_dir), "--task", "sst2", "--lr", "1e-3", "--epochs", "1",
+                 "--max-train-examples", "16", "--max-eval-examples", "16", "--data-dir", str(DATA_DIR),
+                 "--out", str(tmp_path / "run")])
+    assert code == 0
+    recorded = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert recorded["method"] == "lora" and recorded["config"]["lora_r"] == 4
+    assert recorded["config"]["lora_alpha"] == 16.0 and recorded["config"]["mask"]["blocks"] == "3"
+    adapter = json.loads((tmp_path / "run" / "lora" / "adapter_config.json").read_text())
+    assert adapter["r"] == 4 and adapter["lora_alpha"] == 16.0
+    assert sorted(adapter["target_modules"]) == sorted(
+        f"bert.encoder.layer.3.{name}" for name in ("attention.self.query", "attention.self.key",
+                                                     "attention.self.value", "attention.output.dense",
+                                                     "intermediate.dense", "output.dense"))
+    code = main(["train", "--method", "bitfit", "--save-weights", "--model", str(tiny_bert_dir), "--task", "sst2",
+                 "--lr", "1e-3", "--out", str(tmp_path / "x")])
+    assert code == 2 and "save_weights: only for finetuning" in capsys.readouterr().err
