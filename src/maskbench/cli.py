@@ -94,7 +94,8 @@ def _run_train(args: argparse.Namespace) -> None:
 def _add_predict(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("predict", help="predict with many task masks on one base model (JSONL in and out)")
     parser.add_argument("--base", required=True, help="base model: hub id, local path, or 'minilm' (the offline model)")
-    parser.add_argument("--masks", nargs="+", required=True, help="mask directories or LoRA/IA3 artefacts (lora/, ia3/ of a run), one per task")
+    parser.add_argument("--masks", nargs="+", required=True,
+                        help="mask directories or LoRA/IA3 artefacts (lora/, ia3/ of a run), one per task")
     parser.add_argument("--input", required=True,
                         help='JSONL with one {"task": ..., "text": ...} per line ("text_pair" for pair tasks)')
     parser.add_argument("--output", default=None, help="JSONL predictions, one line per input (default: stdout)")
