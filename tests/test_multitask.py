@@ -130,3 +130,51 @@ def test_zeroing_and_restoring_weights_is_bit_exact(dtype):
     assert not weight.view(-1)[torch.from_numpy(positions).long()].any()
     _scatter(weight, positions, values)
     assert torch.equal(weight.view(torch.uint8), original.view(torch.uint8))
+
+
+def _save_adapter_task(base_dir: Path, out: Path, seed: int, method: str, name: str, kind: str,
+                       labels: tuple[str, ...], blocks: str) -> Path:
+    """A LoRA/IA3 task trained two steps (so that its adapter is not the identity) and saved as a run saves it."""
+    from maskbench.methods import get_method
+    from maskbench.settings import TrainConfig
+
+    torch.manual_seed(seed)
+    config = TrainConfig(method=method, model=str(base_dir), task="sst2", mask=MaskConfig(blocks=blocks))
+    model = get_method(method).prepare(load_model(str(base_dir), kind, labels), config)
+    optimizer = torch.optim.Adam(get_method(method).trainable_parameters(model), lr=5e-2)
+    for _ in range(2):
+        loss = model(input_ids=torch.randint(5, 1000, (4, 8)), labels=torch.randint(0, len(labels), (4,))).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    extra = {"task": name, "kind": kind, "label_names": list(labels), "seed": seed}
+    return get_method(method).save(model.eval(), out / name, base=str(base_dir), extra=extra)
+
+
+@pytest.mark.parametrize("method", ["lora", "ia3"])
+def test_adapter_tasks_are_served_with_mask_tasks_from_one_backbone(tiny_bert_dir, task_dirs, tmp_path, method):
+    from maskbench.methods import get_method
+
+    adapters = [_save_adapter_task(tiny_bert_dir, tmp_path / method, 10, method, "review", "single", ("bad", "good"),
+                                   "1-3"),
+                _save_adapter_task(tiny_bert_dir, tmp_path / method, 11, method, "para", "pair", ("no", "yes"), "2-3")]
+    model = MultiTaskModel.from_masks(str(tiny_bert_dir), [task_dirs[0], *adapters, task_dirs[1]])
+    assert sorted(model.tasks) == ["nli", "para", "review", "sent"]
+    tokenizer = load_tokenizer(str(tiny_bert_dir))
+    expected = {}
+    for directory, name, texts in ((adapters[0], "review", TEXTS), (adapters[1], "para", PAIRS)):
+        loaded = get_method(method).load(directory)
+        inputs = tokenizer([a for a, _ in texts], [b for _, b in texts], padding=True, return_tensors="pt") \
+            if name == "para" else tokenizer(texts, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            expected[name] = loaded(**inputs).logits
+    expected["sent"] = _expected_logits(task_dirs[0], tiny_bert_dir, TEXTS)
+    expected["nli"] = _expected_logits(task_dirs[1], tiny_bert_dir, PAIRS)
+    assert not torch.allclose(expected["review"], expected["sent"][:, :2])
+    for name in ("review", "sent", "para", "nli", "review", "para", "sent"):
+        texts = PAIRS if name in ("nli", "para") else TEXTS
+        assert torch.allclose(model.logits(name, texts), expected[name], atol=1e-6, rtol=0), name
+    other = "ia3" if method == "lora" else "lora"
+    mixed = _save_adapter_task(tiny_bert_dir, tmp_path / other, 12, other, "x", "single", ("a", "b"), "1-3")
+    with pytest.raises(ConfigError, match="already serves"):
+        model.add_task(mixed)

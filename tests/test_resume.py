@@ -22,7 +22,7 @@ def _config(model_dir, data_dir, out, **overrides) -> TrainConfig:
     return TrainConfig(**values)
 
 
-@pytest.mark.parametrize("method", ["masking", "finetuning"])
+@pytest.mark.parametrize("method", ["masking", "finetuning", "lora"])
 def test_kill_and_resume_gives_identical_metrics(tiny_bert_dir, data_dir, tmp_path, method):
     reference = train(_config(tiny_bert_dir, data_dir, tmp_path / "reference", method=method))
 

@@ -14,7 +14,7 @@ from maskbench.aggregate import aggregate_runs, check_same_setting, safetensors_
 from maskbench.errors import ConfigError
 from maskbench.figures import write_memory_figure
 from maskbench.provenance import config_hash
-from maskbench.tables import load_results, short_count, short_lr, table1_dev, write_table
+from maskbench.tables import TABLES, load_results, short_count, short_lr, table1_dev, write_table
 
 
 @pytest.mark.parametrize("method", ["masking", "finetuning"])
@@ -74,11 +74,18 @@ LAYOUT = {"models": {"bert": {"name": "bert-base-uncased", "label": "BERT"}}, "t
                                                                                    "masking": [1e-4, 3e-4]}}
 
 
-def _cells(tmp_path, override=None):
+ARTEFACTS = {"masking": {"1": {"mask_bits": 71_368_704, "mask_bytes": 8_921_500, "head_parameters": 1538,
+                               "head_bytes": 6_300}},
+             "lora": {"1": {"task_parameters": 300_000, "task_bytes": 1_200_000}},
+             "bitfit": {"1": {"task_parameters": 100_000, "task_bytes": 400_000}},
+             "ia3": {"1": {"task_parameters": 50_000, "task_bytes": 200_000}}}
+
+
+def _cells(tmp_path, override=None, layout=LAYOUT):
     """Write choice, aggregate, ensemble and evaluation records of every cell; return the path lists."""
     paths = {"choices": [], "aggregates": [], "ensembles": [], "evaluations": []}
-    for task in LAYOUT["tasks"]:
-        for method in LAYOUT["methods"]:
+    for task in layout["tasks"]:
+        for method in layout["methods"]:
             lr = 3e-5 if method == "finetuning" else 5e-4
             common = {"task": task, "method": method, "model": "bert-base-uncased", "lr": lr,
                       "setting_hash": f"{task}-{method}"}
@@ -89,9 +96,7 @@ def _cells(tmp_path, override=None):
                 "aggregates": {**common, "metric": "accuracy", "seeds": [1, 2],
                                "dev": {"mean": 0.861, "std": 0.008}, "sizes": {"train": 3668, "dev": 408},
                                "word_counts": None,
-                               "artefacts": {"1": {"mask_bits": 71_368_704, "mask_bytes": 8_921_500,
-                                                   "head_parameters": 1538, "head_bytes": 6_300}}
-                               if method == "masking" else None},
+                               "artefacts": ARTEFACTS.get(method)},
                 "ensembles": {**common, "chosen": "mean_logits", "chosen_dev_score": 0.87},
                 "evaluations": {**common, "has_test": has_test,
                                 **({"single": {"mean": 0.967, "std": 0.01, "error_rate": 3.3},
@@ -106,7 +111,7 @@ def _cells(tmp_path, override=None):
                 path.write_text(json.dumps(record))
                 paths[kind].append(str(path))
     references = []
-    for task in LAYOUT["tasks"]:
+    for task in layout["tasks"]:
         path = tmp_path / f"reference-{task}.json"
         path.write_text(json.dumps({"pretrained_parameters": 109_482_240, "pretrained_bytes": 437_950_000,
                                     "head_parameters": 1538, "finetuned_bytes": 437_958_000,
@@ -206,3 +211,52 @@ def test_measured_serving_memory_in_table8_and_fig3(tmp_path):
     with pytest.raises(ConfigError, match="serving: 2 files for 1 models"):
         write_table("table8_memory", LAYOUT, [tmp_path / "t8.md"], aggregates=paths["aggregates"],
                     references=references, serving=[str(serving)] * 2)
+
+
+FIVE = {**LAYOUT, "methods": ["finetuning", "masking", "lora", "bitfit", "ia3"],
+        "initial_grids": {**LAYOUT["initial_grids"], "lora": [1e-4], "bitfit": [1e-3], "ia3": [3e-3]}}
+
+
+def test_the_paper_tables_keep_their_layout_with_the_paper_methods(tmp_path):
+    paths, references = _cells(tmp_path)
+    results = load_results(LAYOUT, aggregates=paths["aggregates"], references=references)
+    assert table1_dev(results).caption.startswith("Table 1: Dev set task performances (%) of masking and finetuning,")
+    assert TABLES["table8_memory"](results).headers == ["", "", "Parameters: finetuning", "Parameters: masking",
+                                                        "Memory (KB): finetuning", "Memory (KB): masking"]
+    table9 = TABLES["table9_bytes"](results)
+    assert [row[1] for row in table9.rows] == ["Finetuning", "Masking (packed bits)", "Masking (Rice-coded)"]
+    # the runs stored packed masks and their aggregates predate the other format's size: that cell is missing
+    assert table9.rows[1][3] == "8,927.800" and table9.rows[2][3] == "–" and table9.rows[0][3] == "437,958.000"
+
+
+def test_further_methods_add_rows_columns_and_curves(tmp_path):
+    artefacts = {"1": {**ARTEFACTS["masking"]["1"],
+                       "mask_bytes_by_format": {"packed-bits-v1": 8_921_500, "rice-gaps-v1": 2_600_000}}}
+    override = {(task, "masking", "aggregates"): {"artefacts": artefacts} for task in FIVE["tasks"]}
+    paths, references = _cells(tmp_path, override=override, layout=FIVE)
+    out = tmp_path / "tables"
+    results = load_results(FIVE, aggregates=paths["aggregates"], evaluations=paths["evaluations"],
+                           choices=paths["choices"], references=references)
+    table1 = table1_dev(results)
+    assert [row[1] for row in table1.rows[1:]] == ["Finetuning", "Masking", "LoRA", "BitFit", "IA3"]
+    assert "finetuning, masking, LoRA, BitFit and IA3" in table1.caption
+    table2 = TABLES["table2_test"](results)
+    lora = [row for row in table2.rows if row[1] == "LoRA"]
+    assert lora and lora[0][-1] == "439"  # pretrained 437.95 MB + a 1.2 MB adapter
+    table4 = TABLES["table4_lr"](results)
+    assert [row[1] for row in table4.rows] == ["Finetuning", "Masking", "LoRA", "BitFit", "IA3"]
+    table8 = TABLES["table8_memory"](results)
+    assert table8.headers[4:7] == ["Parameters: LoRA", "Parameters: BitFit", "Parameters: IA3"]
+    assert table8.rows[1][4] == "+ 300,000" and table8.rows[1][-3] == "+ 1,200.000"
+    assert len({len(row) for row in [table8.headers, *table8.rows]}) == 1
+    table9 = TABLES["table9_bytes"](results)
+    assert [row[1:4] for row in table9.rows] == [
+        ["Finetuning", "86.1", "437,958.000"], ["Masking (packed bits)", "86.1", "8,927.800"],
+        ["Masking (Rice-coded)", "86.1", "2,606.300"], ["LoRA", "86.1", "1,200.000"], ["BitFit", "86.1", "400.000"],
+        ["IA3", "86.1", "200.000"]]
+    write_table("table9_bytes", FIVE, [out / "t9.md", out / "t9.tex", out / "t9.csv"],
+                aggregates=paths["aggregates"], references=references)
+    assert "Rice-coded" in (out / "t9.md").read_text()
+    points = write_memory_figure(FIVE, out / "fig3.png", out / "fig3.csv", paths["aggregates"], references)
+    curves = {(p["method"], p["tasks"]): p["bytes"] for p in points}
+    assert curves[("lora", 2)] == 437_950_000 + 2 * 1_200_000 and curves[("ia3", 1)] == 437_950_000 + 200_000

@@ -101,7 +101,7 @@ def test_lint_has_no_findings(tmp_path):
 def test_ci_config_runs_every_stage_and_is_cached(tmp_path):
     config = str(REPO / "config" / "ci.yaml")
     results = _run_workflow(tmp_path, config)
-    for name in ("table1_dev", "table2_test", "table4_lr", "table5_sizes", "table8_memory"):
+    for name in ("table1_dev", "table2_test", "table4_lr", "table5_sizes", "table8_memory", "table9_bytes"):
         for suffix in (".md", ".tex", ".csv"):
             assert (results / "tables" / f"{name}{suffix}").stat().st_size > 0
     assert (results / "figures" / "fig3_memory.png").read_bytes()[:4] == b"\x89PNG"
@@ -139,8 +139,8 @@ def test_ci_config_runs_every_stage_and_is_cached(tmp_path):
     counts = job_counts(output)
     assert counts.pop("train") == 1 and f"{run.relative_to(tmp_path)}/metrics.json" in output
     assert set(counts) == {"select_lr", "choose_lr", "aggregate", "ensemble", "evaluate", "table1_dev",
-                           "table2_test", "table4_lr", "table5_sizes", "table8_memory", "summary", "fig3_memory",
-                           "all"}
+                           "table2_test", "table4_lr", "table5_sizes", "table8_memory", "table9_bytes", "summary",
+                           "fig3_memory", "all"}
     assert all(counts[rule] == 1 for rule in ("select_lr", "choose_lr", "aggregate", "ensemble", "evaluate"))
     outputs = [line for line in output.splitlines() if line.strip().startswith("output:")]
     assert outputs and not any("masking" in line for line in outputs)  # the other method is untouched
@@ -163,6 +163,34 @@ def test_ci_config_runs_every_stage_and_is_cached(tmp_path):
     message = plan.stdout + plan.stderr
     assert plan.returncode != 0 and "holds a finished run of other settings" in message, message[-3000:]
 
+
+
+@needs_data
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_ci_methods_config_trains_every_method_and_renders_the_tables(tmp_path):
+    config = str(REPO / "config" / "ci_methods.yaml")
+    results = _run_workflow(tmp_path, config)
+    labels = ["Finetuning", "Masking", "LoRA", "BitFit", "IA3"]
+    table1 = (results / "tables" / "table1_dev.md").read_text()
+    assert all(f"| {label}" in table1 for label in labels), table1
+    runs = results / "runs" / "minilm" / "trec"
+    for method, artefact in (("lora", "lora/adapter_model.safetensors"), ("ia3", "ia3/adapter_model.safetensors"),
+                             ("bitfit", "bitfit/bitfit.safetensors"), ("masking", "masks/masks.safetensors")):
+        assert len(list(runs.glob(f"{method}/lr*/seed*/{artefact}"))) == 2, method
+    recorded = json.loads(next(runs.glob("lora/lr*/seed1/metrics.json")).read_text())
+    assert recorded["config"]["lora_r"] == 4  # training.lora_r of the configuration reaches the run
+    table9 = list(csv.reader((results / "tables" / "table9_bytes.csv").open()))
+    methods = [row[1] for row in table9[1:]]
+    assert methods == ["Finetuning", "Masking (packed bits)", "Masking (Rice-coded)", "LoRA", "BitFit", "IA3"]
+    assert all(row[3] != "–" for row in table9[1:]), table9
+    table8 = (results / "tables" / "table8_memory.md").read_text()
+    assert "Memory (KB): LoRA" in table8 and "Memory (KB): IA3" in table8
+    fig3 = {row["method"] for row in csv.DictReader((results / "figures" / "fig3_memory.csv").open())}
+    assert {"finetuning", "masking", "lora", "bitfit", "ia3"} <= fig3
+    # the runs' recorded settings are those the workflow asks for: everything is cached
+    again = snakemake(tmp_path, "-n", "--configfile", config, timeout=120)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
 
 
 def _run_workflow(workdir: Path, config: str) -> Path:

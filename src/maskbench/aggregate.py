@@ -19,7 +19,7 @@ import numpy as np
 
 from maskbench.errors import ConfigError, DataError
 from maskbench.fileio import write_json
-from maskbench.settings import NON_RESULT_KEYS, config_hash
+from maskbench.settings import NON_RESULT_KEYS, config_hash, result_key
 
 BYTES_PER_MB = 1_000_000  # the paper's units: KB = 1,000 bytes, MB = 1,000,000 bytes
 
@@ -40,11 +40,9 @@ def load_runs(metrics_paths: Sequence[str | Path]) -> list[dict[str, Any]]:
 
 def setting_hash(metrics: Mapping[str, Any], vary: Sequence[str] = ("seed",)) -> str:
     """Hash of a run's result-determining configuration without the keys in ``vary``."""
-    config = dict(metrics["config"])
-    for key in (*NON_RESULT_KEYS, *vary):
+    config = result_key(metrics["config"])
+    for key in vary:
         config.pop(key, None)
-    if config.get("method") == "finetuning":
-        config.pop("mask", None)
     return config_hash(config)
 
 
@@ -100,6 +98,44 @@ def mask_artefact_sizes(mask_dir: str | Path) -> dict[str, int]:
     return {"mask_bits": mask_bits, "mask_bytes": masks["bytes"], "head_parameters": head["values"],
             "head_bytes": head["bytes"],
             "config_bytes": description_path.stat().st_size}
+
+
+def mask_bytes_by_format(mask_dir: str | Path) -> dict[str, int]:
+    """Bytes of the masks file in every mask format (the run's file, and the others written to a scratch file)."""
+    from safetensors.torch import save_file
+
+    from maskbench.masking.serialization import MASKS_FILE, read_mask_description, read_masks
+    from maskbench.storage import MASK_FORMATS, to_stored
+
+    mask_dir = Path(mask_dir)
+    description = read_mask_description(mask_dir)
+    stored_format = description.get("mask_format", MASK_FORMATS[0])
+    sizes = {stored_format: (mask_dir / MASKS_FILE).stat().st_size}
+    masks = None
+    for mask_format in MASK_FORMATS:
+        if mask_format in sizes:
+            continue
+        masks = masks if masks is not None else read_masks(mask_dir, description)[0]
+        with tempfile.TemporaryDirectory() as scratch:
+            path = Path(scratch) / MASKS_FILE
+            save_file({name: to_stored(mask, mask_format) for name, mask in masks.items()}, path,
+                      metadata={"format": mask_format})
+            sizes[mask_format] = path.stat().st_size
+    return {mask_format: sizes[mask_format] for mask_format in MASK_FORMATS}
+
+
+def method_artefact_sizes(run_dir: str | Path, method: str) -> dict[str, int]:
+    """Values and bytes of the tensor files of a LoRA, IA3 or BitFit run's artefact (the adapter includes the head)."""
+    from maskbench.methods import get_method
+
+    method_ = get_method(method)
+    directory = Path(run_dir) / method_.artefact
+    summaries = []
+    for name in method_.tensor_files:
+        if not (directory / name).is_file():
+            raise DataError(f"{directory / name}: missing; expected the artefact saved by a {method} run")
+        summaries.append(safetensors_summary(directory / name))
+    return {"task_parameters": sum(s["values"] for s in summaries), "task_bytes": sum(s["bytes"] for s in summaries)}
 
 
 def reference_model_sizes(model: str, task: str, scratch: str | Path) -> dict[str, Any]:
@@ -172,7 +208,10 @@ def aggregate_runs(records: Sequence[Mapping[str, Any]], paths: Sequence[str | P
     for path, record in zip(paths, records):
         mask_dir = Path(path).parent / "masks"
         if record["method"] == "masking":
-            artefacts[str(record["seed"])] = mask_artefact_sizes(mask_dir)
+            artefacts[str(record["seed"])] = {**mask_artefact_sizes(mask_dir),
+                                              "mask_bytes_by_format": mask_bytes_by_format(mask_dir)}
+        elif record["method"] in ("lora", "bitfit", "ia3"):
+            artefacts[str(record["seed"])] = method_artefact_sizes(Path(path).parent, record["method"])
     first = records[0]
     return {
         "task": first["task"], "method": first["method"], "model": first["model"], "metric": first["metric"],

@@ -14,8 +14,10 @@ PREDICT_OUTPUT = "predict-output"  # fileio.FILE_KINDS: JSONL of {task, label, p
 
 
 def _add_train(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train", help="one training run (masking or finetuning)")
-    parser.add_argument("--method", required=True, choices=["masking", "finetuning"])
+    from maskbench.settings import METHODS
+
+    parser = subparsers.add_parser("train", help="one training run (masking, finetuning, lora, bitfit or ia3)")
+    parser.add_argument("--method", required=True, choices=list(METHODS))
     parser.add_argument("--model", default="minilm", help="hub id, local path, or 'minilm' (the offline model)")
     parser.add_argument("--task", required=True)
     parser.add_argument("--seed", type=int, default=1)
@@ -32,7 +34,10 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threshold", type=float, default=0.01)
     parser.add_argument("--init-scale", type=float, default=0.02,
                         help="scores start in U(-c, (c + threshold) / s - c), the authors' initialisation")
-    parser.add_argument("--blocks", default=None, help="masked blocks, e.g. '2-11' or 'all' (default: 2 to last)")
+    parser.add_argument("--blocks", default=None,
+                        help="blocks that masking, LoRA and IA3 adapt, e.g. '2-11' or 'all' (default: 2 to last)")
+    parser.add_argument("--lora-r", type=int, default=8, help="LoRA's rank (method lora)")
+    parser.add_argument("--lora-alpha", type=float, default=8.0, help="LoRA's scaling alpha: updates are alpha/r * BA")
     parser.add_argument("--no-mask-pooler", action="store_true")
     parser.add_argument("--no-mask-classifier", action="store_true")
     parser.add_argument("--train-classifier", action="store_true", help="also train the classifier's weights")
@@ -78,6 +83,7 @@ def _run_train(args: argparse.Namespace) -> None:
                          batch_size=args.batch_size, epochs=args.epochs, patience=args.patience,
                          max_length=args.max_length, max_train_examples=args.max_train_examples,
                          max_eval_examples=args.max_eval_examples, mask=mask, save_weights=args.save_weights,
+                         lora_r=args.lora_r, lora_alpha=args.lora_alpha,
                          mask_format=args.mask_format, precision=args.precision,
                          group_by_length=not args.no_group_by_length,
                          out=args.out, data_dir=args.data_dir, device=args.device,
@@ -91,7 +97,8 @@ def _run_train(args: argparse.Namespace) -> None:
 def _add_predict(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("predict", help="predict with many task masks on one base model (JSONL in and out)")
     parser.add_argument("--base", required=True, help="base model: hub id, local path, or 'minilm' (the offline model)")
-    parser.add_argument("--masks", nargs="+", required=True, help="mask directories, one per task")
+    parser.add_argument("--masks", nargs="+", required=True,
+                        help="mask directories or LoRA/IA3 artefacts (lora/, ia3/ of a run), one per task")
     parser.add_argument("--input", required=True,
                         help='JSONL with one {"task": ..., "text": ...} per line ("text_pair" for pair tasks)')
     parser.add_argument("--output", default=None, help="JSONL predictions, one line per input (default: stdout)")

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from maskbench.aggregate import BYTES_PER_MB
 from maskbench.fileio import atomic_path
-from maskbench.tables import TASK_LABELS, Results, load_results, memory_per_task
+from maskbench.tables import TASK_LABELS, Results, extra_methods, load_results, memory_per_task
 
 
 def memory_curves(results: Results) -> list[dict[str, Any]]:
@@ -30,8 +30,9 @@ def memory_curves(results: Results) -> list[dict[str, Any]]:
         per_task = memory_per_task(results, model)
         if not per_task:
             continue
-        totals = {"finetuning": [per_task[0]["pretrained_parameters"], per_task[0]["pretrained_bytes"]],
-                  "masking": [per_task[0]["pretrained_parameters"], per_task[0]["pretrained_bytes"]]}
+        extras = extra_methods(results.layout)
+        totals = {method: [per_task[0]["pretrained_parameters"], per_task[0]["pretrained_bytes"]]
+                  for method in ("finetuning", "masking", *extras)}
         for count, row in enumerate(per_task, start=1):
             totals["finetuning"][0] += row["finetuning_head_parameters"] + row["finetuning_model_parameters"]
             totals["finetuning"][1] += row["finetuning_head_bytes"] + row["finetuning_model_bytes"]
@@ -40,6 +41,11 @@ def memory_curves(results: Results) -> list[dict[str, Any]]:
                 totals["masking"][0] += row["masking_head_parameters"] + row["masking_mask_bits"]
                 totals["masking"][1] += row["masking_head_bytes"] + row["masking_mask_bytes"]
                 methods.append("masking")
+            for method in extras:  # LoRA, IA3, BitFit: the pretrained model once, plus each task's artefact
+                if f"{method}_bytes" in row:
+                    totals[method][0] += row[f"{method}_parameters"]
+                    totals[method][1] += row[f"{method}_bytes"]
+                    methods.append(method)
             for method in methods:
                 points.append({"model": model, "label": results.layout.model_label(model), "method": method,
                                "tasks": count, "last_task": row["task"], "parameters": totals[method][0],
@@ -68,7 +74,9 @@ def plot_memory(points: Sequence[Mapping[str, Any]], png: str | Path, title_note
     figure = Figure(figsize=(15 if serving else 10, 4.2), dpi=150)
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, 3 if serving else 2)
-    styles = {"finetuning": {"marker": "o", "linestyle": "-"}, "masking": {"marker": "s", "linestyle": "--"}}
+    styles = {"finetuning": {"marker": "o", "linestyle": "-"}, "masking": {"marker": "s", "linestyle": "--"},
+              "lora": {"marker": "^", "linestyle": ":"}, "bitfit": {"marker": "v", "linestyle": "-."},
+              "ia3": {"marker": "D", "linestyle": ":"}}
     series: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for point in points:
         series.setdefault((point["label"], point["method"]), []).append(point)
@@ -107,7 +115,9 @@ def plot_memory(points: Sequence[Mapping[str, Any]], png: str | Path, title_note
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    figure.suptitle("Fig. 3: accumulated parameters and memory of finetuning vs masking as tasks are added"
+    methods = list(dict.fromkeys(point["method"] for point in points))
+    versus = " vs ".join(methods) if set(methods) - {"finetuning", "masking"} else "finetuning vs masking"
+    figure.suptitle(f"Fig. 3: accumulated parameters and memory of {versus} as tasks are added"
                     + (f" ({title_note})" if title_note else ""), fontsize=10)
     figure.tight_layout()
     with atomic_path(png) as tmp:

@@ -1,5 +1,10 @@
 """Many tasks served from one backbone: one copy of the pretrained weights plus a small mask and head per task.
 
+LoRA and IA3 tasks (artefacts of :mod:`maskbench.methods`) are served from the same backbone through peft's adapter
+switching: each task's adapter is injected into the shared backbone under its own adapter name, and activating a
+task enables its adapter (and disables the adapters for a masking task). One MultiTaskModel serves masks and adapters
+of one peft method (LoRA or IA3), since peft wraps a layer for one adapter type.
+
 How the masks are applied was chosen by measurement (``benchmarks/multitask.py``): the backbone's weights are held
 once and the active task's masks are applied to them in place. Switching tasks puts back the weights the previous
 task zeroed (kept aside while it is active: their int32 positions and values, 8 bytes per masked-out weight) and
@@ -30,11 +35,15 @@ from maskbench.masking.serialization import (
     read_mask_description,
     read_masks,
 )
+from maskbench.methods.base import DESCRIPTION_FILE, check_base, read_description
 from maskbench.models import load_tokenizer, resolve_model
 from maskbench.storage import decode_mask, zero_positions
 
 #: the task kinds :meth:`MultiTaskModel.predict` serves (sequence classification heads)
 PREDICT_KINDS = ("single", "pair")
+#: the peft methods whose adapters :class:`MultiTaskModel` serves besides masks
+ADAPTER_METHODS = ("lora", "ia3")
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 Text = str | tuple[str, str]
 
@@ -65,6 +74,7 @@ class _Task:
     shapes: dict[str, tuple[int, ...]]  # masked backbone layers
     masks: dict[str, bytes] = field(repr=False)  # encode_mask() of each masked backbone layer
     overrides: dict[str, torch.Tensor] = field(repr=False)  # head-file tensors that live in the backbone
+    adapter: str | None = None  # the task's peft adapter name in the backbone (LoRA/IA3 tasks)
 
 
 def _flat_bits(weight: torch.Tensor) -> torch.Tensor:
@@ -115,6 +125,7 @@ class MultiTaskModel:
         self._pristine: dict[str, torch.Tensor] = {}  # backbone values of parameters some task's head overrides
         self._active: str | None = None
         self._undo: dict[str, tuple[np.ndarray, torch.Tensor]] = {}  # zeroed positions and their values, by layer
+        self._adapter_method: str | None = None  # "lora" or "ia3" once an adapter task is loaded
 
     @classmethod
     def from_masks(cls, base: str, directories: Sequence[str | Path], device: str | torch.device | None = None,
@@ -133,10 +144,8 @@ class MultiTaskModel:
     def active_task(self) -> str | None:
         return self._active
 
-    def add_task(self, directory: str | Path) -> str:
-        """Load one mask directory; returns its task name (its ``task`` entry, else the directory's name)."""
-        directory = Path(directory)
-        description = read_mask_description(directory)
+    def _check_task(self, description: dict, directory: Path) -> tuple[type[nn.Module], str | None, str]:
+        """The model class, kind and name of a task to add (refused unless a new sequence classification task)."""
         model_class = model_class_of(description, directory)
         kind = description.get("kind")
         if not model_class.__name__.endswith("ForSequenceClassification") or kind not in (*PREDICT_KINDS, None):
@@ -145,6 +154,16 @@ class MultiTaskModel:
         name = description.get("task") or directory.name
         if name in self._tasks:
             raise ConfigError(f"{directory}: task {name!r} is already loaded (from {self._tasks[name].info.directory})")
+        return model_class, kind, name
+
+    def add_task(self, directory: str | Path) -> str:
+        """Load one mask directory or LoRA/IA3 artefact; returns its task name (its ``task`` entry, else the
+        directory's name)."""
+        directory = Path(directory)
+        if (directory / DESCRIPTION_FILE).is_file():
+            return self._add_adapter_task(directory)
+        description = read_mask_description(directory)
+        model_class, kind, name = self._check_task(description, directory)
         self._restore()  # the fingerprint is over the unmasked weights
         config = transformers.AutoConfig.from_pretrained(self._path, **head_config_kwargs(description))
         with torch.device("meta"):  # the head's shapes only; its values come from the head file
@@ -185,6 +204,73 @@ class MultiTaskModel:
                                   masks=masks, overrides=overrides)
         return name
 
+    def _add_adapter_task(self, directory: Path) -> str:
+        """Inject a LoRA or IA3 artefact's adapter into the shared backbone and load its head."""
+        from peft import PeftConfig, inject_adapter_in_model, set_peft_model_state_dict
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            method = json.loads((directory / DESCRIPTION_FILE).read_text()).get("method")
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise MaskFileError(f"{directory / DESCRIPTION_FILE}: not valid JSON ({error})") from None
+        if method not in ADAPTER_METHODS:
+            raise ConfigError(f"{directory}: a {method} artefact; multi-task prediction serves masks and "
+                              f"{'/'.join(ADAPTER_METHODS)} adapters")
+        if self._adapter_method not in (None, method):
+            raise ConfigError(f"{directory}: a {method} adapter, but this model already serves "
+                              f"{self._adapter_method} adapters (peft wraps a layer for one method)")
+        description = read_description(directory, method)
+        model_class, kind, name = self._check_task(description, directory)
+        self._restore()
+        config = transformers.AutoConfig.from_pretrained(self._path, **head_config_kwargs(description))
+        with torch.device("meta"):
+            model = model_class(config)
+        setattr(model, model.base_model_prefix, self.backbone)
+        check_base(model, description, directory, self.base, self._fingerprints)
+        try:
+            state = load_file(directory / ADAPTER_WEIGHTS)
+        except (SafetensorError, OSError) as error:
+            raise MaskFileError(f"{directory}: cannot read {ADAPTER_WEIGHTS} ({error})") from None
+        state = {key.removeprefix("base_model.model."): tensor for key, tensor in state.items()}
+        prefix = model.base_model_prefix + "."
+        head = {key: tensor for key, tensor in state.items() if not key.startswith(prefix)}
+        adapter = {key: tensor for key, tensor in state.items() if key.startswith(prefix)}
+        peft_config = PeftConfig.from_pretrained(str(directory))
+        peft_config.modules_to_save, peft_config.inference_mode = None, True  # the head is the task's own
+        adapter_name = f"task_{len(self._tasks)}"
+        inject_adapter_in_model(peft_config, model, adapter_name=adapter_name)
+        result = set_peft_model_state_dict(model, adapter, adapter_name=adapter_name)
+        if result.unexpected_keys:
+            raise MaskFileError(f"{directory / ADAPTER_WEIGHTS}: tensors {result.unexpected_keys[:3]} do not fit the "
+                                f"model")
+        try:
+            loaded = model.load_state_dict(head, strict=False, assign=True)
+        except RuntimeError as error:
+            raise MaskFileError(f"{directory / ADAPTER_WEIGHTS}: the head does not fit the model ({error})") from None
+        missing = [key for key in loaded.missing_keys if not key.startswith(prefix)]
+        if missing:
+            raise MaskFileError(f"{directory / ADAPTER_WEIGHTS}: head parameters {missing} are missing")
+        model.to(self.device).eval()
+        self._adapter_method = method
+        label_names = description.get("label_names") or [config.id2label[i] for i in range(config.num_labels)]
+        info = TaskInfo(name=name, kind=kind, label_names=list(label_names), directory=directory)
+        self._tasks[name] = _Task(info=info, model=model, shapes={}, masks={}, overrides={}, adapter=adapter_name)
+        return name
+
+    def _switch_adapters(self, adapter: str | None) -> None:
+        """Enable ``adapter`` in every backbone layer that has it; disable all others (None: plain backbone)."""
+        if self._adapter_method is None:
+            return
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        for module in self.backbone.modules():
+            if isinstance(module, BaseTunerLayer):
+                present = adapter is not None and adapter in getattr(module, module.adapter_layer_names[0])
+                module.enable_adapters(present)
+                if present:
+                    module.set_adapter(adapter, inference_mode=True)
+
     def _task(self, task: str) -> _Task:
         if task not in self._tasks:
             raise ConfigError(f"unknown task {task!r}; loaded tasks: {sorted(self._tasks)}")
@@ -209,6 +295,7 @@ class MultiTaskModel:
         if self._active == task:
             return entry.model
         self._restore()
+        self._switch_adapters(entry.adapter)
         parameters = dict(self.backbone.named_parameters())
         with torch.no_grad():
             for name, value in entry.overrides.items():

@@ -21,7 +21,11 @@ PACKED_BITS = "packed-bits-v1"
 COMPRESSED = "rice-gaps-v1"
 MASK_FORMATS = (PACKED_BITS, COMPRESSED)
 
-METHODS = ("masking", "finetuning")
+#: the training methods, in table order; the same names as the registry ``maskbench.methods`` (a test checks)
+METHODS = ("masking", "finetuning", "lora", "bitfit", "ia3")
+#: methods that adapt the layers of the blocks chosen by ``MaskConfig.blocks`` (of the mask settings, they use
+#: only ``blocks``)
+BLOCK_METHODS = ("masking", "lora", "ia3")
 PRECISIONS = ("fp32", "bf16")
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.safetensors"
@@ -43,6 +47,9 @@ class TrainConfig:
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
     mask: MaskConfig = field(default_factory=MaskConfig)
+    #: LoRA's rank r and scaling alpha (the update is alpha / r * B A); only method ``lora`` uses them
+    lora_r: int = 8
+    lora_alpha: float = 8.0
     eval_batch_size: int = 128
     #: training batches group examples of similar length inside random pools (``maskbench.batching``)
     group_by_length: bool = True
@@ -81,8 +88,14 @@ class TrainConfig:
             raise ConfigError(f"group_by_length: expected true/false, got {self.group_by_length!r}")
         if self.mask_format not in MASK_FORMATS:
             raise ConfigError(f"mask_format: expected one of {MASK_FORMATS}, got {self.mask_format!r}")
-        if self.save_weights and self.method == "masking":
-            raise ConfigError("save_weights: only for finetuning (a masking run saves its masks, which rebuild the model)")
+        if self.save_weights and self.method != "finetuning":
+            raise ConfigError(f"save_weights: only for finetuning (a {self.method} run saves its per-task artefact, "
+                              f"which rebuilds the model)")
+        if isinstance(self.lora_r, bool) or not isinstance(self.lora_r, int) or self.lora_r < 1:
+            raise ConfigError(f"lora_r: expected a positive integer, got {self.lora_r!r}")
+        if (isinstance(self.lora_alpha, bool) or not isinstance(self.lora_alpha, (int, float))
+                or not math.isfinite(self.lora_alpha) or self.lora_alpha <= 0):
+            raise ConfigError(f"lora_alpha: expected a positive number, got {self.lora_alpha!r}")
         for key in ("max_train_examples", "max_eval_examples"):
             value = getattr(self, key)
             if value is not None and value < 1:
@@ -136,11 +149,22 @@ def check_max_length(value: Any) -> int:
     return value
 
 
+#: result-determining settings that only some methods use; the other methods drop them from :func:`result_key`
+#: (so that finetuning and masking runs keep the identity they had before the setting existed)
+METHOD_KEYS: dict[str, tuple[str, ...]] = {"mask": BLOCK_METHODS, "lora_r": ("lora",), "lora_alpha": ("lora",)}
+
+
 def result_key(config: Mapping[str, Any]) -> dict[str, Any]:
     """The result-determining part of a ``TrainConfig.to_dict()`` (as recorded in ``metrics.json``)."""
     data = {key: value for key, value in config.items() if key not in NON_RESULT_KEYS}
-    if data.get("method") == "finetuning":
-        data.pop("mask", None)
+    method = data.get("method")
+    for key, methods in METHOD_KEYS.items():
+        if method not in methods:
+            data.pop(key, None)
+    if method != "masking" and isinstance(data.get("mask"), Mapping):
+        data["mask"] = {"blocks": data["mask"].get("blocks")}  # the other block methods use only where
+    if "lora_alpha" in data:
+        data["lora_alpha"] = float(data["lora_alpha"])
     return data
 
 

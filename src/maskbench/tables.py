@@ -26,7 +26,9 @@ from maskbench.fileio import atomic_path
 
 TASK_LABELS = {"mrpc": "MRPC", "sst2": "SST2", "cola": "CoLA", "rte": "RTE", "qnli": "QNLI", "sem": "SEM",
                "trec": "TREC", "ag_news": "AG", "pos": "POS", "conll2003": "NER", "swag": "SWAG", "imdb": "IMDB"}
-METHOD_LABELS = {"finetuning": "Finetuning", "masking": "Masking"}
+METHOD_LABELS = {"finetuning": "Finetuning", "masking": "Masking", "lora": "LoRA", "bitfit": "BitFit", "ia3": "IA3"}
+#: the paper's methods; the others (maskbench.methods) add rows, columns and curves after theirs
+PAPER_METHODS = ("masking", "finetuning")
 METRIC_NAMES = {"accuracy": "accuracy", "word_accuracy": "word accuracy", "matthews": "MCC",
                 "seqeval_f1": "micro-F1"}
 MISSING = "–"
@@ -245,6 +247,24 @@ def _method_rows(results: Results, row: Callable[[str, str], list[str]],
     return rows
 
 
+def _methods_text(layout: Layout) -> str:
+    """'masking and finetuning' (the paper's wording), or every method of the layout."""
+    if set(layout.methods) <= set(PAPER_METHODS):
+        return "masking and finetuning"
+    labels = [METHOD_LABELS.get(m, m) if m in ("lora", "bitfit", "ia3") else m for m in layout.methods]
+    return ", ".join(labels[:-1]) + " and " + labels[-1]
+
+
+def extra_methods(layout: Layout) -> list[str]:
+    """The layout's methods beyond the paper's two, in layout order."""
+    return [m for m in layout.methods if m not in PAPER_METHODS]
+
+
+def task_bytes(sizes: Mapping[str, Any]) -> int:
+    """Bytes one run's artefact adds per task: masks and head (masking), or the adapter/bias file (others)."""
+    return sizes["task_bytes"] if "task_bytes" in sizes else sizes["mask_bytes"] + sizes["head_bytes"]
+
+
 def _seeds_text(results: Results) -> str:
     seeds = results.layout.seeds
     text = f"{len(seeds)} seeds ({', '.join(map(str, seeds))})" if seeds else "seeds"
@@ -279,7 +299,7 @@ def table1_dev(results: Results) -> Table:
         else MISSING for task in layout.tasks])
     return Table(
         name="table1_dev",
-        caption=f"Table 1: Dev set task performances (%) of masking and finetuning, mean ± std over "
+        caption=f"Table 1: Dev set task performances (%) of {_methods_text(layout)}, mean ± std over "
                 f"{_seeds_text(results)} at the lr chosen on dev.",
         headers=["", "", *[layout.task_label(t) for t in layout.tasks]], rows=rows,
         notes=[_metrics_note(results),
@@ -300,8 +320,7 @@ def _memory(results: Results, model: str, method: str, tasks: Sequence[str], mem
             if aggregate is None or not aggregate.get("artefacts"):
                 return None
             sizes = list(aggregate["artefacts"].values())
-            task_bytes = sum(s["mask_bytes"] + s["head_bytes"] for s in sizes) / len(sizes)
-            per_task.append(reference["pretrained_bytes"] + members * task_bytes)
+            per_task.append(reference["pretrained_bytes"] + members * sum(map(task_bytes, sizes)) / len(sizes))
     return sum(per_task) / len(per_task) / BYTES_PER_MB if per_task else None
 
 
@@ -320,7 +339,7 @@ def table2_test(results: Results) -> Table:
     """Table 2 (BERT) / Table 6 (RoBERTa, DistilBERT): test error rates (%), single and ensemble, memory (MB)."""
     layout = results.layout
     tasks = tasks_with_test(results)
-    methods = [m for m in ("masking", "finetuning") if m in layout.methods]
+    methods = [m for m in PAPER_METHODS if m in layout.methods] + extra_methods(layout)
     rows = []
     for model in layout.models:
         first_model_row = True
@@ -333,7 +352,8 @@ def table2_test(results: Results) -> Table:
                 members = 1 if kind == "single" else len(layout.seeds) or 1
                 memory = _memory(results, model, method, tasks, members) if tasks else None
                 rows.append([layout.model_label(model) if first_model_row else "",
-                             {"masking": "Masking", "finetuning": "Finetun."}[method] if kind == "single" else "",
+                             {"masking": "Masking", "finetuning": "Finetun."}.get(method, METHOD_LABELS.get(method, method))
+                             if kind == "single" else "",
                              label, *cells, _megabytes(memory)])
                 first_model_row = False
     chosen = sorted({e["ensemble"]["method"] for e in results.evaluations.values() if e.get("has_test")})
@@ -346,6 +366,8 @@ def table2_test(results: Results) -> Table:
                "Memory: MB (10^6 bytes) of the saved files needed to serve one task, averaged over the tasks shown: "
                "finetuning one full model per member; masking one pretrained model plus each member's masks and "
                "head. Measured from the saved artefacts.",
+               *(["LoRA, IA3: one pretrained model plus each member's adapter (with its head); BitFit: plus each "
+                  "member's biases and head."] if extra_methods(layout) else []),
                f"Ensemble methods chosen on dev: {', '.join(chosen) if chosen else 'none'}."])
 
 
@@ -440,6 +462,11 @@ def memory_per_task(results: Results, model: str) -> list[dict[str, Any]]:
             sizes = next(iter(aggregate["artefacts"].values()))
             row.update({"masking_head_parameters": sizes["head_parameters"], "masking_head_bytes": sizes["head_bytes"],
                         "masking_mask_bits": sizes["mask_bits"], "masking_mask_bytes": sizes["mask_bytes"]})
+        for method in extra_methods(results.layout):
+            aggregate = results.aggregates.get((model, task, method))
+            if aggregate and aggregate.get("artefacts"):
+                sizes = next(iter(aggregate["artefacts"].values()))
+                row.update({f"{method}_parameters": sizes["task_parameters"], f"{method}_bytes": sizes["task_bytes"]})
         rows.append(row)
     return rows
 
@@ -449,7 +476,8 @@ def _kilobytes(value: int | float) -> str:
 
 
 def table8_memory(results: Results) -> Table:
-    """Table 8: parameters and memory (KB) that each additional task costs, finetuning vs masking."""
+    """Table 8: parameters and memory (KB) that each additional task costs, finetuning vs masking (vs the others)."""
+    extras = extra_methods(results.layout)
     rows = []
     for model in results.layout.models:
         per_task = memory_per_task(results, model)
@@ -458,7 +486,8 @@ def table8_memory(results: Results) -> Table:
         first = per_task[0]
         label = results.layout.model_label(model)
         parameters, kilobytes = f"{first['pretrained_parameters']:,}", _kilobytes(first["pretrained_bytes"])
-        rows.append([label, "Pretrained", parameters, parameters, kilobytes, kilobytes])
+        rows.append([label, "Pretrained", parameters, parameters, *[parameters] * len(extras), kilobytes, kilobytes,
+                     *[kilobytes] * len(extras)])
         for row in per_task:
             has_mask = "masking_mask_bits" in row
             rows.append([
@@ -467,16 +496,19 @@ def table8_memory(results: Results) -> Table:
                       f"{row['finetuning_model_parameters']:,}" if row["finetuning_model_parameters"] else ""),
                 _plus(f"{row['masking_head_parameters']:,}", f"{row['masking_mask_bits']:,} bits") if has_mask
                 else MISSING,
+                *[_plus(f"{row[f'{m}_parameters']:,}") if f"{m}_parameters" in row else MISSING for m in extras],
                 _plus(_kilobytes(row["finetuning_head_bytes"]),
                       _kilobytes(row["finetuning_model_bytes"]) if row["finetuning_model_bytes"] else ""),
                 _plus(_kilobytes(row["masking_head_bytes"]), _kilobytes(row["masking_mask_bytes"])) if has_mask
                 else MISSING,
+                *[_plus(_kilobytes(row[f"{m}_bytes"])) if f"{m}_bytes" in row else MISSING for m in extras],
             ])
         measured = serving_summary(results, model)
         if measured:
             tasks = measured["tasks"]
             rows.append(["", f"serving {tasks} task{'s' if tasks != 1 else ''} (resident, measured)", "", "",
-                         _kilobytes(measured["finetuning"] * 2**20), _kilobytes(measured["masking"] * 2**20)])
+                         *[""] * len(extras), _kilobytes(measured["finetuning"] * 2**20),
+                         _kilobytes(measured["masking"] * 2**20), *[""] * len(extras)])
     notes = []
     if results.serving:
         notes.append("Serving rows: resident memory (RSS above a process that only loaded the libraries) of one "
@@ -488,8 +520,9 @@ def table8_memory(results: Results) -> Table:
         name="table8_memory",
         caption="Table 8: Model size when applying masking and finetuning to an increasing number of tasks: what "
                 "each task adds to the pretrained model.",
-        headers=["", "", "Parameters: finetuning", "Parameters: masking", "Memory (KB): finetuning",
-                 "Memory (KB): masking"], rows=rows,
+        headers=["", "", "Parameters: finetuning", "Parameters: masking",
+                 *[f"Parameters: {METHOD_LABELS.get(m, m)}" for m in extras], "Memory (KB): finetuning",
+                 "Memory (KB): masking", *[f"Memory (KB): {METHOD_LABELS.get(m, m)}" for m in extras]], rows=rows,
         notes=["KB = 1,000 bytes of the saved files (safetensors, float32 weights; masks as the runs stored them: "
                "bit-packed, or Rice-coded with mask_format rice-gaps-v1). Finetuning: "
                "the head, then (from the second task on) a full model; masking: the task's head (its random "
@@ -498,7 +531,81 @@ def table8_memory(results: Results) -> Table:
                "Finetuning sizes are those of the model saved with the task's head (save_pretrained); masking "
                "sizes are those of the chosen runs' masks/ directories. Hugging Face's token-classification "
                "models (POS, NER) have no pooler, so their encoder is smaller and no pooler mask is stored.",
+               *(["LoRA, IA3: the values and bytes of the adapter file (with the task's head); BitFit: of the "
+                  "biases and head it trained."] if extras else []),
                *notes])
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def bytes_per_task_rows(results: Results, model: str) -> list[dict[str, Any]]:
+    """Per method of ``model`` (masking once per mask format): mean dev score over the tasks and seeds, and the
+    mean bytes and trainable parameters one task adds (None where a task's records are missing)."""
+    from maskbench.settings import COMPRESSED, MASK_FORMATS, PACKED_BITS
+
+    layout = results.layout
+    rows = []
+    for method in layout.methods:
+        aggregates = [results.aggregates.get((model, task, method)) for task in layout.tasks]
+        complete = all(aggregates)
+        dev = _mean([a["dev"]["mean"] for a in aggregates]) if complete else None
+        counts = [a.get("trainable_parameters") for a in aggregates] if complete else [None]
+        trainable = _mean(counts) if None not in counts else None
+        variants: list[tuple[str, str | None]] = [(method, None)]
+        if method == "masking":
+            variants = [("masking", mask_format) for mask_format in MASK_FORMATS]
+        for _, mask_format in variants:
+            per_task = []
+            for task, aggregate in zip(layout.tasks, aggregates):
+                if method == "finetuning":
+                    reference = results.references.get((model, task))
+                    per_task.append(reference["finetuned_bytes"] if reference else None)
+                    continue
+                sizes = list((aggregate or {}).get("artefacts") or {})
+                sizes = [aggregate["artefacts"][seed] for seed in sizes]
+                if mask_format is not None:
+                    stored = aggregate.get("config", {}).get("mask_format", PACKED_BITS) if aggregate else None
+                    sizes = [s["head_bytes"] + (s["mask_bytes_by_format"][mask_format] if "mask_bytes_by_format" in s
+                                                else s["mask_bytes"] if mask_format == stored else float("nan"))
+                             for s in sizes]
+                else:
+                    sizes = [task_bytes(s) for s in sizes]
+                per_task.append(_mean(sizes))
+            known = [v for v in per_task if v is not None and v == v]
+            label = METHOD_LABELS.get(method, method)
+            if mask_format is not None:
+                label += " (Rice-coded)" if mask_format == COMPRESSED else " (packed bits)"
+            rows.append({"method": method, "mask_format": mask_format, "label": label, "dev_mean": dev,
+                         "bytes_per_task": _mean(known) if len(known) == len(per_task) else None,
+                         "trainable_parameters": trainable})
+    return rows
+
+
+def table9_bytes(results: Results) -> Table:
+    """Accuracy vs bytes per task: mean dev score and artefact bytes per task of every method."""
+    rows = []
+    for model in results.layout.models:
+        for index, row in enumerate(bytes_per_task_rows(results, model)):
+            rows.append([results.layout.model_label(model) if index == 0 else "", row["label"],
+                         f"{percent(row['dev_mean']):.1f}" if row["dev_mean"] is not None else MISSING,
+                         _kilobytes(row["bytes_per_task"]) if row["bytes_per_task"] is not None else MISSING,
+                         f"{row['trainable_parameters']:,.0f}" if row["trainable_parameters"] is not None
+                         else MISSING])
+    tasks = ", ".join(TASK_LABELS.get(t, t) for t in results.layout.tasks)
+    return Table(
+        name="table9_bytes",
+        caption="Accuracy vs bytes per task: mean dev score and the bytes each further task adds, per method.",
+        headers=["", "", "Dev score (%)", "Bytes per task (KB)", "Trainable parameters"], rows=rows,
+        notes=[f"Dev score: mean over the tasks ({tasks}) of the mean over {_seeds_text(results)} at the lr "
+               f"chosen on dev (each task's own metric).",
+               "Bytes per task: KB (1,000 bytes) of the saved tensor files one task needs besides the shared "
+               "pretrained model: finetuning a full model (save_pretrained); masking its masks (bit-packed or "
+               "Rice-coded, mask_format rice-gaps-v1) and its head; LoRA and IA3 the peft adapter file with the "
+               "head; BitFit the biases and head. Mean over tasks and seeds.",
+               "Trainable parameters: mean over tasks of the values the optimizer updates (masking: one score per "
+               "masked weight)."])
 
 
 def serving_summary(results: Results, model: str) -> dict[str, Any] | None:
@@ -513,7 +620,7 @@ def serving_summary(results: Results, model: str) -> dict[str, Any] | None:
 
 TABLES: dict[str, Callable[[Results], Table]] = {
     "table1_dev": table1_dev, "table2_test": table2_test, "table4_lr": table4_lr, "table5_sizes": table5_sizes,
-    "table8_memory": table8_memory,
+    "table8_memory": table8_memory, "table9_bytes": table9_bytes,
 }
 
 

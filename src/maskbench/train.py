@@ -1,4 +1,4 @@
-"""One training run (masking or finetuning) of one model on one task with one seed and learning rate."""
+"""One training run (any method of :mod:`maskbench.methods`) of one model on one task with one seed and lr."""
 
 from __future__ import annotations
 
@@ -20,10 +20,9 @@ from maskbench.batching import LengthGroupedBatchSampler, example_lengths, sorte
 from maskbench.data import IGNORE_INDEX, Collator, tokenize_dataset
 from maskbench.errors import ConfigError
 from maskbench.fileio import atomic_directory, atomic_path, write_json
-from maskbench.masking import mask_model, mask_sparsity
-from maskbench.masking.serialization import save_masks
+from maskbench.methods import get_method
 from maskbench.metrics import score_logits
-from maskbench.models import load_model, load_tokenizer, model_config
+from maskbench.models import load_model, load_tokenizer
 from maskbench.outputs import MODEL_FILES, check_run_directory
 from maskbench.prepare import WORD_COUNTS, load_prepared, word_counts
 from maskbench.provenance import config_hash, device_name, versions
@@ -114,15 +113,15 @@ def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
-    """Run one training job and write ``metrics.json``, predictions and (masking) the saved masks to ``config.out``.
+    """Run one training job and write ``metrics.json``, predictions and the method's artefact to ``config.out``.
 
     Dev is evaluated after every epoch; training stops after ``patience`` epochs without improvement and the
     best epoch's parameters are restored for the dev/test predictions and the saved artefacts.
     """
     out = Path(config.out)
     spec = tasks.get_task(config.task)
-    if config.method == "masking":  # fail before any data is read when the blocks do not exist in this model
-        config.mask.resolve_blocks(model_config(config.model).num_hidden_layers)
+    method = get_method(config.method)
+    method.check(config)  # fail before any data is read, e.g. when the blocks do not exist in this model
     device = resolve_device(config.device, config.precision)
     check_run_directory(out, config_hash(config.result_key()))  # before any work: the results can be saved
     if device.type == "cuda":
@@ -141,8 +140,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         splits = {name: tokenize_dataset(fixed_subset(split, limits[name]), spec.kind, tokenizer, config.max_length)
                   for name, split in data.items()}
     model = load_model(config.model, spec.kind, spec.label_names)
-    if config.method == "masking":
-        mask_model(model, config.mask, generator=torch.Generator().manual_seed(config.seed))
+    model = method.prepare(model, config)
     model.to(device)
 
     excluded = word_counts(DatasetDict(splits)) if spec.kind == "tagging" else None
@@ -163,7 +161,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             batches = sorted_batches(example_lengths(ds), config.eval_batch_size)
             loaders[name] = DataLoader(ds, batch_sampler=batches, collate_fn=collate, pin_memory=pin)
 
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    trainable = method.trainable_parameters(model)
     optimizer, optimizer_name = adam(trainable, config.lr)
     run_hash = config_hash(config.result_key())
     state = load_checkpoint(out, run_hash, model, optimizer, train_generator) or TrainingState()
@@ -212,8 +210,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     with atomic_path(out / PREDICTIONS_FILE, "predictions") as tmp:
         save_file(tensors, tmp)
     extra = {"task": config.task, "label_names": list(spec.label_names), "kind": spec.kind, "seed": config.seed}
-    if config.method == "masking":
-        save_masks(model, out / "masks", base=config.model, extra=extra, mask_format=config.mask_format)
+    if method.artefact is not None:
+        method.save(model, out / method.artefact, base=config.model, extra=extra, config=config)
     if config.save_weights:
         with atomic_directory(out / "model", "model", MODEL_FILES) as tmp:
             model.save_pretrained(tmp)
@@ -230,7 +228,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "train_time_s": state.train_time,
         "train_examples_per_s": state.examples_seen / state.train_time if state.train_time else None,
         "trainable_parameters": sum(p.numel() for p in trainable),
-        "sparsity": mask_sparsity(model)["overall"] if config.method == "masking" else None,
+        "sparsity": method.sparsity(model),
+        "artefact_bytes": method.artefact_bytes(out / method.artefact) if method.artefact is not None else None,
         "config": config.to_dict(), "config_hash": run_hash,
         "versions": versions(), "device": device_name(device),
         "precision": config.precision, "optimizer": optimizer_name,

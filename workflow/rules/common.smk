@@ -12,7 +12,7 @@ import jsonschema
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from maskbench.settings import MaskConfig, TrainConfig, run_identity
+from maskbench.settings import BLOCK_METHODS, METHODS as REGISTERED_METHODS, MaskConfig, TrainConfig, run_identity
 
 
 # --- configuration ----------------------------------------------------------------------------------------
@@ -92,7 +92,7 @@ FIGURE = f"{RESULTS}/figures/{{name}}"
 LOG = f"{RESULTS}/logs/{{stage}}/{{name}}.log"
 BENCHMARK = f"{RESULTS}/logs/{{stage}}/{{name}}.benchmark.tsv"  # wall and CPU seconds, peak memory of a job
 
-TABLE_NAMES = ["table1_dev", "table2_test", "table4_lr", "table5_sizes", "table8_memory"]
+TABLE_NAMES = ["table1_dev", "table2_test", "table4_lr", "table5_sizes", "table8_memory", "table9_bytes"]
 TABLE_FORMATS = [".md", ".tex", ".csv"]
 
 
@@ -107,7 +107,7 @@ def log_file(stage, name):
 wildcard_constraints:
     model=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     task=r"[a-z0-9_]+",
-    method=r"masking|finetuning",
+    method="|".join(REGISTERED_METHODS),
     lr=r"[0-9][0-9.e+-]*",
     seed=r"[0-9]+",
     round=r"[0-9]+",
@@ -126,6 +126,8 @@ _MASK_OPTIONS = {"initial_sparsity": "--initial-sparsity", "threshold": "--thres
                  "mask_format": "--mask-format"}
 _MASK_FLAGS = {"mask_pooler": (False, "--no-mask-pooler"), "mask_classifier": (False, "--no-mask-classifier"),
                "train_classifier": (True, "--train-classifier")}
+# training keys that only one method uses -> (method, option)
+_METHOD_OPTIONS = {"lora_r": ("lora", "--lora-r"), "lora_alpha": ("lora", "--lora-alpha")}
 
 
 def training_settings(task):
@@ -159,8 +161,13 @@ def train_options(wildcards, mask_overrides=None):
         for key, (value, flag) in _MASK_FLAGS.items():
             if settings.get(key) is value:
                 options.append(flag)
-    elif (wildcards.model, wildcards.task) in weight_cells():
+    elif wildcards.method in BLOCK_METHODS and model.get("blocks") is not None:
+        options += ["--blocks", str(model["blocks"])]  # LoRA and IA3 adapt the blocks that masking masks
+    elif wildcards.method == "finetuning" and (wildcards.model, wildcards.task) in weight_cells():
         options.append("--save-weights")  # an analysis rebuilds the finetuned model (see analysis_cells)
+    for key, (method, option) in _METHOD_OPTIONS.items():
+        if wildcards.method == method and settings.get(key) is not None:
+            options += [option, str(settings[key])]
     return " ".join(options)
 
 
@@ -179,6 +186,11 @@ def expected_config(wildcards, method, mask_overrides=None):
             if key in values_mask:
                 values_mask[key] = float(values_mask[key])
         mask = MaskConfig(**values_mask)
+    elif method in BLOCK_METHODS:
+        mask = MaskConfig(blocks=config["models"][wildcards.model].get("blocks"))
+    for key, (user, _) in _METHOD_OPTIONS.items():
+        if method == user and settings.get(key) is not None:
+            values[key] = settings[key]
     return TrainConfig(method=method, model=config["models"][wildcards.model]["name"], task=wildcards.task,
                        seed=int(wildcards.seed), lr=float(wildcards.lr), mask=mask, **values)
 

@@ -92,6 +92,25 @@ rule table8_memory:
                            references=input.references, serving=input.serving)
 
 
+rule table9_bytes:
+    input:
+        aggregates=cell_files(AGGREGATE),
+        references=reference_files(),
+    output:
+        md=TABLE.format(name="table9_bytes.md"),
+        tex=TABLE.format(name="table9_bytes.tex"),
+        csv=report(TABLE.format(name="table9_bytes.csv"), caption="../report/table9.rst", category="Tables"),
+    params:
+        layout=table_layout(),
+    log:
+        log_file("tables", "table9_bytes"),
+    run:
+        from maskbench import tables
+
+        tables.write_table("table9_bytes", params.layout, output, aggregates=input.aggregates,
+                           references=input.references)
+
+
 rule summary:
     input:
         choices=cell_files(CHOSEN),

@@ -161,6 +161,7 @@ def check_base_model(model: nn.Module, description: dict[str, Any], directory: s
             layer = model.get_submodule(name)
         except AttributeError:
             layer = None
+        layer = getattr(layer, "base_layer", layer)  # a layer that also carries peft adapters (MultiTaskModel)
         if not isinstance(layer, nn.Linear):
             raise MaskFileError(f"{directory}: base model {base_name!r} has no linear layer {name} "
                                 f"(the masks belong to another architecture)")
