@@ -101,10 +101,15 @@ def test_lint_has_no_findings(tmp_path):
 def test_ci_config_runs_every_stage_and_is_cached(tmp_path):
     config = str(REPO / "config" / "ci.yaml")
     results = _run_workflow(tmp_path, config)
-    for name in ("table1_dev", "table2_test", "table4_lr", "table5_sizes", "table8_memory", "table9_bytes"):
+    for name in ("table1_dev", "table2_test", "table4_lr", "table5_sizes", "table8_memory", "table9_bytes",
+                 "paper_comparison"):
         for suffix in (".md", ".tex", ".csv"):
             assert (results / "tables" / f"{name}{suffix}").stat().st_size > 0
     assert (results / "figures" / "fig3_memory.png").read_bytes()[:4] == b"\x89PNG"
+    # the side-by-side with the paper: TREC's gap here next to the paper's (BERT: 96.0 - 96.4 = -0.4)
+    comparison = list(csv.DictReader((results / "tables" / "paper_comparison.csv").open()))
+    assert [row["Task"] for row in comparison] == ["TREC"] and comparison[0]["Gap BERT (paper)"] == "−0.4"
+    assert float(comparison[0]["Majority"]) > 0
     assert "| MiniLM | Finetuning |" in (results / "tables" / "table1_dev.md").read_text()
     assert "TREC" in (results / "tables" / "table2_test.md").read_text()
     # Table 8 and Fig. 3 carry the measured memory of serving the task (one backbone + masks vs one model)
@@ -140,7 +145,7 @@ def test_ci_config_runs_every_stage_and_is_cached(tmp_path):
     assert counts.pop("train") == 1 and f"{run.relative_to(tmp_path)}/metrics.json" in output
     assert set(counts) == {"select_lr", "choose_lr", "aggregate", "ensemble", "evaluate", "table1_dev",
                            "table2_test", "table4_lr", "table5_sizes", "table8_memory", "table9_bytes", "summary",
-                           "fig3_memory", "all"}
+                           "fig3_memory", "paper_comparison", "all"}
     assert all(counts[rule] == 1 for rule in ("select_lr", "choose_lr", "aggregate", "ensemble", "evaluate"))
     outputs = [line for line in output.splitlines() if line.strip().startswith("output:")]
     assert outputs and not any("masking" in line for line in outputs)  # the other method is untouched

@@ -328,7 +328,8 @@ def table_layout():
 
 def final_targets():
     """Tables, figures, and every per-cell record; the runs come from :func:`run_targets`."""
-    return [*(path for name in TABLE_NAMES for path in table_files(name)),
+    comparison = table_files("paper_comparison") if {"finetuning", "masking"} <= set(METHODS) else []
+    return [*(path for name in TABLE_NAMES for path in table_files(name)), *comparison,
             TABLE.format(name="summary.csv"),
             FIGURE.format(name="fig3_memory.png"), FIGURE.format(name="fig3_memory.csv"),
             *cell_files(CHOSEN), *cell_files(AGGREGATE), *cell_files(ENSEMBLE), *cell_files(EVALUATION),

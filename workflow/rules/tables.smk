@@ -111,6 +111,24 @@ rule table9_bytes:
                            references=input.references)
 
 
+rule paper_comparison:
+    input:
+        aggregates=cell_files(AGGREGATE),
+    output:
+        md=TABLE.format(name="paper_comparison.md"),
+        tex=TABLE.format(name="paper_comparison.tex"),
+        csv=report(TABLE.format(name="paper_comparison.csv"), caption="../report/paper_comparison.rst",
+                   category="Tables"),
+    params:
+        layout=table_layout(),
+    log:
+        log_file("tables", "paper_comparison"),
+    run:
+        from maskbench import paper
+
+        paper.write_comparison(params.layout, input.aggregates, output)
+
+
 rule summary:
     input:
         choices=cell_files(CHOSEN),
