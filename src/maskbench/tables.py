@@ -14,6 +14,7 @@ import csv
 import io
 import json
 from collections.abc import Callable, Mapping, Sequence
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,26 @@ class Layout:
                    initial_grids={k: list(v) for k, v in data.get("initial_grids", {}).items()},
                    task_labels=dict(data.get("task_labels") or {}),
                    selection_seeds=list(data.get("selection_seeds") or []))
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "Layout":
+        """The layout of a workflow configuration (as the workflow's table rules build it)."""
+        from maskbench.select import format_lr
+
+        seeds = list(config["seeds"])
+        selection_seeds = list(config.get("selection_seeds") or seeds)
+        methods = list(config["methods"])
+        return cls(
+            models={key: {"name": model["name"], "label": model.get("label", key)}
+                    for key, model in config["models"].items()},
+            tasks=list(config["tasks"]), methods=methods, seeds=seeds,
+            initial_grids={method: sorted({float(format_lr(lr)) for lr in config["lr_grid"][method]})
+                           for method in methods},
+            task_labels=dict(config.get("task_labels") or {}),
+            selection_seeds=selection_seeds if selection_seeds != seeds else [])
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
     def task_label(self, task: str) -> str:
         return self.task_labels.get(task) or TASK_LABELS.get(task, task)

@@ -13,6 +13,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from maskbench.settings import BLOCK_METHODS, METHODS as REGISTERED_METHODS, MaskConfig, TrainConfig, run_identity
+from maskbench.select import format_lr
+from maskbench.tables import Layout
 
 
 # --- configuration ----------------------------------------------------------------------------------------
@@ -58,11 +60,6 @@ SELECTION_SEEDS = list(config.get("selection_seeds") or SEEDS)
 if not set(SELECTION_SEEDS) <= set(SEEDS):
     raise WorkflowError(f"invalid configuration at 'selection_seeds': {SELECTION_SEEDS} must be a subset of "
                         f"'seeds' {SEEDS}")
-
-
-def format_lr(lr):
-    """The canonical text of an lr in paths; the same as maskbench.select.format_lr (a test checks)."""
-    return f"{float(lr):.6g}"
 
 
 def initial_grid(method):
@@ -316,14 +313,7 @@ def serving_runs():
 
 
 def table_layout():
-    return {
-        "models": {key: {"name": model["name"], "label": model.get("label", key)}
-                   for key, model in config["models"].items()},
-        "tasks": TASKS, "methods": METHODS, "seeds": SEEDS,
-        "initial_grids": {method: [float(lr) for lr in initial_grid(method)] for method in METHODS},
-        "task_labels": config.get("task_labels") or {},
-        "selection_seeds": SELECTION_SEEDS if SELECTION_SEEDS != SEEDS else [],
-    }
+    return Layout.from_config(config).to_dict()
 
 
 def final_targets():

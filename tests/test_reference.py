@@ -1,0 +1,110 @@
+"""The committed reference results (results/reference/, config/reference.yaml) are honestly derived.
+
+1. Every committed table regenerates byte for byte from the committed records.
+2. The first epoch of a committed run, trained again on this checkout, reproduces its recorded dev score: exactly
+   on the machine and versions that recorded it, within a stated tolerance elsewhere (CPU kernels differ).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, needs_data
+from maskbench import paper, tables
+from maskbench.provenance import versions
+from maskbench.settings import TrainConfig
+
+CONFIG = REPO / "config" / "reference.yaml"
+RESULTS = REPO / "results" / "reference"
+#: allowed |difference| of the epoch-1 dev score on another machine or other library versions (points / 100)
+TOLERANCE = 0.02
+
+
+def _layout() -> tables.Layout:
+    return tables.Layout.from_config(yaml.safe_load(CONFIG.read_text()))
+
+
+def _records(layout: tables.Layout) -> dict[str, list[str]]:
+    cells = layout.cells()
+    pattern = {"choices": "selection/{m}/{t}/{k}/chosen.json", "aggregates": "aggregate/{m}/{t}/{k}.json",
+               "ensembles": "ensembles/{m}/{t}/{k}.json", "evaluations": "evaluation/{m}/{t}/{k}.json"}
+    records = {kind: [str(RESULTS / p.format(m=m, t=t, k=k)) for m, t, k in cells] for kind, p in pattern.items()}
+    records["references"] = [str(RESULTS / f"artefacts/{m}/{t}/reference_sizes.json") for m, t in layout.pairs()]
+    records["serving"] = [str(RESULTS / f"artefacts/{m}/serving_memory.json") for m in layout.models]
+    return records
+
+
+def committed_tables() -> list[Path]:
+    return sorted(p for p in (RESULTS / "tables").glob("*") if p.suffix in (".md", ".tex", ".csv"))
+
+
+@pytest.mark.skipif(not committed_tables(), reason="no committed reference tables yet (the grid is in progress)")
+@pytest.mark.parametrize("table", committed_tables(), ids=lambda p: p.name)
+def test_committed_table_regenerates_byte_identical(table, tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)  # records name their runs relative to the repository root
+    layout = _layout()
+    out = tmp_path / table.name
+    name = table.stem
+    if name == "paper_comparison":
+        paper.comparison_table(tables.load_results(layout, aggregates=_records(layout)["aggregates"])).write([out])
+    elif name == "summary":
+        records = _records(layout)
+        tables.write_table("summary", layout.to_dict(), [out], **{k: records[k] for k in
+                                                                  ("choices", "aggregates", "ensembles", "evaluations")})
+    else:
+        tables.write_table(name, layout.to_dict(), [out], **_records(layout))
+    assert out.read_bytes() == table.read_bytes(), f"{table} differs from what its records give"
+
+
+def committed_runs() -> list[Path]:
+    return sorted(RESULTS.glob("runs/*/*/*/*/*/metrics.json"))
+
+
+def _cheapest_run() -> Path | None:
+    """The committed run whose first epoch is quickest to train again (RTE-sized tasks first)."""
+    runs = committed_runs()
+    if not runs:
+        return None
+
+    def cost(path: Path) -> float:
+        record = json.loads(path.read_text())
+        return record["train_time_s"] / record["epochs_run"]
+
+    return min(runs, key=cost)
+
+
+@needs_data
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+@pytest.mark.skipif(not committed_runs(), reason="no committed reference runs yet")
+def test_first_epoch_of_a_committed_run_is_reproduced(tmp_path):
+    import torch
+
+    from maskbench.train import train
+
+    path = _cheapest_run()
+    record = json.loads(path.read_text())
+    threads = re.search(r"(\d+) threads", record["device"])  # the recording's thread count: same kernels' order
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(threads.group(1)) if threads else previous)
+    settings = {k: v for k, v in record["config"].items() if k not in ("out", "data_dir", "prepared", "device")}
+    config = TrainConfig(**{**settings, "epochs": 1, "patience": 1, "out": str(tmp_path / "run")})
+    # the same run, cut after its first epoch: its identity differs only in epochs/patience
+    assert {k: v for k, v in config.result_key().items() if k not in ("epochs", "patience")} == \
+        {k: v for k, v in TrainConfig(**settings).result_key().items() if k not in ("epochs", "patience")}
+    try:
+        again = train(config)
+    finally:
+        torch.set_num_threads(previous)
+    recorded = record["history"][0]["dev_score"]
+    same_machine = record["versions"] == again["versions"] and record["device"] == again["device"]
+    if same_machine:
+        assert again["history"][0]["dev_score"] == recorded, path
+        assert again["history"][0]["train_loss"] == pytest.approx(record["history"][0]["train_loss"], rel=1e-6)
+    else:
+        assert abs(again["history"][0]["dev_score"] - recorded) <= TOLERANCE, (path, versions())
