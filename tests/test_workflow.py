@@ -136,20 +136,6 @@ def test_ci_config_runs_every_stage_and_is_cached(tmp_path):
     again = snakemake(tmp_path, "-n", "--configfile", config, timeout=120)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
 
-    # deleting one run recomputes that run and what depends on it, nothing else
-    run = results / "runs" / "minilm" / "trec" / "finetuning" / f"lr{chosen_lr(selection)}" / "seed2"
-    shutil.rmtree(run)
-    plan = snakemake(tmp_path, "-n", "--configfile", config, timeout=120)
-    output = plan.stdout + plan.stderr
-    counts = job_counts(output)
-    assert counts.pop("train") == 1 and f"{run.relative_to(tmp_path)}/metrics.json" in output
-    assert set(counts) == {"select_lr", "choose_lr", "aggregate", "ensemble", "evaluate", "table1_dev",
-                           "table2_test", "table4_lr", "table5_sizes", "table8_memory", "table9_bytes", "summary",
-                           "fig3_memory", "paper_comparison", "all"}
-    assert all(counts[rule] == 1 for rule in ("select_lr", "choose_lr", "aggregate", "ensemble", "evaluate"))
-    outputs = [line for line in output.splitlines() if line.strip().startswith("output:")]
-    assert outputs and not any("masking" in line for line in outputs)  # the other method is untouched
-
     # a run's identity is its settings: the finished runs alone (as committed to git: no prepared data, no
     # Snakemake metadata, fresh modification times) are finished targets — nothing to train
     clean = tmp_path / "clean"
@@ -167,6 +153,21 @@ def test_ci_config_runs_every_stage_and_is_cached(tmp_path):
     plan = snakemake(clean, "-n", "--configfile", str(other), timeout=120)
     message = plan.stdout + plan.stderr
     assert plan.returncode != 0 and "holds a finished run of other settings" in message, message[-3000:]
+
+    # deleting one run recomputes that run and what depends on it, nothing else
+    run = results / "runs" / "minilm" / "trec" / "finetuning" / f"lr{chosen_lr(selection)}" / "seed2"
+    shutil.rmtree(run)
+    plan = snakemake(tmp_path, "-n", "--configfile", config, timeout=120)
+    output = plan.stdout + plan.stderr
+    counts = job_counts(output)
+    assert counts.pop("train") == 1 and f"{run.relative_to(tmp_path)}/metrics.json" in output
+    assert set(counts) == {"select_lr", "choose_lr", "aggregate", "ensemble", "evaluate", "table1_dev",
+                           "table2_test", "table4_lr", "table5_sizes", "table8_memory", "table9_bytes", "summary",
+                           "fig3_memory", "paper_comparison", "all"}
+    assert all(counts[rule] == 1 for rule in ("select_lr", "choose_lr", "aggregate", "ensemble", "evaluate"))
+    outputs = [line for line in output.splitlines() if line.strip().startswith("output:")]
+    assert outputs and not any("masking" in line for line in outputs)  # the other method is untouched
+
 
 
 

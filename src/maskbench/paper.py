@@ -132,7 +132,8 @@ def comparison_table(results: Results) -> Table:
              "of Zhao et al. (2020), 4 seeds, BERT/DistilBERT/RoBERTa base. Majority: always the most frequent "
              "dev label (0 for MCC and entity F1)."]
     if gaps:
-        notes.append(f"Over the {len(gaps)} tasks with both methods: mean gap {_signed(float(np.mean(gaps)))}, "
+        plural = "s" if len(gaps) != 1 else ""
+        notes.append(f"Over the {len(gaps)} task{plural} with both methods: mean gap {_signed(float(np.mean(gaps)))}, "
                      f"mean |gap| {float(np.mean(np.abs(gaps))):.2f} points.")
     return Table(name="paper_comparison",
                  caption="Masking − finetuning here and in the paper (dev, points).",
