@@ -12,6 +12,7 @@ from maskbench.errors import ConfigError, MaskFileError
 from maskbench.fileio import atomic_directory
 from maskbench.masking.serialization import base_fingerprint
 from maskbench.methods.base import (
+    DESCRIPTION_FILE,
     Method,
     base_description,
     fingerprint_layers,
@@ -63,7 +64,7 @@ class PeftMethod(Method):
             raise MaskFileError(f"save: a {self.name} artefact needs a model prepared by the {self.name} method")
         fingerprint, layers = model.maskbench_base
         description = base_description(model.get_base_model(), self.name, base, extra, fingerprint, layers)
-        with atomic_directory(directory) as tmp:
+        with atomic_directory(directory, self.name, (ADAPTER_WEIGHTS, ADAPTER_CONFIG, DESCRIPTION_FILE)) as tmp:
             model.save_pretrained(str(tmp))
             write_description(tmp, description, (ADAPTER_WEIGHTS, ADAPTER_CONFIG))
         return Path(directory)

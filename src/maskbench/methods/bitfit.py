@@ -14,6 +14,7 @@ from maskbench.errors import MaskFileError
 from maskbench.fileio import atomic_directory
 from maskbench.masking.serialization import base_fingerprint
 from maskbench.methods.base import (
+    DESCRIPTION_FILE,
     Method,
     base_description,
     fingerprint_layers,
@@ -48,7 +49,7 @@ class BitFit(Method):
             raise MaskFileError(f"save: the model has no trainable parameters (prepare it with the {self.name} method)")
         layers = fingerprint_layers(model)
         description = base_description(model, self.name, base, extra, base_fingerprint(model, layers), layers)
-        with atomic_directory(directory) as tmp:
+        with atomic_directory(directory, self.name, (PARAMETERS_FILE, DESCRIPTION_FILE)) as tmp:
             save_file(tensors, tmp / PARAMETERS_FILE)
             write_description(tmp, description, (PARAMETERS_FILE,))
         return Path(directory)

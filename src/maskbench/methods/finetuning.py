@@ -11,6 +11,7 @@ from torch import nn
 
 from maskbench.errors import MaskFileError
 from maskbench.fileio import atomic_directory
+from maskbench.outputs import MODEL_FILES
 from maskbench.methods.base import Method
 from maskbench.settings import TrainConfig
 
@@ -29,7 +30,7 @@ class Finetuning(Method):
 
     def save(self, model: nn.Module, directory: str | Path, base: str | None = None,
              extra: dict[str, Any] | None = None, config: TrainConfig | None = None) -> Path:
-        with atomic_directory(directory) as tmp:
+        with atomic_directory(directory, "model", MODEL_FILES) as tmp:
             model.save_pretrained(tmp)
         return Path(directory)
 
