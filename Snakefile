@@ -45,6 +45,8 @@ localrules:
     table4_lr,
     table5_sizes,
     table8_memory,
+    table9_bytes,
+    paper_comparison,
     summary,
     fig3_memory,
     fig1_sparsity,

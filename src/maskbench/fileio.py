@@ -280,3 +280,15 @@ FILE_KINDS: dict[str, Callable[[Path], bool]] = {
     "predictions": lambda path: _is_safetensors_with_prefixes(path, ("dev_", "test_")),
     "predict-output": lambda path: _is_jsonl_of(path, ("task", "label", "probabilities")),
 }
+
+
+def read_json_file(path: str | Path, error: type[Exception], expected: str) -> Any:
+    """A JSON file maskbench wrote, or ``error`` naming the file: missing (``expected`` says what should be
+    there) or not valid JSON."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: missing; expected {expected}")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as failure:
+        raise error(f"{path}: not valid JSON ({failure})") from None

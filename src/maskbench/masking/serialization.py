@@ -15,7 +15,7 @@ from torch import nn
 
 from maskbench import __version__
 from maskbench.errors import ConfigError, MaskFileError
-from maskbench.fileio import atomic_directory, sha256_file
+from maskbench.fileio import atomic_directory, read_json_file, sha256_file
 from maskbench.masking.apply import mask_model, mask_sparsity, masked_layers, merge_masks
 from maskbench.masking.config import MaskConfig
 from maskbench.models import resolve_model
@@ -93,12 +93,7 @@ def read_mask_description(directory: str | Path) -> dict[str, Any]:
     """Read and check a mask directory's JSON and file checksums (raises :class:`MaskFileError`)."""
     directory = Path(directory)
     config_path = directory / CONFIG_FILE
-    if not config_path.is_file():
-        raise MaskFileError(f"{config_path}: missing; expected a mask directory written by maskbench save_masks")
-    try:
-        description = json.loads(config_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise MaskFileError(f"{config_path}: not valid JSON ({error})") from None
+    description = read_json_file(config_path, MaskFileError, "a mask directory written by maskbench save_masks")
     if not isinstance(description, dict):
         raise MaskFileError(f"{config_path}: expected a JSON object, got {type(description).__name__}")
     for key in ("format_version", "base_model", "model_class", "mask_config", "layers", "files", "base_fingerprint"):

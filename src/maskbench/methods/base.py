@@ -11,7 +11,7 @@ from torch import nn
 
 from maskbench import __version__
 from maskbench.errors import ConfigError, MaskFileError
-from maskbench.fileio import sha256_file
+from maskbench.fileio import read_json_file, sha256_file
 from maskbench.masking.apply import target_layer_names
 from maskbench.masking.config import MaskConfig
 from maskbench.settings import TrainConfig
@@ -141,12 +141,7 @@ def read_description(directory: str | Path, method: str) -> dict[str, Any]:
     """Read and check an artefact's description and file checksums (raises :class:`MaskFileError`)."""
     directory = Path(directory)
     path = directory / DESCRIPTION_FILE
-    if not path.is_file():
-        raise MaskFileError(f"{path}: missing; expected a {method} artefact written by maskbench")
-    try:
-        description = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise MaskFileError(f"{path}: not valid JSON ({error})") from None
+    description = read_json_file(path, MaskFileError, f"a {method} artefact written by maskbench")
     for key in ("format_version", "method", "base_model", "model_class", "base_fingerprint", "fingerprint_layers",
                 "files"):
         if key not in description:
