@@ -141,23 +141,49 @@ def _run_predict(args: argparse.Namespace) -> None:
         tmp.write_text(lines)
 
 
+def _add_download(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "download", help="fetch models and task data into the caches (then jobs can run with HF_HUB_OFFLINE=1)")
+    parser.add_argument("--models", nargs="*", default=[], metavar="MODEL",
+                        help="hub ids (fetched), local paths or 'minilm' (checked)")
+    parser.add_argument("--tasks", nargs="*", default=[], metavar="TASK",
+                        help="tasks: local files checked, else the hub data set fetched")
+    parser.add_argument("--data-dir", default=None,
+                        help="original task files (default: $MASKBENCH_DATA_DIR, else the hub)")
+    parser.add_argument("--cache-dir", default=None,
+                        help="fetch into CACHE_DIR/hub and CACHE_DIR/datasets (default: the Hugging Face caches of "
+                             "the environment, HF_HOME etc.)")
+    parser.add_argument("--out", required=True, help="the manifest (JSON) of what was resolved to where")
+
+
+def _run_download(args: argparse.Namespace) -> None:
+    from maskbench.download import download
+
+    manifest = download(args.models, args.tasks, args.out, args.data_dir, args.cache_dir)
+    print(json.dumps({kind: {name: record["source"] for name, record in manifest[kind].items()}
+                      for kind in ("models", "tasks")}))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="maskbench", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_train(subparsers)
     _add_prepare(subparsers)
     _add_predict(subparsers)
+    _add_download(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    import transformers
+    if args.command != "download":  # which loads no model (and stays quick without transformers)
+        import transformers
 
-    transformers.logging.set_verbosity_error()  # the expected "newly initialised head" report is noise here
+        transformers.logging.set_verbosity_error()  # the expected "newly initialised head" report is noise here
+    commands = {"train": _run_train, "prepare": _run_prepare, "predict": _run_predict, "download": _run_download}
     try:
-        {"train": _run_train, "prepare": _run_prepare, "predict": _run_predict}[args.command](args)
+        commands[args.command](args)
     except MaskbenchError as error:
         print(f"maskbench: error: {error}", file=sys.stderr)
         return 2

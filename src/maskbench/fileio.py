@@ -279,6 +279,7 @@ FILE_KINDS: dict[str, Callable[[Path], bool]] = {
     "metrics": lambda path: _is_json_record(path, ("config_hash", "task", "method")),
     "predictions": lambda path: _is_safetensors_with_prefixes(path, ("dev_", "test_")),
     "predict-output": lambda path: _is_jsonl_of(path, ("task", "label", "probabilities")),
+    "download-manifest": lambda path: _is_json_record(path, ("models", "tasks", "hub_offline")),
 }
 
 
