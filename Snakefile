@@ -1,10 +1,12 @@
 # maskbench: the paper's grid as cached targets (Zhao et al., EMNLP 2020, "Masking as an efficient alternative
 # to finetuning"). `snakemake --cores 2` runs the demo (config.yaml); `snakemake --configfile config/paper.yaml
-# --profile profiles/slurm` runs the paper's grid. Stages, one file each: data → train → select → ensemble →
+# --profile profiles/slurm` runs the paper's grid. Stages, one file each: download → data → train → select → ensemble →
 # evaluate → tables → analyses. Result paths are defined in workflow/rules/common.smk; the work is done by
 # maskbench.
 
 from pathlib import Path
+
+from maskbench.locations import shell_exports
 
 # config.yaml (the demo) only when no --configfile is given: Snakemake would otherwise merge the two
 if not workflow.config_settings.configfiles:
@@ -12,17 +14,21 @@ if not workflow.config_settings.configfiles:
     configfile: "config.yaml"
 
 
-# shell jobs use the maskbench of this checkout, also inside a --use-conda environment
-shell.prefix(
-    f"export PYTHONPATH={Path(workflow.basedir) / 'src'}${{{{PYTHONPATH:+:$PYTHONPATH}}}} "
-    "TOKENIZERS_PARALLELISM=false TQDM_MININTERVAL=30; "
-)
-
-
 report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+# shell jobs use the maskbench of this checkout, also inside a --use-conda environment, with the absolute data
+# directory and caches and the hub switched off (common.smk: ENVIRONMENT; the download stage switches it back)
+shell.prefix(
+    (f"export PYTHONPATH={Path(workflow.basedir) / 'src'}${{PYTHONPATH:+:$PYTHONPATH}} "
+     f"TOKENIZERS_PARALLELISM=false TQDM_MININTERVAL=30; {shell_exports(ENVIRONMENT.jobs())}")
+    .replace("{", "{{").replace("}", "}}")  # the prefix is formatted like a command
+)
+
+
+include: "workflow/rules/download.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/select.smk"
@@ -35,6 +41,7 @@ include: "workflow/rules/analysis.smk"
 # bookkeeping steps run on the submitting machine, never as cluster jobs
 localrules:
     all,
+    download,
     select_lr,
     choose_lr,
     aggregate,

@@ -67,6 +67,7 @@ rule fig2_layers:
 rule generalization:
     input:
         unpack(generalization_inputs),
+        downloaded=downloaded(),
     output:
         GENERALIZATION,
     params:
@@ -112,6 +113,7 @@ rule fig4_tsne:
         finetuned=pair_run("tsne", "finetuning"),
         masked=pair_run("tsne", "masking"),
         prepared=analysis_prepared("tsne"),
+        downloaded=downloaded(),
     output:
         png=report(FIGURE.format(name="fig4_tsne.png"), caption="../report/analysis.rst", category="Analyses"),
         csv=FIGURE.format(name="fig4_tsne.csv"),
@@ -158,6 +160,7 @@ rule mode_connectivity:
         finetuned=pair_run("mode_connectivity", "finetuning"),
         masked=pair_run("mode_connectivity", "masking"),
         prepared=analysis_prepared("mode_connectivity"),
+        downloaded=downloaded(),
     output:
         CONNECTIVITY,
     params:
@@ -198,6 +201,7 @@ rule bezier:
         finetuned=pair_run("bezier", "finetuning"),
         masked=pair_run("bezier", "masking"),
         prepared=analysis_prepared("bezier"),
+        downloaded=downloaded(),
     output:
         BEZIER,
     params:

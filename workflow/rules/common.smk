@@ -5,6 +5,9 @@
 # model or touches data, and only maskbench's torch-free modules are imported (maskbench.settings).
 
 import json
+import os
+import shlex
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,6 +15,7 @@ import jsonschema
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from maskbench.locations import restore_offline_settings, workflow_environment
 from maskbench.settings import BLOCK_METHODS, METHODS as REGISTERED_METHODS, MaskConfig, TrainConfig, run_identity
 from maskbench.select import format_lr
 from maskbench.tables import Layout
@@ -62,6 +66,24 @@ if not set(SELECTION_SEEDS) <= set(SEEDS):
                         f"'seeds' {SEEDS}")
 
 
+# --- where task files, models and caches are ----------------------------------------------------------------
+# Resolved once, by the main process: a relative `data_dir`, `cache_dir` or $MASKBENCH_DATA_DIR is taken relative
+# to the directory Snakemake was launched from (not --directory, not a job's directory on a compute node). Every
+# process gets the absolute paths; jobs also get the hub switched off (HF_HUB_OFFLINE=1, HF_DATASETS_OFFLINE=1):
+# they read what the download stage (download.smk) fetched. Cluster jobs inherit the main process's environment
+# (sbatch --export=ALL) and re-read this file, which then sets the same variables in the job's own process (for
+# `run:` steps); shell steps get them from the shell prefix (Snakefile).
+
+# the launching shell's hub switches, for the download stage (it runs online unless the user switched it off)
+DOWNLOAD_HUB_SETTINGS = restore_offline_settings(os.environ)
+ENVIRONMENT = workflow_environment(config["data_dir"], config["cache_dir"], os.environ, Path.cwd(),
+                                   main_process=workflow.is_main_process,
+                                   directory_given=workflow.overwrite_workdir is not None)
+os.environ.update(ENVIRONMENT.shared() if workflow.is_main_process else ENVIRONMENT.jobs())
+if workflow.remote_exec:  # one line in each cluster job's log: where it reads from
+    print(ENVIRONMENT.describe_job(), file=sys.stderr)
+
+
 def initial_grid(method):
     return sorted({format_lr(lr) for lr in config["lr_grid"][method]}, key=float)
 
@@ -73,6 +95,7 @@ def initial_grid_of_method(wildcards):
 # --- result paths -----------------------------------------------------------------------------------------
 # Every file the workflow writes, in one place. Layout: results/<stage>/<model>/<task>/...
 
+DOWNLOAD_MANIFEST = f"{RESULTS}/download/manifest.json"
 PREPARED = f"{RESULTS}/prepared/{{model}}/{{task}}"
 RUN = f"{RESULTS}/runs/{{model}}/{{task}}/{{method}}/lr{{lr}}/seed{{seed}}"
 RUN_METRICS = f"{RUN}/metrics.json"
@@ -91,6 +114,21 @@ BENCHMARK = f"{RESULTS}/logs/{{stage}}/{{name}}.benchmark.tsv"  # wall and CPU s
 
 TABLE_NAMES = ["table1_dev", "table2_test", "table4_lr", "table5_sizes", "table8_memory", "table9_bytes"]
 TABLE_FORMATS = [".md", ".tex", ".csv"]
+
+
+def downloaded():
+    """Input of every step that loads a pretrained model or task data: the download stage ran first. Its age does
+    not count (ancient): re-fetching, e.g. for a model added to the config, does not redo what was made before."""
+    return ancient(DOWNLOAD_MANIFEST)
+
+
+def download_tasks():
+    """Every task the configuration prepares data for: the grid's and the analyses' (Figs. 1/2, Table 3 targets)."""
+    tasks = list(TASKS)
+    for spec in config.get("analyses", {}).values():
+        tasks += [*spec.get("tasks", []), *([spec["task"]] if "task" in spec else []), *spec.get("sources", []),
+                  *spec.get("targets", [])]
+    return list(dict.fromkeys(tasks))
 
 
 def table_files(name):
@@ -213,18 +251,19 @@ def finished_run(metrics_path, expected):
 
 
 def train_inputs(wildcards, method=None, mask_overrides=None, pattern=None):
-    """The prepared data, or nothing for a run that is already finished with the same settings."""
+    """The prepared data and the download manifest, or nothing for a run that is already finished with the same
+    settings."""
     method = method or wildcards.method
     metrics = (pattern or RUN_METRICS).format(**dict(wildcards.items()))
     if finished_run(metrics, expected_config(wildcards, method, mask_overrides)):
         return {}
-    return {"prepared": PREPARED.format(model=wildcards.model, task=wildcards.task)}
+    return {"prepared": PREPARED.format(model=wildcards.model, task=wildcards.task), "downloaded": downloaded()}
 
 
 def data_options(wildcards):
     options = []
-    if config["data_dir"] is not None:
-        options += ["--data-dir", config["data_dir"]]
+    if ENVIRONMENT.data_dir_configured:  # the config's data_dir (absolute): the task's directory must be there
+        options += ["--data-dir", shlex.quote(str(ENVIRONMENT.data_dir))]
     if config["allow_partial_data"]:
         options.append("--allow-partial-data")
     return " ".join(options)

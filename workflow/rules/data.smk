@@ -2,6 +2,8 @@
 
 
 rule prepare:
+    input:
+        downloaded(),
     output:
         directory(PREPARED),
     params:

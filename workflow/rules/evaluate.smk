@@ -32,6 +32,8 @@ rule evaluate:
 
 
 rule reference_model:
+    input:
+        downloaded(),
     output:
         REFERENCE,
     params:
@@ -49,6 +51,7 @@ rule reference_model:
 rule serving_memory:
     input:
         **serving_runs(),
+        downloaded=downloaded(),
     output:
         SERVING,
     params:
@@ -62,4 +65,4 @@ rule serving_memory:
     run:
         from maskbench import serving
 
-        serving.write_serving(params.model, input, output[0])
+        serving.write_serving(params.model, [input[task] for task in TASKS], output[0])
