@@ -1,6 +1,9 @@
 """The workflow on a real SLURM cluster: a single-node cluster with accounting (tests/cluster/) runs the CI config
 through `snakemake --profile profiles/slurm-test`, and SLURM's accounting (sacct) must hold every job that
 Snakemake submitted, COMPLETED; a job that fails on its first attempt is resubmitted and succeeds on the second.
+As on a cluster whose compute nodes have no internet: the download stage runs on the submitting host, every
+compute job runs with the hub switched off, and a relative $MASKBENCH_DATA_DIR is resolved where snakemake was
+launched, not in the jobs' directory.
 
 The module installs the Debian packages if missing (tests/cluster/install.sh), starts munged, mariadbd, slurmdbd,
 slurmctld and slurmd in a scratch directory (start.sh) and stops them by PID afterwards (stop.sh), also when a
@@ -15,6 +18,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -30,6 +34,7 @@ import pytest
 import yaml
 
 from conftest import REPO
+from maskbench.locations import OFFLINE_VARIABLES
 
 CLUSTER = REPO / "tests" / "cluster"
 PROFILE = REPO / "profiles" / "slurm-test"
@@ -132,14 +137,19 @@ def slurm_cluster():
 
 
 def _snakemake(cluster: Cluster, snakefile: Path, workdir: Path, *args: str, timeout: int,
-               env: dict[str, str] | None = None) -> tuple[int, str]:
-    """Run snakemake with the test profile in ``workdir``; returns (exit status, its output)."""
+               env: dict[str, str | None] | None = None, launch: Path | None = None) -> tuple[int, str]:
+    """Run snakemake with the test profile in ``workdir``, started from ``launch`` (default: ``workdir``) as a shell
+    would start it (working directory and $PWD); ``env`` adds variables, None values remove them. Returns (exit
+    status, its output)."""
+    launch = launch or workdir
     log = workdir.parent / f"{workdir.name}.snakemake.out"
     command = ["timeout", "-k", "30", str(timeout), sys.executable, "-m", "snakemake", "--snakefile", str(snakefile),
                "--profile", str(PROFILE), "--directory", str(workdir), *args]
+    environ = {**cluster.env, "PWD": str(launch), **(env or {})}
+    environ = {name: value for name, value in environ.items() if value is not None}
     with log.open("w") as out:
-        process = subprocess.Popen(command, cwd=workdir, stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=subprocess.STDOUT, env={**cluster.env, **(env or {})})
+        process = subprocess.Popen(command, cwd=launch, stdin=subprocess.DEVNULL, stdout=out,
+                                   stderr=subprocess.STDOUT, env=environ)
         try:
             code = process.wait(timeout=timeout + 90)
         except BaseException:
@@ -196,18 +206,32 @@ def _report(capsys, cluster: Cluster, message: str) -> None:
 def test_ci_workflow_runs_every_cluster_job_through_slurm(slurm_cluster, tmp_path, data_dir, capsys):
     if not SNAKEFILE.is_file() or not CI_CONFIG.is_file():
         pytest.skip(f"the workflow is not there yet ({SNAKEFILE.name} or config/ci.yaml missing)")
-    workdir = tmp_path / "work"
+    # launched from one directory with the data directory given relative to it (as in the README:
+    # MASKBENCH_DATA_DIR=../shared/data), working in another; the jobs run in the working directory
+    launch, workdir = tmp_path / "launch", tmp_path / "work"
+    launch.mkdir()
     workdir.mkdir()
+    relative_data_dir = os.path.relpath(data_dir.resolve(), launch)
     since = _sacct_since()
     started = time.perf_counter()
-    # jobs inherit the environment (sbatch --export=ALL): the data directory, offline mode, this python
+    # the submitting host is online (no hub switches set); the compute jobs must run with the hub switched off,
+    # reading the models and data the download stage resolved. Jobs inherit the environment (sbatch
+    # --export=ALL) the workflow prepares: absolute data directory, offline switches, this python
     code, output = _snakemake(
-        slurm_cluster, SNAKEFILE, workdir, "--configfile", str(CI_CONFIG), timeout=WORKFLOW_TIMEOUT,
-        env={"MASKBENCH_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+        slurm_cluster, SNAKEFILE, workdir, "--configfile", str(CI_CONFIG), timeout=WORKFLOW_TIMEOUT, launch=launch,
+        env={"MASKBENCH_DATA_DIR": relative_data_dir, "TOKENIZERS_PARALLELISM": "false",
+             **{name: None for name in OFFLINE_VARIABLES}})
     wall = time.perf_counter() - started
     assert code == 0, f"snakemake exited with {code}:\n{output[-6000:]}"
     for name in ("table1_dev.md", "table2_test.md", "summary.csv"):
         assert (workdir / "results" / "tables" / name).stat().st_size > 0, name
+
+    # the download stage ran on the submitting host (online there), resolving the relative data directory once
+    assert re.search(r"^localrule download:$", output, flags=re.MULTILINE), output[-3000:]
+    manifest = json.loads((workdir / "results" / "download" / "manifest.json").read_text())
+    assert manifest["data_dir"] == str(data_dir.resolve()) and manifest["hub_offline"] is False, manifest
+    assert {name: record["source"] for name, record in manifest["tasks"].items()} == {"trec": "local"}, manifest
+    assert manifest["models"]["minilm"]["source"] == "local", manifest
 
     # every job Snakemake ran as a cluster job ("rule X:"; bookkeeping steps print "localrule X:") was submitted
     # once, and SLURM accounting holds exactly those jobs, all COMPLETED with exit code 0
@@ -232,6 +256,13 @@ def test_ci_workflow_runs_every_cluster_job_through_slurm(slurm_cluster, tmp_pat
     # the plugin comments each job with its rule (and wildcards): rule_<rule>[_wildcards_<values>]
     by_comment = collections.Counter(_comment_rule(row["Comment"]) for row in rows)
     assert by_comment == cluster_rules, (by_comment, cluster_rules)
+    # every compute job ran with the hub switched off and the absolute data directory (each job's log says so)
+    expected = (f"maskbench job environment: {' '.join(f'{name}=1' for name in OFFLINE_VARIABLES)}, "
+                f"data_dir={data_dir.resolve()}, ")
+    logs = {path.stem: path.read_text(errors="replace")
+            for path in (workdir / ".snakemake" / "slurm_logs").rglob("*.log")}
+    for _, slurm_id in submissions:
+        assert slurm_id in logs and expected in logs[slurm_id], (slurm_id, expected, logs.get(slurm_id, "")[-2000:])
     _report(capsys, slurm_cluster,
             f"CI workflow through SLURM: {wall:.0f} s wall, {len(rows)} SLURM jobs COMPLETED ({dict(cluster_rules)}), "
             f"{sum(local_rules.values())} local bookkeeping steps; sacct:\n{table}")
