@@ -1,8 +1,8 @@
 # maskbench: the paper's grid as cached targets (Zhao et al., EMNLP 2020, "Masking as an efficient alternative
 # to finetuning"). `snakemake --cores 2` runs the demo (config.yaml); `snakemake --configfile config/paper.yaml
-# --profile profiles/slurm` runs the paper's grid. Stages, one file each: download → data → train → select → ensemble →
-# evaluate → tables → analyses. Result paths are defined in workflow/rules/common.smk; the work is done by
-# maskbench.
+# --profile profiles/slurm` runs the paper's grid. Stages, one file each: download → data → train → select →
+# ensemble → evaluate → tables → analyses. Result paths are defined in workflow/rules/common.smk; the work is done
+# by maskbench.
 
 from pathlib import Path
 

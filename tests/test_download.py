@@ -88,7 +88,8 @@ def test_the_download_stage_gets_the_launching_shells_hub_switches(tmp_path):
     exports = shell_exports({name: "1" for name in OFFLINE_VARIABLES})
     script = f"{exports}{prefix} {sys.executable} -c 'import json, os; print(json.dumps(dict(os.environ)))'"
     seen = json.loads(subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout)
-    assert seen.get("HF_HUB_OFFLINE") == "1" and "HF_DATASETS_OFFLINE" not in seen and "TRANSFORMERS_OFFLINE" not in seen
+    assert seen.get("HF_HUB_OFFLINE") == "1"
+    assert "HF_DATASETS_OFFLINE" not in seen and "TRANSFORMERS_OFFLINE" not in seen
     assert restore_offline_settings({}) == "env -u HF_HUB_OFFLINE -u HF_DATASETS_OFFLINE -u TRANSFORMERS_OFFLINE"
     assert shell_exports({"A": "x y"}) == "export A='x y'; " and shell_exports({}) == ""
 
@@ -123,7 +124,8 @@ def test_a_hub_model_missing_offline_is_one_clear_error(tmp_path, hub_offline):
 
 def test_online_fetch_skips_other_frameworks_weights(tiny_bert_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    files = ["config.json", "tokenizer.json", "model.safetensors", "pytorch_model.bin", "tf_model.h5", "onnx/model.onnx"]
+    files = ["config.json", "tokenizer.json", "model.safetensors", "pytorch_model.bin", "tf_model.h5",
+             "onnx/model.onnx"]
     monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", lambda self, repo_id: files)
     calls = []
 
@@ -242,8 +244,8 @@ def test_relative_data_dir_is_resolved_where_the_workflow_was_launched(tmp_path)
     launch.mkdir()
     relative = os.path.relpath(DATA_DIR.resolve(), launch)
     # targets before --configfile, which takes several values
-    result = _snakemake(launch, workdir, "results/prepared/minilm/trec", "--configfile", str(REPO / "config" / "ci.yaml"),
-                        env={"MASKBENCH_DATA_DIR": relative})
+    result = _snakemake(launch, workdir, "results/prepared/minilm/trec", "--configfile",
+                        str(REPO / "config" / "ci.yaml"), env={"MASKBENCH_DATA_DIR": relative})
     assert result.returncode == 0, result.stderr[-4000:]
     output = result.stdout + result.stderr
     assert "localrule download:" in output
