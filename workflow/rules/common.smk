@@ -2,7 +2,7 @@
 # functions that turn the configuration and the lr-selection checkpoints into file lists.
 #
 # Planning must stay fast and offline (the paper's grid plans ~1,700 jobs in seconds): nothing here loads a
-# model or touches data, and only maskbench's torch-free modules are imported (maskbench.settings).
+# model or touches data, and only maskbench's torch-free modules are imported (maskbench.settings, .locations).
 
 import json
 import os
