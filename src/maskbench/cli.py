@@ -14,44 +14,10 @@ PREDICT_OUTPUT = "predict-output"  # fileio.FILE_KINDS: JSONL of {task, label, p
 
 
 def _add_train(subparsers: argparse._SubParsersAction) -> None:
-    from maskbench.settings import METHODS
+    from maskbench.settings import add_arguments
 
     parser = subparsers.add_parser("train", help="one training run (masking, finetuning, lora, bitfit or ia3)")
-    parser.add_argument("--method", required=True, choices=list(METHODS))
-    parser.add_argument("--model", default="minilm", help="hub id, local path, or 'minilm' (the offline model)")
-    parser.add_argument("--task", required=True)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--lr", type=float, required=True)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--patience", type=int, default=2)
-    parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--max-train-examples", type=int, default=None)
-    parser.add_argument("--max-eval-examples", type=int, default=None, help="cap dev/test size (demos only)")
-    parser.add_argument("--data-dir", default=None, help="original task files (default: $MASKBENCH_DATA_DIR, else the hub)")
-    parser.add_argument("--out", required=True, help="run directory")
-    parser.add_argument("--initial-sparsity", type=float, default=0.05)
-    parser.add_argument("--threshold", type=float, default=0.01)
-    parser.add_argument("--init-scale", type=float, default=0.02,
-                        help="scores start in U(-c, (c + threshold) / s - c), the authors' initialisation")
-    parser.add_argument("--blocks", default=None,
-                        help="blocks that masking, LoRA and IA3 adapt, e.g. '2-11' or 'all' (default: 2 to last)")
-    parser.add_argument("--lora-r", type=int, default=8, help="LoRA's rank (method lora)")
-    parser.add_argument("--lora-alpha", type=float, default=8.0, help="LoRA's scaling alpha: updates are alpha/r * BA")
-    parser.add_argument("--no-mask-pooler", action="store_true")
-    parser.add_argument("--no-mask-classifier", action="store_true")
-    parser.add_argument("--train-classifier", action="store_true", help="also train the classifier's weights")
-    parser.add_argument("--save-weights", action="store_true", help="also save the full weights (finetuning)")
-    parser.add_argument("--mask-format", default="packed-bits-v1", choices=["packed-bits-v1", "rice-gaps-v1"],
-                        help="how masks are stored: 1 bit per weight, or lossless Rice-coded gaps (~0.3 bit)")
-    parser.add_argument("--prepared", default=None, help="data written by 'maskbench prepare' (else tokenise now)")
-    parser.add_argument("--allow-partial-data", action="store_true",
-                        help="offline stand-ins for hub-only splits (QNLI train), for smoke tests only")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
-                        help="bf16: mixed precision (autocast), on GPUs that support it")
-    parser.add_argument("--no-group-by-length", action="store_true",
-                        help="draw training batches at random instead of grouping similar lengths")
+    add_arguments(parser)  # one option per field of TrainConfig and MaskConfig (maskbench.settings)
 
 
 def _add_prepare(subparsers: argparse._SubParsersAction) -> None:
@@ -72,23 +38,10 @@ def _run_prepare(args: argparse.Namespace) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> None:
-    from maskbench.masking import MaskConfig
-    from maskbench.train import TrainConfig, train
+    from maskbench.settings import from_arguments
+    from maskbench.train import train
 
-    mask = MaskConfig(initial_sparsity=args.initial_sparsity, threshold=args.threshold, init_scale=args.init_scale,
-                      blocks=args.blocks,
-                      mask_pooler=not args.no_mask_pooler, mask_classifier=not args.no_mask_classifier,
-                      train_classifier=args.train_classifier)
-    config = TrainConfig(method=args.method, model=args.model, task=args.task, seed=args.seed, lr=args.lr,
-                         batch_size=args.batch_size, epochs=args.epochs, patience=args.patience,
-                         max_length=args.max_length, max_train_examples=args.max_train_examples,
-                         max_eval_examples=args.max_eval_examples, mask=mask, save_weights=args.save_weights,
-                         lora_r=args.lora_r, lora_alpha=args.lora_alpha,
-                         mask_format=args.mask_format, precision=args.precision,
-                         group_by_length=not args.no_group_by_length,
-                         out=args.out, data_dir=args.data_dir, device=args.device,
-                         prepared=args.prepared, allow_partial=args.allow_partial_data)
-    metrics = train(config)
+    metrics = train(from_arguments(args))
     summary = {k: metrics[k] for k in ("task", "method", "metric", "dev_score", "test_score", "best_epoch",
                                        "train_time_s")}
     print(json.dumps(summary))

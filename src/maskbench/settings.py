@@ -1,5 +1,11 @@
 """Run settings: everything that determines a training run's numbers, as plain data (no torch import).
 
+The dataclasses are the one declaration of every setting: the command line (:func:`add_arguments`,
+:func:`from_arguments`, :func:`command_line`) and the workflow's run settings (:func:`run_config`) are generated
+from their fields (name, type, default, and ``metadata``: ``help``, ``choices``, ``flag``, ``cli_default``,
+``cli_required``). Adding a setting: one field here (or in :class:`MaskConfig`), plus its schema entry for the
+workflow's ``training:`` section.
+
 The workflow imports this module at planning time to tell whether a finished run on disk is the run it would
 start now: a run's identity is its settings (:func:`run_identity`), not the age of its files.
 """
@@ -7,12 +13,14 @@ start now: a run's identity is its settings (:func:`run_identity`), not the age 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
 import os
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+import typing
+from dataclasses import MISSING, dataclass, field
+from typing import Any, Mapping, Sequence
 
 from maskbench.errors import ConfigError
 from maskbench.masking.config import MaskConfig
@@ -35,33 +43,42 @@ PREDICTIONS_FILE = "predictions.safetensors"
 class TrainConfig:
     """Everything that determines a run's numbers (``out``, ``data_dir`` and ``device`` only say where)."""
 
-    method: str
-    model: str
-    task: str
+    method: str = field(metadata={"choices": METHODS, "cli_required": True})
+    model: str = field(metadata={"cli_default": "minilm",
+                                 "help": "hub id, local path, or 'minilm' (the offline model)"})
+    task: str = field(metadata={"cli_required": True})
     seed: int = 1
-    lr: float = 5e-5
+    lr: float = field(default=5e-5, metadata={"cli_required": True})
     batch_size: int = 32
     epochs: int = 10
-    patience: int = 2
-    max_length: int = 128
-    max_train_examples: int | None = None
-    max_eval_examples: int | None = None
+    patience: int = field(default=2, metadata={"help": "stop after this many epochs without a better dev score"})
+    max_length: int = field(default=128, metadata={"help": "wordpieces per example"})
+    max_train_examples: int | None = field(default=None, metadata={"help": "train on a fixed subset (demos only)"})
+    max_eval_examples: int | None = field(default=None, metadata={"help": "cap dev/test size (demos only)"})
     mask: MaskConfig = field(default_factory=MaskConfig)
     #: LoRA's rank r and scaling alpha (the update is alpha / r * B A); only method ``lora`` uses them
-    lora_r: int = 8
-    lora_alpha: float = 8.0
+    lora_r: int = field(default=8, metadata={"help": "LoRA's rank (method lora)"})
+    lora_alpha: float = field(default=8.0, metadata={"help": "LoRA's scaling alpha: updates are alpha/r * BA"})
     eval_batch_size: int = 128
     #: training batches group examples of similar length inside random pools (``maskbench.batching``)
-    group_by_length: bool = True
+    group_by_length: bool = field(default=True, metadata={
+        "help": "draw training batches at random instead of grouping similar lengths"})
     #: fp32, or bf16 autocast (mixed precision; CUDA GPUs with bf16 support, or CPU)
-    precision: str = "fp32"
-    save_weights: bool = False
+    precision: str = field(default="fp32", metadata={
+        "choices": PRECISIONS, "help": "bf16: mixed precision (autocast), on GPUs that support it"})
+    save_weights: bool = field(default=False, metadata={"help": "also save the full weights (finetuning)"})
     #: how a masking run stores its masks (``maskbench.storage``): 1 bit per weight, or the lossless sub-bit coding
-    mask_format: str = PACKED_BITS
-    allow_partial: bool = False
-    out: str = "run"
-    data_dir: str | None = None
-    prepared: str | None = None
+    mask_format: str = field(default=PACKED_BITS, metadata={
+        "choices": MASK_FORMATS,
+        "help": "how masks are stored: 1 bit per weight, or lossless Rice-coded gaps (~0.3 bit)"})
+    allow_partial: bool = field(default=False, metadata={
+        "flag": "--allow-partial-data",
+        "help": "offline stand-ins for hub-only splits (QNLI train), for smoke tests only"})
+    out: str = field(default="run", metadata={"cli_required": True, "help": "run directory"})
+    data_dir: str | None = field(default=None, metadata={
+        "help": "original task files (default: $MASKBENCH_DATA_DIR, else the hub)"})
+    prepared: str | None = field(default=None, metadata={
+        "help": "data written by 'maskbench prepare' (else tokenise now)"})
     device: str | None = None
 
     def __post_init__(self) -> None:
@@ -182,3 +199,148 @@ def run_identity(config: Mapping[str, Any]) -> str:
             key.pop(name, None)
     key["lr"] = float(key["lr"])
     return config_hash(key)
+
+
+# --- the command line and the workflow's run settings, generated from the fields -----------------------------
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting as a command-line option: a field of a settings dataclass, or (``group``) of a nested one."""
+
+    name: str
+    group: str | None
+    kind: type
+    default: Any
+    required: bool
+    flag: str
+    help: str | None
+    choices: tuple[Any, ...] | None
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+@functools.lru_cache(maxsize=None)
+def _options(cls: type) -> tuple[Option, ...]:
+    return tuple(_field_options(cls))
+
+
+def options(cls: type | None = None) -> tuple[Option, ...]:
+    """The options of ``cls``'s fields (default :class:`TrainConfig`; cached per class, see
+    :func:`_field_options`)."""
+    return _options(cls or TrainConfig)
+
+
+def _field_options(cls: type) -> list[Option]:
+    """The options of ``cls``'s fields in declaration order; a field holding a settings dataclass (``mask``)
+    contributes that class's fields, grouped under the field's name. Booleans become switches that set the
+    opposite of the default (``--train-classifier``, ``--no-mask-pooler``)."""
+    hints = _hints(cls)
+    found: list[Option] = []
+    for spec in dataclasses.fields(cls):
+        hint = hints[spec.name]
+        if dataclasses.is_dataclass(hint):
+            found += [dataclasses.replace(option, group=spec.name) for option in options(hint)]
+            continue
+        kinds = [kind for kind in typing.get_args(hint) if kind is not type(None)] or [hint]
+        meta = spec.metadata
+        default = meta.get("cli_default", None if spec.default is MISSING else spec.default)
+        required = bool(meta.get("cli_required", spec.default is MISSING and "cli_default" not in meta))
+        dashed = spec.name.replace("_", "-")
+        flag = meta.get("flag") or (f"--no-{dashed}" if kinds[0] is bool and default else f"--{dashed}")
+        choices = tuple(meta["choices"]) if "choices" in meta else None
+        found.append(Option(spec.name, None, kinds[0], default, required, flag, meta.get("help"), choices))
+    names = [option.name for option in found]
+    if len(names) != len(set(names)):
+        raise TypeError(f"{cls.__name__}: a nested settings field repeats a name: {sorted(names)}")
+    return found
+
+
+def add_arguments(parser: Any, cls: type | None = None) -> None:
+    """Add one ``argparse`` option per setting of ``cls`` (see :func:`options`)."""
+    for option in options(cls):
+        if option.kind is bool:
+            parser.add_argument(option.flag, dest=option.name, default=option.default,
+                                action="store_false" if option.default else "store_true", help=option.help)
+        else:
+            parser.add_argument(option.flag, dest=option.name, type=option.kind, required=option.required,
+                                default=None if option.required else option.default, choices=option.choices,
+                                help=option.help)
+
+
+def from_arguments(namespace: Any, cls: type | None = None) -> Any:
+    """The settings object (``cls``) of parsed arguments made by :func:`add_arguments`."""
+    cls = cls or TrainConfig
+    values: dict[str, Any] = {}
+    groups: dict[str, dict[str, Any]] = {}
+    for option in options(cls):
+        target = groups.setdefault(option.group, {}) if option.group else values
+        target[option.name] = getattr(namespace, option.name)
+    hints = _hints(cls)
+    for group, group_values in groups.items():
+        values[group] = hints[group](**group_values)
+    return cls(**values)
+
+
+def _text(value: Any) -> str:
+    return repr(float(value)) if isinstance(value, float) else str(value)
+
+
+def command_line(config: Any, exclude: Sequence[str] = ()) -> list[str]:
+    """The options that make :func:`from_arguments` rebuild ``config``: every required setting and every one
+    that differs from its default, except the names in ``exclude``."""
+    arguments: list[str] = []
+    for option in options(type(config)):
+        if option.name in exclude:
+            continue
+        value = getattr(getattr(config, option.group) if option.group else config, option.name)
+        if option.kind is bool:
+            if value != option.default:
+                arguments.append(option.flag)
+        elif value is not None and (option.required or value != option.default):
+            arguments += [option.flag, _text(value)]
+        elif value is None and option.default is not None:
+            raise ConfigError(f"{option.name}: none cannot be given on the command line (default "
+                              f"{option.default!r})")
+    return arguments
+
+
+def run_config(settings: Mapping[str, Any], *, method: str, model: str, task: str, seed: int, lr: float,
+               blocks: str | None = None, mask_overrides: Mapping[str, Any] | None = None,
+               save_weights: bool = False, cls: type | None = None) -> Any:
+    """The settings of one run of the workflow: its ``training:`` keys (``settings``, task overrides applied),
+    the model's ``blocks`` for the methods that use them, and ``mask_overrides`` (analysis variants, whose
+    values may come from paths as text). Keys that the run's method does not use are left at their defaults.
+    """
+    cls = cls or TrainConfig
+    known = {option.name: option for option in options(cls)}
+    overrides = dict(mask_overrides or {})
+    unknown = sorted(set(settings) - set(known)) + sorted(set(overrides) - set(known))
+    if unknown:
+        raise ConfigError(f"training: unknown setting(s) {unknown}; expected some of {sorted(known)}")
+    values: dict[str, Any] = {}
+    groups: dict[str, dict[str, Any]] = {}
+    for name, value in {**settings, **overrides}.items():
+        option = known[name]
+        if isinstance(value, str) and option.kind in (int, float):
+            value = option.kind(value)
+        if value is not None:
+            (groups.setdefault(option.group, {}) if option.group else values)[name] = value
+    for key, users in METHOD_KEYS.items():
+        if method not in users:
+            values.pop(key, None)
+            groups.pop(key, None)
+    mask = groups.pop("mask", {})
+    if method == "masking":
+        mask = {"blocks": blocks, **mask}
+    elif method in BLOCK_METHODS:
+        mask = {"blocks": blocks}
+    hints = _hints(cls)
+    for group, group_values in groups.items():
+        values[group] = hints[group](**group_values)
+    mask = {name: value for name, value in mask.items() if value is not None}
+    return cls(method=method, model=model, task=task, seed=seed, lr=lr, save_weights=save_weights,
+               mask=hints["mask"](**mask), **values)

@@ -11,9 +11,7 @@ rule train_analysis:
         metrics=f"{RUN_VARIANT}/metrics.json",
         predictions=f"{RUN_VARIANT}/predictions.safetensors",
     params:
-        options=lambda wildcards: train_options(
-            SimpleNamespace(model=wildcards.model, task=wildcards.task, method="masking"),
-            variant_overrides(wildcards.variant)),
+        options=lambda wildcards: train_options(wildcards, variant_overrides(wildcards.variant), "masking"),
         run_dir=lambda wildcards, output: str(Path(output.metrics).parent),
         prepared=lambda wildcards: PREPARED.format(model=wildcards.model, task=wildcards.task),
     log:

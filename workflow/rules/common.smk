@@ -16,7 +16,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from maskbench.locations import restore_offline_settings, workflow_environment
-from maskbench.settings import BLOCK_METHODS, METHODS as REGISTERED_METHODS, MaskConfig, TrainConfig, run_identity
+from maskbench.settings import BLOCK_METHODS, METHODS as REGISTERED_METHODS, command_line, run_config, run_identity
 from maskbench.select import format_lr
 from maskbench.tables import Layout
 
@@ -152,17 +152,21 @@ wildcard_constraints:
 
 # --- training settings ------------------------------------------------------------------------------------
 
-# training key -> maskbench train option; booleans map to a flag given when the value is the one shown
-_TRAIN_OPTIONS = {"batch_size": "--batch-size", "epochs": "--epochs", "patience": "--patience",
-                  "max_length": "--max-length", "max_train_examples": "--max-train-examples",
-                  "max_eval_examples": "--max-eval-examples", "precision": "--precision"}
-_TRAIN_FLAGS = {"group_by_length": (False, "--no-group-by-length")}
-_MASK_OPTIONS = {"initial_sparsity": "--initial-sparsity", "threshold": "--threshold",
-                 "mask_format": "--mask-format"}
-_MASK_FLAGS = {"mask_pooler": (False, "--no-mask-pooler"), "mask_classifier": (False, "--no-mask-classifier"),
-               "train_classifier": (True, "--train-classifier")}
-# training keys that only one method uses -> (method, option)
-_METHOD_OPTIONS = {"lora_r": ("lora", "--lora-r"), "lora_alpha": ("lora", "--lora-alpha")}
+# the options a train job gets: generated from the run's settings (maskbench.settings.command_line), so that
+# the job runs exactly the TrainConfig that expected_config builds; these come from wildcards and paths instead
+RUN_ARGUMENTS = ("method", "task", "seed", "lr", "out", "prepared")
+
+
+class ShellOptions:
+    """Options for a job's command line that Snakemake's ``params`` rerun trigger does not compare (it skips
+    values it cannot represent): whether a finished run is the run asked for is decided by its settings
+    (:func:`finished_run`), not by how a version of maskbench spells its command line."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def __str__(self):
+        return self.text
 
 
 def training_settings(task):
@@ -174,60 +178,22 @@ def max_length(task):
     return training_settings(task).get("max_length", 128)
 
 
-def train_options(wildcards, mask_overrides=None):
-    """The ``maskbench train`` options of a run besides method, task, seed, lr and paths (unset keys: defaults).
+def train_options(wildcards, mask_overrides=None, method=None):
+    """The ``maskbench train`` options of a run besides method, task, seed, lr and paths.
 
     ``mask_overrides`` (initial_sparsity, blocks) replace the configured values: the analysis runs of Figs. 1/2.
     """
-    settings = training_settings(wildcards.task)
-    model = config["models"][wildcards.model]
-    options = ["--model", model["name"], "--max-length", str(max_length(wildcards.task))]
-    for key, option in _TRAIN_OPTIONS.items():
-        if key != "max_length" and settings.get(key) is not None:
-            options += [option, str(settings[key])]
-    for key, (value, flag) in _TRAIN_FLAGS.items():
-        if settings.get(key) is value:
-            options.append(flag)
-    if wildcards.method == "masking":
-        settings = {**settings, "blocks": model.get("blocks"), **(mask_overrides or {})}
-        for key, option in {**_MASK_OPTIONS, "blocks": "--blocks"}.items():
-            if settings.get(key) is not None:
-                options += [option, str(settings[key])]
-        for key, (value, flag) in _MASK_FLAGS.items():
-            if settings.get(key) is value:
-                options.append(flag)
-    elif wildcards.method in BLOCK_METHODS and model.get("blocks") is not None:
-        options += ["--blocks", str(model["blocks"])]  # LoRA and IA3 adapt the blocks that masking masks
-    elif wildcards.method == "finetuning" and (wildcards.model, wildcards.task) in weight_cells():
-        options.append("--save-weights")  # an analysis rebuilds the finetuned model (see analysis_cells)
-    for key, (method, option) in _METHOD_OPTIONS.items():
-        if wildcards.method == method and settings.get(key) is not None:
-            options += [option, str(settings[key])]
-    return " ".join(options)
+    run = expected_config(wildcards, method or wildcards.method, mask_overrides)
+    return ShellOptions(shlex.join(command_line(run, exclude=RUN_ARGUMENTS)))
 
 
 def expected_config(wildcards, method, mask_overrides=None):
-    """The TrainConfig that ``maskbench train`` builds from :func:`train_options` for this run."""
-    settings = training_settings(wildcards.task)
-    values = {key: settings[key] for key in (*_TRAIN_OPTIONS, *_TRAIN_FLAGS) if settings.get(key) is not None}
-    values["max_length"] = max_length(wildcards.task)
-    mask = MaskConfig()
-    if method == "masking":
-        mask_settings = {**settings, "blocks": config["models"][wildcards.model].get("blocks"),
-                         **(mask_overrides or {})}
-        keys = ("initial_sparsity", "threshold", "blocks", *_MASK_FLAGS)
-        values_mask = {key: mask_settings[key] for key in keys if mask_settings.get(key) is not None}
-        for key in ("initial_sparsity", "threshold"):  # variant overrides come from paths, as text
-            if key in values_mask:
-                values_mask[key] = float(values_mask[key])
-        mask = MaskConfig(**values_mask)
-    elif method in BLOCK_METHODS:
-        mask = MaskConfig(blocks=config["models"][wildcards.model].get("blocks"))
-    for key, (user, _) in _METHOD_OPTIONS.items():
-        if method == user and settings.get(key) is not None:
-            values[key] = settings[key]
-    return TrainConfig(method=method, model=config["models"][wildcards.model]["name"], task=wildcards.task,
-                       seed=int(wildcards.seed), lr=float(wildcards.lr), mask=mask, **values)
+    """The TrainConfig of this run (what ``maskbench train`` builds from :func:`train_options`)."""
+    model = config["models"][wildcards.model]
+    return run_config(training_settings(wildcards.task), method=method, model=model["name"], task=wildcards.task,
+                      seed=int(wildcards.seed), lr=float(wildcards.lr), blocks=model.get("blocks"),
+                      mask_overrides=mask_overrides,
+                      save_weights=method == "finetuning" and (wildcards.model, wildcards.task) in weight_cells())
 
 
 def finished_run(metrics_path, expected):

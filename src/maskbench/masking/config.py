@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from maskbench.errors import ConfigError
@@ -19,15 +19,17 @@ class MaskConfig:
     initial_sparsity - init_scale), so that the requested fraction starts below the threshold (masked out).
     """
 
-    initial_sparsity: float = 0.05
-    threshold: float = 0.01
-    init_scale: float = 0.02
+    initial_sparsity: float = field(default=0.05, metadata={"help": "fraction of zeros in the initial mask"})
+    threshold: float = field(default=0.01, metadata={"help": "score threshold of the binariser"})
+    init_scale: float = field(default=0.02, metadata={
+        "help": "scores start in U(-c, (c + threshold) / s - c), the authors' initialisation"})
     #: transformer blocks to mask, e.g. "2-11", "0-3,8-11" or "all"; None = the paper's default (block 2 to the last)
-    blocks: str | None = None
-    mask_pooler: bool = True
-    mask_classifier: bool = True
+    blocks: str | None = field(default=None, metadata={
+        "help": "blocks that masking, LoRA and IA3 adapt, e.g. '2-11' or 'all' (default: 2 to last)"})
+    mask_pooler: bool = field(default=True, metadata={"help": "leave the pooler W_P unmasked"})
+    mask_classifier: bool = field(default=True, metadata={"help": "leave the classifier W_T unmasked"})
     #: the authors keep the random classifier frozen and only mask it; True trains its weights as well
-    train_classifier: bool = False
+    train_classifier: bool = field(default=False, metadata={"help": "also train the classifier's weights"})
 
     def __post_init__(self) -> None:
         for key in ("initial_sparsity", "init_scale", "threshold"):

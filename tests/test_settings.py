@@ -1,0 +1,116 @@
+"""Run settings are declared once (the dataclasses of maskbench.settings): the command line and the workflow's
+run settings are generated from their fields. No model is loaded here."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import given, settings as hypothesis_settings, strategies as st
+
+from maskbench import cli
+from maskbench import settings as run_settings
+from maskbench.errors import ConfigError
+from maskbench.masking.config import MaskConfig
+from maskbench.settings import (METHODS, TrainConfig, add_arguments, command_line, from_arguments, options,
+                                run_config, run_identity)
+
+
+@dataclass
+class WarmupConfig(TrainConfig):
+    """A setting added the way the recipe says: one field with its help."""
+
+    warmup_steps: int = field(default=0, metadata={"help": "linear warmup steps"})
+
+
+def _parse(arguments: list[str], cls: type | None = None):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, cls)
+    return from_arguments(parser.parse_args(arguments), cls)
+
+
+def test_a_new_field_reaches_the_command_line_and_the_workflow(monkeypatch):
+    monkeypatch.setattr(run_settings, "TrainConfig", WarmupConfig)
+    # the workflow's settings of a run (common.smk: expected_config -> run_config) ...
+    run = run_config({"warmup_steps": 5, "epochs": 3}, method="masking", model="minilm", task="sst2", seed=2,
+                     lr=1e-3, blocks="2-5")
+    assert isinstance(run, WarmupConfig) and run.warmup_steps == 5 and run.epochs == 3
+    # ... become the job's options (common.smk: train_options -> command_line) ...
+    arguments = command_line(run, exclude=("out",))
+    assert arguments[arguments.index("--warmup-steps") + 1] == "5"
+    # ... which `maskbench train` parses back into the same settings, with no edit of the CLI
+    args = cli.build_parser().parse_args(["train", *arguments, "--out", "run"])
+    rebuilt = from_arguments(args)
+    assert rebuilt == run
+    # and it is part of the run's identity (a run with warmup is another run)
+    assert run_identity(rebuilt.to_dict()) != run_identity(dataclasses.replace(rebuilt, warmup_steps=0).to_dict())
+    assert "linear warmup steps" in cli.build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+
+
+def test_the_command_line_is_every_field():
+    names = {option.name for option in options()}
+    expected = {f.name for f in dataclasses.fields(TrainConfig) if f.name != "mask"}
+    assert names == expected | {f.name for f in dataclasses.fields(MaskConfig)}
+    flags = {option.name: option.flag for option in options()}
+    assert flags["mask_pooler"] == "--no-mask-pooler" and flags["train_classifier"] == "--train-classifier"
+    assert flags["group_by_length"] == "--no-group-by-length" and flags["allow_partial"] == "--allow-partial-data"
+    required = {option.name for option in options() if option.required}
+    assert required == {"method", "task", "lr", "out"}
+
+
+def test_cli_keeps_its_defaults_and_errors(capsys):
+    config = _parse(["--method", "masking", "--task", "sst2", "--lr", "1e-3", "--out", "r"])
+    assert config == TrainConfig(method="masking", model="minilm", task="sst2", lr=1e-3, out="r")
+    with pytest.raises(SystemExit) as exit_info:
+        _parse(["--method", "masking", "--task", "sst2", "--lr", "1e-3", "--out", "r", "--epochs", "2.5"])
+    assert exit_info.value.code == 2 and "--epochs" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="initial_sparsity"):
+        _parse(["--method", "masking", "--task", "sst2", "--lr", "1e-3", "--out", "r", "--initial-sparsity", "1.5"])
+
+
+def test_run_config_gives_each_method_only_its_settings():
+    settings = {"batch_size": 16, "initial_sparsity": 0.1, "threshold": 0.02, "train_classifier": True,
+                "lora_r": 4, "lora_alpha": 16.0, "precision": "bf16"}
+    common = dict(model="minilm", task="trec", seed=3, lr=1e-3, blocks="2-5")
+    masking = run_config(settings, method="masking", **common)
+    assert masking.mask == MaskConfig(initial_sparsity=0.1, threshold=0.02, train_classifier=True, blocks="2-5")
+    assert (masking.lora_r, masking.batch_size, masking.precision) == (8, 16, "bf16")
+    lora = run_config(settings, method="lora", **common)
+    assert lora.mask == MaskConfig(blocks="2-5") and (lora.lora_r, lora.lora_alpha) == (4, 16.0)
+    finetuning = run_config(settings, method="finetuning", save_weights=True, **common)
+    assert finetuning.mask == MaskConfig() and finetuning.lora_r == 8 and finetuning.save_weights
+    variant = run_config(settings, method="masking", mask_overrides={"initial_sparsity": "0.5", "blocks": "4-5"},
+                         **common)
+    assert variant.mask.initial_sparsity == 0.5 and variant.mask.blocks == "4-5"
+    with pytest.raises(ConfigError, match="warmup_steps"):
+        run_config({"warmup_steps": 3}, method="masking", **common)
+
+
+_floats = st.floats(min_value=1e-6, max_value=0.5, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def train_configs(draw):
+    method = draw(st.sampled_from(METHODS))
+    mask = MaskConfig(initial_sparsity=draw(st.floats(0.001, 0.999)), threshold=draw(_floats),
+                      init_scale=draw(_floats), blocks=draw(st.sampled_from([None, "all", "2-5", "0,3"])),
+                      mask_pooler=draw(st.booleans()), mask_classifier=draw(st.booleans()),
+                      train_classifier=draw(st.booleans()))
+    return TrainConfig(method=method, model=draw(st.sampled_from(["minilm", "bert-base-uncased"])),
+                       task=draw(st.sampled_from(["sst2", "conll2003"])), seed=draw(st.integers(0, 2**32 - 1)),
+                       lr=draw(_floats), batch_size=draw(st.integers(1, 512)), epochs=draw(st.integers(1, 20)),
+                       max_length=draw(st.integers(8, 512)),
+                       max_train_examples=draw(st.none() | st.integers(1, 10**6)), mask=mask,
+                       lora_r=draw(st.integers(1, 64)), lora_alpha=draw(_floats),
+                       group_by_length=draw(st.booleans()), precision=draw(st.sampled_from(["fp32", "bf16"])),
+                       save_weights=method == "finetuning" and draw(st.booleans()),
+                       data_dir=draw(st.none() | st.just("data dir/with spaces")), out="runs/x")
+
+
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(train_configs())
+def test_command_line_round_trips(config):
+    assert _parse(command_line(config)) == config
+
