@@ -134,12 +134,13 @@ def test_zeroing_and_restoring_weights_is_bit_exact(dtype):
 
 def _save_adapter_task(base_dir: Path, out: Path, seed: int, method: str, name: str, kind: str,
                        labels: tuple[str, ...], blocks: str) -> Path:
-    """A LoRA/IA3 task trained two steps (so that its adapter is not the identity) and saved as a run saves it."""
+    """A LoRA/IA3/BitFit task trained two steps (so that it changes the backbone) and saved as a run saves it."""
     from maskbench.methods import get_method
     from maskbench.settings import TrainConfig
 
     torch.manual_seed(seed)
-    config = TrainConfig(method=method, model=str(base_dir), task="sst2", mask=MaskConfig(blocks=blocks))
+    mask = MaskConfig(blocks=blocks) if method != "bitfit" else MaskConfig()
+    config = TrainConfig(method=method, model=str(base_dir), task="sst2", mask=mask)
     model = get_method(method).prepare(load_model(str(base_dir), kind, labels), config)
     optimizer = torch.optim.Adam(get_method(method).trainable_parameters(model), lr=5e-2)
     for _ in range(2):
@@ -167,18 +168,22 @@ def test_adapter_tasks_are_served_with_mask_tasks_from_one_backbone(tiny_bert_di
     adapters = [_save_adapter_task(tiny_bert_dir, tmp_path / method, 10, method, "review", "single", ("bad", "good"),
                                    "1-3"),
                 _save_adapter_task(tiny_bert_dir, tmp_path / method, 11, method, "para", "pair", ("no", "yes"), "2-3")]
-    model = MultiTaskModel.from_masks(str(tiny_bert_dir), [task_dirs[0], *adapters, task_dirs[1]])
-    assert sorted(model.tasks) == ["nli", "para", "review", "sent"]
+    # BitFit after the adapters: its biases live in layers that peft has wrapped by then
+    bitfit = _save_adapter_task(tiny_bert_dir, tmp_path / "bitfit", 13, "bitfit", "bits", "single", ("x", "y"), "")
+    model = MultiTaskModel.from_masks(str(tiny_bert_dir), [task_dirs[0], *adapters, task_dirs[1], bitfit])
+    assert sorted(model.tasks) == ["bits", "nli", "para", "review", "sent"]
     expected = {"review": _fresh_logits(method, adapters[0], tiny_bert_dir, TEXTS),
                 "para": _fresh_logits(method, adapters[1], tiny_bert_dir, PAIRS),
+                "bits": _fresh_logits("bitfit", bitfit, tiny_bert_dir, TEXTS),
                 "sent": _expected_logits(task_dirs[0], tiny_bert_dir, TEXTS),
                 "nli": _expected_logits(task_dirs[1], tiny_bert_dir, PAIRS)}
     assert not torch.allclose(expected["review"], expected["sent"][:, :2])
-    # every order of neighbours: adapter -> adapter, adapter <-> masks, masks -> masks
-    for name in ("review", "sent", "para", "nli", "review", "para", "review", "sent", "nli", "para"):
+    # every order of neighbours: adapter -> adapter, adapter <-> masks, masks -> masks, BitFit <-> both
+    for name in ("review", "sent", "para", "nli", "review", "para", "review", "sent", "nli", "bits", "para", "bits",
+                 "sent", "bits", "review"):
         texts = PAIRS if name in ("nli", "para") else TEXTS
         logits = model.logits(name, texts)
-        if name in ("review", "para"):  # nothing is merged: the same operations as the task's own model
+        if name in ("review", "para", "bits"):  # nothing is merged: the same operations as the task's own model
             assert torch.equal(logits, expected[name]), name
         else:
             assert torch.allclose(logits, expected[name], atol=1e-6, rtol=0), name
@@ -186,3 +191,17 @@ def test_adapter_tasks_are_served_with_mask_tasks_from_one_backbone(tiny_bert_di
     mixed = _save_adapter_task(tiny_bert_dir, tmp_path / other, 12, other, "x", "single", ("a", "b"), "1-3")
     with pytest.raises(ConfigError, match="already serves"):
         model.add_task(mixed)
+
+
+def test_bitfit_task_restores_the_backbone_biases(tiny_bert_dir, task_dirs, tmp_path):
+    bitfit = _save_adapter_task(tiny_bert_dir, tmp_path / "bitfit", 14, "bitfit", "bits", "single", ("x", "y"), "")
+    model = MultiTaskModel.from_masks(str(tiny_bert_dir), [bitfit, task_dirs[0]])
+    pristine = {name: p.detach().clone() for name, p in model.backbone.named_parameters()}
+    model.logits("bits", TEXTS)
+    changed = [name for name, p in model.backbone.named_parameters() if not torch.equal(p, pristine[name])]
+    assert changed and all(name.endswith(".bias") for name in changed)
+    assert torch.allclose(model.logits("sent", TEXTS), _expected_logits(task_dirs[0], tiny_bert_dir, TEXTS),
+                          atol=1e-6, rtol=0)
+    model.activate("bits")
+    model._restore()
+    assert all(torch.equal(p, pristine[name]) for name, p in model.backbone.named_parameters())

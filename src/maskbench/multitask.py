@@ -5,7 +5,9 @@ switching: each task's adapter is injected into the shared backbone under its ow
 task enables its adapter in the layers that have it and disables the adapters elsewhere (all of them for a task
 without adapter). Nothing is merged into the backbone's weights, so switching back and forth is exact, and a switch
 touches only the wrapped layers whose state changes. One MultiTaskModel serves masks and adapters of one peft method
-(LoRA or IA3), since peft wraps a layer for one adapter type.
+(LoRA or IA3), since peft wraps a layer for one adapter type. BitFit tasks are served like a head that overrides
+backbone parameters: activating one copies its biases into the backbone, and the backbone's own values are put back
+when another task is activated.
 
 How the masks are applied was chosen by measurement (``benchmarks/multitask.py``): the backbone's weights are held
 once and the active task's masks are applied to them in place. Switching tasks puts back the weights the previous
@@ -45,7 +47,10 @@ from maskbench.storage import decode_mask, zero_positions
 PREDICT_KINDS = ("single", "pair")
 #: the peft methods whose adapters :class:`MultiTaskModel` serves besides masks
 ADAPTER_METHODS = ("lora", "ia3")
+#: the artefacts (of :mod:`maskbench.methods`, with a ``maskbench.json``) that :class:`MultiTaskModel` serves
+SERVED_METHODS = (*ADAPTER_METHODS, "bitfit")
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
+BITFIT_WEIGHTS = "bitfit.safetensors"
 #: the state of the adapter layers before the first switch after an adapter was injected (unlike any adapter name)
 _UNKNOWN = object()
 
@@ -77,7 +82,7 @@ class _Task:
     model: nn.Module  # the task's Hugging Face model; its base module is the shared backbone
     shapes: dict[str, tuple[int, ...]]  # masked backbone layers
     masks: dict[str, bytes] = field(repr=False)  # encode_mask() of each masked backbone layer
-    overrides: dict[str, torch.Tensor] = field(repr=False)  # head-file tensors that live in the backbone
+    overrides: dict[str, torch.Tensor] = field(repr=False)  # tensors (head file, BitFit) that live in the backbone
     adapter: str | None = None  # the task's peft adapter name in the backbone (LoRA/IA3 tasks)
 
 
@@ -164,7 +169,7 @@ class MultiTaskModel:
         return model_class, kind, name
 
     def add_task(self, directory: str | Path) -> str:
-        """Load one mask directory or LoRA/IA3 artefact; returns its task name (its ``task`` entry, else the
+        """Load one mask directory or LoRA/IA3/BitFit artefact; returns its task name (its ``task`` entry, else the
         directory's name)."""
         directory = Path(directory)
         if (directory / DESCRIPTION_FILE).is_file():
@@ -230,15 +235,40 @@ class MultiTaskModel:
         return overrides
 
     def _add_method_task(self, directory: Path) -> str:
-        """Add a LoRA or IA3 artefact (a folder with a ``maskbench.json``)."""
+        """Add a LoRA, IA3 or BitFit artefact (a folder with a ``maskbench.json``)."""
         try:
             method = json.loads((directory / DESCRIPTION_FILE).read_text()).get("method")
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise MaskFileError(f"{directory / DESCRIPTION_FILE}: not valid JSON ({error})") from None
-        if method not in ADAPTER_METHODS:
-            raise ConfigError(f"{directory}: a {method} artefact; multi-task prediction serves masks and "
-                              f"{'/'.join(ADAPTER_METHODS)} adapters")
+        if method not in SERVED_METHODS:
+            raise ConfigError(f"{directory}: a {method} artefact; multi-task prediction serves masks, "
+                              f"{'/'.join(ADAPTER_METHODS)} adapters and BitFit")
+        if method == "bitfit":
+            return self._add_bitfit_task(directory)
         return self._add_adapter_task(directory, method)
+
+    def _add_bitfit_task(self, directory: Path) -> str:
+        """Load a BitFit artefact: its biases become overrides of the backbone's, its head the task's own."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        description = read_description(directory, "bitfit")
+        model_class, kind, name = self._check_task(description, directory)
+        self._restore()
+        config = transformers.AutoConfig.from_pretrained(self._path, **head_config_kwargs(description))
+        with torch.device("meta"):
+            model = model_class(config)
+        setattr(model, model.base_model_prefix, self.backbone)
+        check_base(model, description, directory, self.base, self._fingerprints)
+        try:
+            tensors = load_file(directory / BITFIT_WEIGHTS)
+        except (SafetensorError, OSError) as error:
+            raise MaskFileError(f"{directory}: cannot read {BITFIT_WEIGHTS} ({error})") from None
+        overrides = self._load_head(model, tensors, directory / BITFIT_WEIGHTS)
+        label_names = description.get("label_names") or [config.id2label[i] for i in range(config.num_labels)]
+        info = TaskInfo(name=name, kind=kind, label_names=list(label_names), directory=directory)
+        self._tasks[name] = _Task(info=info, model=model, shapes={}, masks={}, overrides=overrides)
+        return name
 
     def _add_adapter_task(self, directory: Path, method: str) -> str:
         """Inject a LoRA or IA3 artefact's adapter into the shared backbone and load its head."""
