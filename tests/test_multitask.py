@@ -134,12 +134,13 @@ def test_zeroing_and_restoring_weights_is_bit_exact(dtype):
 
 def _save_adapter_task(base_dir: Path, out: Path, seed: int, method: str, name: str, kind: str,
                        labels: tuple[str, ...], blocks: str) -> Path:
-    """A LoRA/IA3 task trained two steps (so that its adapter is not the identity) and saved as a run saves it."""
+    """A LoRA/IA3/BitFit task trained two steps (so that it changes the backbone) and saved as a run saves it."""
     from maskbench.methods import get_method
     from maskbench.settings import TrainConfig
 
     torch.manual_seed(seed)
-    config = TrainConfig(method=method, model=str(base_dir), task="sst2", mask=MaskConfig(blocks=blocks))
+    mask = MaskConfig(blocks=blocks) if method != "bitfit" else MaskConfig()
+    config = TrainConfig(method=method, model=str(base_dir), task="sst2", mask=mask)
     model = get_method(method).prepare(load_model(str(base_dir), kind, labels), config)
     optimizer = torch.optim.Adam(get_method(method).trainable_parameters(model), lr=5e-2)
     for _ in range(2):
@@ -151,30 +152,56 @@ def _save_adapter_task(base_dir: Path, out: Path, seed: int, method: str, name: 
     return get_method(method).save(model.eval(), out / name, base=str(base_dir), extra=extra)
 
 
-@pytest.mark.parametrize("method", ["lora", "ia3"])
-def test_adapter_tasks_are_served_with_mask_tasks_from_one_backbone(tiny_bert_dir, task_dirs, tmp_path, method):
+def _fresh_logits(method: str, directory: Path, base_dir: Path, texts) -> torch.Tensor:
+    """Logits of the task's own model, loaded from its artefact alone."""
     from maskbench.methods import get_method
 
+    tokenizer = load_tokenizer(str(base_dir))
+    inputs = tokenizer([a for a, _ in texts], [b for _, b in texts], padding=True, return_tensors="pt") \
+        if isinstance(texts[0], tuple) else tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        return get_method(method).load(directory)(**inputs).logits
+
+
+@pytest.mark.parametrize("method", ["lora", "ia3"])
+def test_adapter_tasks_are_served_with_mask_tasks_from_one_backbone(tiny_bert_dir, task_dirs, tmp_path, method):
     adapters = [_save_adapter_task(tiny_bert_dir, tmp_path / method, 10, method, "review", "single", ("bad", "good"),
                                    "1-3"),
                 _save_adapter_task(tiny_bert_dir, tmp_path / method, 11, method, "para", "pair", ("no", "yes"), "2-3")]
-    model = MultiTaskModel.from_masks(str(tiny_bert_dir), [task_dirs[0], *adapters, task_dirs[1]])
-    assert sorted(model.tasks) == ["nli", "para", "review", "sent"]
-    tokenizer = load_tokenizer(str(tiny_bert_dir))
-    expected = {}
-    for directory, name, texts in ((adapters[0], "review", TEXTS), (adapters[1], "para", PAIRS)):
-        loaded = get_method(method).load(directory)
-        inputs = tokenizer([a for a, _ in texts], [b for _, b in texts], padding=True, return_tensors="pt") \
-            if name == "para" else tokenizer(texts, padding=True, return_tensors="pt")
-        with torch.no_grad():
-            expected[name] = loaded(**inputs).logits
-    expected["sent"] = _expected_logits(task_dirs[0], tiny_bert_dir, TEXTS)
-    expected["nli"] = _expected_logits(task_dirs[1], tiny_bert_dir, PAIRS)
+    # BitFit after the adapters: its biases live in layers that peft has wrapped by then
+    bitfit = _save_adapter_task(tiny_bert_dir, tmp_path / "bitfit", 13, "bitfit", "bits", "single", ("x", "y"), "")
+    model = MultiTaskModel.from_masks(str(tiny_bert_dir), [task_dirs[0], *adapters, task_dirs[1], bitfit])
+    assert sorted(model.tasks) == ["bits", "nli", "para", "review", "sent"]
+    expected = {"review": _fresh_logits(method, adapters[0], tiny_bert_dir, TEXTS),
+                "para": _fresh_logits(method, adapters[1], tiny_bert_dir, PAIRS),
+                "bits": _fresh_logits("bitfit", bitfit, tiny_bert_dir, TEXTS),
+                "sent": _expected_logits(task_dirs[0], tiny_bert_dir, TEXTS),
+                "nli": _expected_logits(task_dirs[1], tiny_bert_dir, PAIRS)}
     assert not torch.allclose(expected["review"], expected["sent"][:, :2])
-    for name in ("review", "sent", "para", "nli", "review", "para", "sent"):
+    # every order of neighbours: adapter -> adapter, adapter <-> masks, masks -> masks, BitFit <-> both
+    for name in ("review", "sent", "para", "nli", "review", "para", "review", "sent", "nli", "bits", "para", "bits",
+                 "sent", "bits", "review"):
         texts = PAIRS if name in ("nli", "para") else TEXTS
-        assert torch.allclose(model.logits(name, texts), expected[name], atol=1e-6, rtol=0), name
+        logits = model.logits(name, texts)
+        if name in ("review", "para", "bits"):  # nothing is merged: the same operations as the task's own model
+            assert torch.equal(logits, expected[name]), name
+        else:
+            assert torch.allclose(logits, expected[name], atol=1e-6, rtol=0), name
     other = "ia3" if method == "lora" else "lora"
     mixed = _save_adapter_task(tiny_bert_dir, tmp_path / other, 12, other, "x", "single", ("a", "b"), "1-3")
     with pytest.raises(ConfigError, match="already serves"):
         model.add_task(mixed)
+
+
+def test_bitfit_task_restores_the_backbone_biases(tiny_bert_dir, task_dirs, tmp_path):
+    bitfit = _save_adapter_task(tiny_bert_dir, tmp_path / "bitfit", 14, "bitfit", "bits", "single", ("x", "y"), "")
+    model = MultiTaskModel.from_masks(str(tiny_bert_dir), [bitfit, task_dirs[0]])
+    pristine = {name: p.detach().clone() for name, p in model.backbone.named_parameters()}
+    model.logits("bits", TEXTS)
+    changed = [name for name, p in model.backbone.named_parameters() if not torch.equal(p, pristine[name])]
+    assert changed and all(name.endswith(".bias") for name in changed)
+    assert torch.allclose(model.logits("sent", TEXTS), _expected_logits(task_dirs[0], tiny_bert_dir, TEXTS),
+                          atol=1e-6, rtol=0)
+    model.activate("bits")
+    model._restore()
+    assert all(torch.equal(p, pristine[name]) for name, p in model.backbone.named_parameters())

@@ -2,8 +2,12 @@
 
 LoRA and IA3 tasks (artefacts of :mod:`maskbench.methods`) are served from the same backbone through peft's adapter
 switching: each task's adapter is injected into the shared backbone under its own adapter name, and activating a
-task enables its adapter (and disables the adapters for a masking task). One MultiTaskModel serves masks and adapters
-of one peft method (LoRA or IA3), since peft wraps a layer for one adapter type.
+task enables its adapter in the layers that have it and disables the adapters elsewhere (all of them for a task
+without adapter). Nothing is merged into the backbone's weights, so switching back and forth is exact, and a switch
+touches only the wrapped layers whose state changes. One MultiTaskModel serves masks and adapters of one peft method
+(LoRA or IA3), since peft wraps a layer for one adapter type. BitFit tasks are served like a head that overrides
+backbone parameters: activating one copies its biases into the backbone, and the backbone's own values are put back
+when another task is activated.
 
 How the masks are applied was chosen by measurement (``benchmarks/multitask.py``): the backbone's weights are held
 once and the active task's masks are applied to them in place. Switching tasks puts back the weights the previous
@@ -43,7 +47,12 @@ from maskbench.storage import decode_mask, zero_positions
 PREDICT_KINDS = ("single", "pair")
 #: the peft methods whose adapters :class:`MultiTaskModel` serves besides masks
 ADAPTER_METHODS = ("lora", "ia3")
+#: the artefacts (of :mod:`maskbench.methods`, with a ``maskbench.json``) that :class:`MultiTaskModel` serves
+SERVED_METHODS = (*ADAPTER_METHODS, "bitfit")
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
+BITFIT_WEIGHTS = "bitfit.safetensors"
+#: the state of the adapter layers before the first switch after an adapter was injected (unlike any adapter name)
+_UNKNOWN = object()
 
 Text = str | tuple[str, str]
 
@@ -73,7 +82,7 @@ class _Task:
     model: nn.Module  # the task's Hugging Face model; its base module is the shared backbone
     shapes: dict[str, tuple[int, ...]]  # masked backbone layers
     masks: dict[str, bytes] = field(repr=False)  # encode_mask() of each masked backbone layer
-    overrides: dict[str, torch.Tensor] = field(repr=False)  # head-file tensors that live in the backbone
+    overrides: dict[str, torch.Tensor] = field(repr=False)  # tensors (head file, BitFit) that live in the backbone
     adapter: str | None = None  # the task's peft adapter name in the backbone (LoRA/IA3 tasks)
 
 
@@ -126,6 +135,9 @@ class MultiTaskModel:
         self._active: str | None = None
         self._undo: dict[str, tuple[np.ndarray, torch.Tensor]] = {}  # zeroed positions and their values, by layer
         self._adapter_method: str | None = None  # "lora" or "ia3" once an adapter task is loaded
+        self._parameters: dict[str, nn.Parameter] | None = None  # the backbone's, by unwrapped name; see _parameter_map
+        self._tuner_layers: list[tuple[nn.Module, frozenset[str]]] = []  # peft layers and the adapters each holds
+        self._enabled_adapter: object = None  # the adapter enabled in the peft layers (None: all disabled)
 
     @classmethod
     def from_masks(cls, base: str, directories: Sequence[str | Path], device: str | torch.device | None = None,
@@ -157,11 +169,11 @@ class MultiTaskModel:
         return model_class, kind, name
 
     def add_task(self, directory: str | Path) -> str:
-        """Load one mask directory or LoRA/IA3 artefact; returns its task name (its ``task`` entry, else the
+        """Load one mask directory or LoRA/IA3/BitFit artefact; returns its task name (its ``task`` entry, else the
         directory's name)."""
         directory = Path(directory)
         if (directory / DESCRIPTION_FILE).is_file():
-            return self._add_adapter_task(directory)
+            return self._add_method_task(directory)
         description = read_mask_description(directory)
         model_class, kind, name = self._check_task(description, directory)
         self._restore()  # the fingerprint is over the unmasked weights
@@ -171,28 +183,9 @@ class MultiTaskModel:
         setattr(model, model.base_model_prefix, self.backbone)
         check_base_model(model, description, directory, self.base, self._fingerprints)
         masks, head = read_masks(directory, description, encoded=True)
+        overrides = self._load_head(model, head, directory / HEAD_FILE)
 
         prefix = model.base_model_prefix + "."
-        backbone_parameters = dict(self.backbone.named_parameters())
-        overrides = {}
-        for key, tensor in head.items():
-            if not key.startswith(prefix):
-                continue
-            inner = key[len(prefix):]
-            if inner not in backbone_parameters or backbone_parameters[inner].shape != tensor.shape:
-                raise MaskFileError(f"{directory / HEAD_FILE}: parameter {key} does not fit the model")
-            overrides[inner] = tensor.to(self.device)
-            self._pristine.setdefault(inner, backbone_parameters[inner].detach().clone())
-        try:
-            result = model.load_state_dict({k: v for k, v in head.items() if not k.startswith(prefix)},
-                                           strict=False, assign=True)
-        except RuntimeError as error:
-            raise MaskFileError(f"{directory / HEAD_FILE}: does not fit the model ({error})") from None
-        missing = [key for key in result.missing_keys if not key.startswith(prefix)]
-        if missing or result.unexpected_keys:
-            raise MaskFileError(f"{directory / HEAD_FILE}: missing {missing}, unexpected {result.unexpected_keys}")
-        model.to(self.device).eval()
-
         shapes = {layer: tuple(shape) for layer, shape in description["layers"].items()}
         with torch.no_grad():
             for layer in [layer for layer in masks if not layer.startswith(prefix)]:
@@ -204,19 +197,85 @@ class MultiTaskModel:
                                   masks=masks, overrides=overrides)
         return name
 
-    def _add_adapter_task(self, directory: Path) -> str:
+    def _parameter_map(self) -> dict[str, nn.Parameter]:
+        """The backbone's parameters by their names in the unwrapped model (peft moves a wrapped layer's own
+        parameters under ``base_layer``); the adapters' parameters are left out."""
+        if self._parameters is None:
+            adapter_parameters = {id(parameter) for module, _ in self._tuner_layers
+                                  for layer_name in module.adapter_layer_names
+                                  for parameter in getattr(module, layer_name).parameters()}
+            self._parameters = {name.replace(".base_layer.", "."): parameter
+                                for name, parameter in self.backbone.named_parameters()
+                                if id(parameter) not in adapter_parameters}
+        return self._parameters
+
+    def _load_head(self, model: nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+        """Load the task's own tensors (its head) into ``model``; returns those that live in the shared backbone
+        (keys under the backbone's prefix), which :meth:`activate` copies in, by their name in the backbone."""
+        prefix = model.base_model_prefix + "."
+        backbone_parameters = self._parameter_map()
+        overrides = {}
+        for key, tensor in tensors.items():
+            if not key.startswith(prefix):
+                continue
+            inner = key[len(prefix):]
+            if inner not in backbone_parameters or backbone_parameters[inner].shape != tensor.shape:
+                raise MaskFileError(f"{path}: parameter {key} does not fit the model")
+            overrides[inner] = tensor.to(self.device, backbone_parameters[inner].dtype)
+            self._pristine.setdefault(inner, backbone_parameters[inner].detach().clone())
+        try:
+            result = model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith(prefix)},
+                                           strict=False, assign=True)
+        except RuntimeError as error:
+            raise MaskFileError(f"{path}: does not fit the model ({error})") from None
+        missing = [key for key in result.missing_keys if not key.startswith(prefix)]
+        if missing or result.unexpected_keys:
+            raise MaskFileError(f"{path}: missing {missing}, unexpected {result.unexpected_keys}")
+        model.to(self.device).eval()
+        return overrides
+
+    def _add_method_task(self, directory: Path) -> str:
+        """Add a LoRA, IA3 or BitFit artefact (a folder with a ``maskbench.json``)."""
+        try:
+            method = json.loads((directory / DESCRIPTION_FILE).read_text()).get("method")
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise MaskFileError(f"{directory / DESCRIPTION_FILE}: not valid JSON ({error})") from None
+        if method not in SERVED_METHODS:
+            raise ConfigError(f"{directory}: a {method} artefact; multi-task prediction serves masks, "
+                              f"{'/'.join(ADAPTER_METHODS)} adapters and BitFit")
+        if method == "bitfit":
+            return self._add_bitfit_task(directory)
+        return self._add_adapter_task(directory, method)
+
+    def _add_bitfit_task(self, directory: Path) -> str:
+        """Load a BitFit artefact: its biases become overrides of the backbone's, its head the task's own."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        description = read_description(directory, "bitfit")
+        model_class, kind, name = self._check_task(description, directory)
+        self._restore()
+        config = transformers.AutoConfig.from_pretrained(self._path, **head_config_kwargs(description))
+        with torch.device("meta"):
+            model = model_class(config)
+        setattr(model, model.base_model_prefix, self.backbone)
+        check_base(model, description, directory, self.base, self._fingerprints)
+        try:
+            tensors = load_file(directory / BITFIT_WEIGHTS)
+        except (SafetensorError, OSError) as error:
+            raise MaskFileError(f"{directory}: cannot read {BITFIT_WEIGHTS} ({error})") from None
+        overrides = self._load_head(model, tensors, directory / BITFIT_WEIGHTS)
+        label_names = description.get("label_names") or [config.id2label[i] for i in range(config.num_labels)]
+        info = TaskInfo(name=name, kind=kind, label_names=list(label_names), directory=directory)
+        self._tasks[name] = _Task(info=info, model=model, shapes={}, masks={}, overrides=overrides)
+        return name
+
+    def _add_adapter_task(self, directory: Path, method: str) -> str:
         """Inject a LoRA or IA3 artefact's adapter into the shared backbone and load its head."""
         from peft import PeftConfig, inject_adapter_in_model, set_peft_model_state_dict
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        try:
-            method = json.loads((directory / DESCRIPTION_FILE).read_text()).get("method")
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise MaskFileError(f"{directory / DESCRIPTION_FILE}: not valid JSON ({error})") from None
-        if method not in ADAPTER_METHODS:
-            raise ConfigError(f"{directory}: a {method} artefact; multi-task prediction serves masks and "
-                              f"{'/'.join(ADAPTER_METHODS)} adapters")
         if self._adapter_method not in (None, method):
             raise ConfigError(f"{directory}: a {method} adapter, but this model already serves "
                               f"{self._adapter_method} adapters (peft wraps a layer for one method)")
@@ -240,6 +299,8 @@ class MultiTaskModel:
         peft_config.modules_to_save, peft_config.inference_mode = None, True  # the head is the task's own
         adapter_name = f"task_{len(self._tasks)}"
         inject_adapter_in_model(peft_config, model, adapter_name=adapter_name)
+        self._parameters, self._enabled_adapter = None, _UNKNOWN  # layers were wrapped and their adapters set
+        self._tuner_layers = self._find_tuner_layers()
         result = set_peft_model_state_dict(model, adapter, adapter_name=adapter_name)
         if result.unexpected_keys:
             raise MaskFileError(f"{directory / ADAPTER_WEIGHTS}: tensors {result.unexpected_keys[:3]} do not fit the "
@@ -258,18 +319,27 @@ class MultiTaskModel:
         self._tasks[name] = _Task(info=info, model=model, shapes={}, masks={}, overrides={}, adapter=adapter_name)
         return name
 
-    def _switch_adapters(self, adapter: str | None) -> None:
-        """Enable ``adapter`` in every backbone layer that has it; disable all others (None: plain backbone)."""
-        if self._adapter_method is None:
-            return
+    def _find_tuner_layers(self) -> list[tuple[nn.Module, frozenset[str]]]:
         from peft.tuners.tuners_utils import BaseTunerLayer
 
-        for module in self.backbone.modules():
-            if isinstance(module, BaseTunerLayer):
-                present = adapter is not None and adapter in getattr(module, module.adapter_layer_names[0])
-                module.enable_adapters(present)
-                if present:
-                    module.set_adapter(adapter, inference_mode=True)
+        return [(module, frozenset(getattr(module, module.adapter_layer_names[0])))
+                for module in self.backbone.modules() if isinstance(module, BaseTunerLayer)]
+
+    def _switch_adapters(self, adapter: str | None) -> None:
+        """Enable ``adapter`` in every backbone layer that has it; disable all others (None: plain backbone).
+
+        Only layers whose state changes are touched (peft's ``set_adapter`` and ``enable_adapters`` walk every
+        adapter a layer holds): nothing at all between two tasks without adapters."""
+        if adapter == self._enabled_adapter:
+            return
+        for module, adapters in self._tuner_layers:
+            if adapter in adapters:
+                if module.disable_adapters:
+                    module.enable_adapters(True)
+                module.set_adapter(adapter, inference_mode=True)
+            elif self._enabled_adapter in adapters or self._enabled_adapter is _UNKNOWN:
+                module.enable_adapters(False)
+        self._enabled_adapter = adapter
 
     def _task(self, task: str) -> _Task:
         if task not in self._tasks:
@@ -280,13 +350,14 @@ class MultiTaskModel:
         """Put back the weights the active task zeroed or overrode (the backbone is then unmasked)."""
         if self._active is None:
             return
-        parameters = dict(self.backbone.named_parameters())
         task = self._tasks[self._active]
         with torch.no_grad():
             for layer, (positions, values) in self._undo.items():
                 _scatter(task.model.get_submodule(layer).weight, positions, values)
-            for name in task.overrides:
-                parameters[name].copy_(self._pristine[name])
+            if task.overrides:
+                parameters = self._parameter_map()
+                for name in task.overrides:
+                    parameters[name].copy_(self._pristine[name])
         self._undo, self._active = {}, None
 
     def activate(self, task: str) -> nn.Module:
@@ -296,10 +367,11 @@ class MultiTaskModel:
             return entry.model
         self._restore()
         self._switch_adapters(entry.adapter)
-        parameters = dict(self.backbone.named_parameters())
         with torch.no_grad():
-            for name, value in entry.overrides.items():
-                parameters[name].copy_(value)
+            if entry.overrides:
+                parameters = self._parameter_map()
+                for name, value in entry.overrides.items():
+                    parameters[name].copy_(value)
             for layer, data in entry.masks.items():
                 weight = entry.model.get_submodule(layer).weight
                 positions = zero_positions(data, entry.shapes[layer])
