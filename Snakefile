@@ -19,12 +19,16 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 
+
 # shell jobs use the maskbench of this checkout, also inside a --use-conda environment, with the absolute data
 # directory and caches and the hub switched off (common.smk: ENVIRONMENT; the download stage switches it back)
 shell.prefix(
-    (f"export PYTHONPATH={Path(workflow.basedir) / 'src'}${{PYTHONPATH:+:$PYTHONPATH}} "
-     f"TOKENIZERS_PARALLELISM=false TQDM_MININTERVAL=30; {shell_exports(ENVIRONMENT.jobs())}")
-    .replace("{", "{{").replace("}", "}}")  # the prefix is formatted like a command
+    (
+        f"export PYTHONPATH={Path(workflow.basedir) / 'src'}${{PYTHONPATH:+:$PYTHONPATH}} "
+        f"TOKENIZERS_PARALLELISM=false TQDM_MININTERVAL=30; {shell_exports(ENVIRONMENT.jobs())}"
+    )
+    .replace("{", "{{")
+    .replace("}", "}}")  # the prefix is formatted like a command
 )
 
 

@@ -654,3 +654,15 @@ def test_predict_refuses_an_unwritable_output(tiny_bert_dir, saved_task_masks, r
     output = Path("/proc/maskbench-test.jsonl")
     code = _predict(tiny_bert_dir, saved_task_masks, request_file, output)
     _assert_refused(code, output, capsys, f"{output}: cannot be created, directory /proc is not writable")
+
+
+@pytest.mark.parametrize("arguments, fragment", [
+    ("{not json", "arguments are not JSON"),
+    ("[1, 2]", "expected a JSON object"),
+    ('{"model": "minilm", "task": "sst2"}', "missing a required argument: 'out'"),
+    ('{"model": "minilm", "task": "sst2", "out": "x.json", "colour": 1}', "unexpected keyword argument 'colour'"),
+])
+def test_a_step_with_bad_arguments_is_refused_before_work(arguments, fragment, tmp_path, capsys):
+    out = tmp_path / "x.json"
+    code = main(["step", "reference-sizes", arguments.replace("x.json", str(out))])
+    _assert_refused(code, out, capsys, "step reference-sizes", fragment)

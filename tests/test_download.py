@@ -22,8 +22,14 @@ from conftest import DATA_DIR, REPO, needs_data
 from maskbench import download as dl
 from maskbench.cli import main
 from maskbench.errors import ConfigError, DataError, OutputError
-from maskbench.locations import (LAUNCH_DIR_ENV, OFFLINE_VARIABLES, launch_directory, restore_offline_settings,
-                                 shell_exports, workflow_environment)
+from maskbench.locations import (
+    LAUNCH_DIR_ENV,
+    OFFLINE_VARIABLES,
+    launch_directory,
+    restore_offline_settings,
+    shell_exports,
+    workflow_environment,
+)
 
 HUB_MODEL = "maskbench-test/tiny-bert"  # a hub id that exists only in the fake caches below
 

@@ -79,7 +79,7 @@ def test_only_scores_are_trained_and_base_weights_stay_bit_identical():
     mask_model(model, MaskConfig(blocks="all", init_scale=0.002))
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(n.endswith("mask_scores") for n in trainable)
-    initial_masks = {n: l.binary_mask().clone() for n, l in masked_layers(model).items()}
+    initial_masks = {n: layer.binary_mask().clone() for n, layer in masked_layers(model).items()}
 
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     inputs = torch.randint(0, 1000, (8, 12))
@@ -93,7 +93,7 @@ def test_only_scores_are_trained_and_base_weights_stay_bit_identical():
     after = model.state_dict()
     for name, value in before.items():
         assert torch.equal(after[name], value), f"{name} changed"
-    changed = sum(int((l.binary_mask() != initial_masks[n]).sum()) for n, l in masked_layers(model).items())
+    changed = sum(int((layer.binary_mask() != initial_masks[n]).sum()) for n, layer in masked_layers(model).items())
     assert changed > 0, "training flipped no mask bit"
 
 
@@ -105,7 +105,7 @@ def test_default_blocks_and_heads_bert():
     assert len(names) == 2 * 6 + 2 and names[-2:] == ["bert.pooler.dense", "classifier"]
     sparsity = mask_sparsity(model)
     assert set(sparsity["layers"]) == set(names)
-    assert sparsity["masked_weights"] == sum(l.weight.numel() for l in masked_layers(model).values())
+    assert sparsity["masked_weights"] == sum(layer.weight.numel() for layer in masked_layers(model).values())
 
 
 @pytest.mark.parametrize(
@@ -127,7 +127,7 @@ def test_every_architecture_and_head(model_class, config, expected_heads):
     assert len(names) == 3 * 6 + len(expected_heads)
     assert names[-len(expected_heads):] == expected_heads
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == sum(
-        l.weight.numel() for l in masked_layers(model).values())
+        layer.weight.numel() for layer in masked_layers(model).values())
 
 
 def test_train_classifier_option_makes_classifier_trainable():

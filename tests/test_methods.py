@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import BertForSequenceClassification, DistilBertForSequenceClassification, \
-    RobertaForSequenceClassification
+from transformers import (
+    BertForSequenceClassification,
+    DistilBertForSequenceClassification,
+    RobertaForSequenceClassification,
+)
 
 from conftest import DATA_DIR, needs_data, tiny_bert_config, tiny_distilbert_config, tiny_roberta_config
 from maskbench import settings

@@ -107,9 +107,9 @@ def test_codec_random_bytes_never_crash(data, shape):
 
 @pytest.fixture(scope="module")
 def saved_mask_dir(tmp_path_factory):
-    from conftest import tiny_bert_config
     from transformers import BertForSequenceClassification
 
+    from conftest import tiny_bert_config
     from maskbench import MaskConfig, mask_model, save_masks
 
     torch.manual_seed(0)

@@ -54,8 +54,8 @@ def test_committed_table_regenerates_byte_identical(table, tmp_path, monkeypatch
         paper.comparison_table(tables.load_results(layout, aggregates=_records(layout)["aggregates"])).write([out])
     elif name == "summary":
         records = _records(layout)
-        tables.write_table("summary", layout.to_dict(), [out], **{k: records[k] for k in
-                                                                  ("choices", "aggregates", "ensembles", "evaluations")})
+        wanted = ("choices", "aggregates", "ensembles", "evaluations")
+        tables.write_table("summary", layout.to_dict(), [out], **{k: records[k] for k in wanted})
     else:
         tables.write_table(name, layout.to_dict(), [out], **_records(layout))
     assert out.read_bytes() == table.read_bytes(), f"{table} differs from what its records give"

@@ -52,8 +52,9 @@ def test_kill_and_resume_gives_identical_metrics(tiny_bert_dir, data_dir, tmp_pa
 
 def test_checkpoint_of_another_configuration_is_refused(tiny_bert_dir, data_dir, tmp_path):
     config = _config(tiny_bert_dir, data_dir, tmp_path / "run", max_train_examples=16, epochs=1)
-    from maskbench.checkpoint import TrainingState, save_checkpoint
     import torch
+
+    from maskbench.checkpoint import TrainingState, save_checkpoint
 
     model = torch.nn.Linear(2, 2)
     save_checkpoint(tmp_path / "run", "0123456789abcdef", TrainingState(epoch=1), model,

@@ -8,14 +8,24 @@ import dataclasses
 from dataclasses import dataclass, field
 
 import pytest
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from maskbench import cli
 from maskbench import settings as run_settings
 from maskbench.errors import ConfigError
 from maskbench.masking.config import MaskConfig
-from maskbench.settings import (METHODS, TrainConfig, add_arguments, command_line, from_arguments, options,
-                                run_config, run_identity)
+from maskbench.settings import (
+    METHODS,
+    TrainConfig,
+    add_arguments,
+    command_line,
+    from_arguments,
+    options,
+    run_config,
+    run_identity,
+)
 
 
 @dataclass

@@ -12,8 +12,7 @@ import pytest
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
 from maskbench.errors import ConfigError, DataError
-from maskbench.tasks import TASKS, TaskSpec, get_task, load, resolve_data_dir
-from maskbench.tasks import readers
+from maskbench.tasks import TASKS, TaskSpec, get_task, load, readers, resolve_data_dir
 
 DATA_DIR = Path(os.environ.get("MASKBENCH_DATA_DIR") or Path(__file__).parents[2] / "shared" / "data")
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -63,10 +63,9 @@ def _add_predict(subparsers: argparse._SubParsersAction) -> None:
 def _run_predict(args: argparse.Namespace) -> None:
     import dataclasses
 
+    from maskbench.errors import ConfigError, OutputError
     from maskbench.fileio import atomic_path, check_output_file
     from maskbench.multitask import MultiTaskModel, predict_requests, read_requests
-
-    from maskbench.errors import ConfigError, OutputError
     from maskbench.settings import check_max_length
     from maskbench.train import resolve_device
 
@@ -117,6 +116,46 @@ def _run_download(args: argparse.Namespace) -> None:
                       for kind in ("models", "tasks")}))
 
 
+#: the workflow's heavy steps besides training (they load a model): step name -> the library function
+#: ("module:function") that ``maskbench step NAME ARGUMENTS`` calls with the JSON object ARGUMENTS as keywords
+STEPS = {
+    "reference-sizes": "maskbench.aggregate:write_reference_sizes",
+    "serving-memory": "maskbench.serving:write_serving",
+    "generalization": "maskbench.analysis.generalization:write_transfer",
+    "tsne": "maskbench.analysis.tsne:write_tsne",
+    "mask-similarity": "maskbench.analysis.mask_similarity:write_mask_similarity",
+    "mode-connectivity": "maskbench.analysis.connectivity:write_line_scores",
+    "bezier": "maskbench.analysis.connectivity:write_bezier",
+}
+
+
+def _add_step(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("step", help="one of the workflow's analysis/serving steps (used by its rules)")
+    parser.add_argument("name", choices=sorted(STEPS))
+    parser.add_argument("arguments", help="the step's keyword arguments, a JSON object")
+
+
+def _run_step(args: argparse.Namespace) -> None:
+    import importlib
+    import inspect
+
+    from maskbench.errors import ConfigError
+
+    try:
+        arguments = json.loads(args.arguments)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"step {args.name}: arguments are not JSON ({error})") from None
+    if not isinstance(arguments, dict):
+        raise ConfigError(f"step {args.name}: expected a JSON object of keyword arguments, got {args.arguments!r}")
+    module, name = STEPS[args.name].split(":")
+    function = getattr(importlib.import_module(module), name)
+    try:
+        inspect.signature(function).bind(**arguments)
+    except TypeError as error:
+        raise ConfigError(f"step {args.name}: {error} (arguments: {sorted(arguments)})") from None
+    function(**arguments)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="maskbench", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
@@ -124,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prepare(subparsers)
     _add_predict(subparsers)
     _add_download(subparsers)
+    _add_step(subparsers)
     return parser
 
 
@@ -134,7 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         import transformers
 
         transformers.logging.set_verbosity_error()  # the expected "newly initialised head" report is noise here
-    commands = {"train": _run_train, "prepare": _run_prepare, "predict": _run_predict, "download": _run_download}
+    commands = {"train": _run_train, "prepare": _run_prepare, "predict": _run_predict, "download": _run_download,
+                "step": _run_step}
     try:
         commands[args.command](args)
     except MaskbenchError as error:

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from maskbench.errors import DataError
-from maskbench.tables import MISSING, METRIC_NAMES, Results, Table, load_results, short_count
+from maskbench.tables import METRIC_NAMES, MISSING, Results, Table, load_results, short_count
 
 # model -> method -> task -> (mean, std), in % (the paper's Table 1)
 PAPER_TABLE1: dict[str, dict[str, dict[str, tuple[float, float]]]] = {

@@ -11,10 +11,10 @@ The three files of a table hold the same cells; the CSV has no caption and notes
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from collections.abc import Callable, Mapping, Sequence
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +109,9 @@ class Results:
     serving: dict[str, dict] = field(default_factory=dict)  # model key -> maskbench.serving record
     sources: dict[tuple[str, Key], str] = field(default_factory=dict)
 
+
+#: the narrow method column of Table 8
+SHORT_METHOD_LABELS = {"masking": "Masking", "finetuning": "Finetun."}
 
 def read_record(path: str | Path) -> dict:
     """A JSON record the workflow wrote (a clear error for a missing or broken one)."""
@@ -287,11 +290,13 @@ def task_bytes(sizes: Mapping[str, Any]) -> int:
 
 
 def _seeds_text(results: Results) -> str:
+    """"N seeds (1, 2, ...) at the lr chosen on dev", naming the seeds that chose it when not all did."""
     seeds = results.layout.seeds
     text = f"{len(seeds)} seeds ({', '.join(map(str, seeds))})" if seeds else "seeds"
+    text += " at the lr chosen on dev"
     chosen_on = results.layout.selection_seeds
     if chosen_on and set(chosen_on) != set(seeds):
-        text += f"; the lr chosen on seed{'s' if len(chosen_on) > 1 else ''} {', '.join(map(str, chosen_on))} only"
+        text += f" with seed{'s' if len(chosen_on) > 1 else ''} {', '.join(map(str, chosen_on))} only"
     return text
 
 
@@ -321,7 +326,7 @@ def table1_dev(results: Results) -> Table:
     return Table(
         name="table1_dev",
         caption=f"Table 1: Dev set task performances (%) of {_methods_text(layout)}, mean ± std over "
-                f"{_seeds_text(results)} at the lr chosen on dev.",
+                f"{_seeds_text(results)}.",
         headers=["", "", *[layout.task_label(t) for t in layout.tasks]], rows=rows,
         notes=[_metrics_note(results),
                "Second row: training set size (sentences for POS and NER); std is the population std over seeds."])
@@ -373,7 +378,7 @@ def table2_test(results: Results) -> Table:
                 members = 1 if kind == "single" else len(layout.seeds) or 1
                 memory = _memory(results, model, method, tasks, members) if tasks else None
                 rows.append([layout.model_label(model) if first_model_row else "",
-                             {"masking": "Masking", "finetuning": "Finetun."}.get(method, METHOD_LABELS.get(method, method))
+                             SHORT_METHOD_LABELS.get(method, METHOD_LABELS.get(method, method))
                              if kind == "single" else "",
                              label, *cells, _megabytes(memory)])
                 first_model_row = False
@@ -619,8 +624,8 @@ def table9_bytes(results: Results) -> Table:
         name="table9_bytes",
         caption="Accuracy vs bytes per task: mean dev score and the bytes each further task adds, per method.",
         headers=["", "", "Dev score (%)", "Bytes per task (KB)", "Trainable parameters"], rows=rows,
-        notes=[f"Dev score: mean over the tasks ({tasks}) of the mean over {_seeds_text(results)} at the lr "
-               f"chosen on dev (each task's own metric).",
+        notes=[f"Dev score: mean over the tasks ({tasks}) of the mean over {_seeds_text(results)} (each "
+               f"task's own metric).",
                "Bytes per task: KB (1,000 bytes) of the saved tensor files one task needs besides the shared "
                "pretrained model: finetuning a full model (save_pretrained); masking its masks (bit-packed or "
                "Rice-coded, mask_format rice-gaps-v1) and its head; LoRA and IA3 the peft adapter file with the "

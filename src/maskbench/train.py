@@ -15,8 +15,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from maskbench import tasks
-from maskbench.checkpoint import TrainingState, load_checkpoint, remove_checkpoint, save_checkpoint
 from maskbench.batching import LengthGroupedBatchSampler, example_lengths, sorted_batches
+from maskbench.checkpoint import TrainingState, load_checkpoint, remove_checkpoint, save_checkpoint
 from maskbench.data import IGNORE_INDEX, Collator, tokenize_dataset
 from maskbench.errors import ConfigError
 from maskbench.fileio import atomic_directory, atomic_path, write_json

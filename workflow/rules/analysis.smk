@@ -5,26 +5,29 @@
 
 rule train_analysis:
     input:
-        unpack(lambda wildcards: train_inputs(wildcards, "masking", variant_overrides(wildcards.variant),
-                                              f"{RUN_VARIANT}/metrics.json")),
+        unpack(
+            lambda wildcards: train_inputs(
+                wildcards, "masking", variant_overrides(wildcards.variant), f"{RUN_VARIANT}/metrics.json"
+            )
+        ),
     output:
         metrics=f"{RUN_VARIANT}/metrics.json",
         predictions=f"{RUN_VARIANT}/predictions.safetensors",
-    params:
-        options=lambda wildcards: train_options(wildcards, variant_overrides(wildcards.variant), "masking"),
-        run_dir=lambda wildcards, output: str(Path(output.metrics).parent),
-        prepared=lambda wildcards: PREPARED.format(model=wildcards.model, task=wildcards.task),
     log:
         log_file("train", "{model}/{task}/{variant}/lr{lr}_seed{seed}"),
     benchmark:
         BENCHMARK.format(stage="train", name="{model}/{task}/{variant}/lr{lr}_seed{seed}")
+    conda:
+        "../envs/maskbench.yaml"
     threads: config["resources"]["train"]["threads"]
     resources:
         gpu=config["resources"]["train"]["gpu"],
         mem_mb=config["resources"]["train"]["mem_mb"],
         runtime=train_runtime,
-    conda:
-        "../envs/maskbench.yaml"
+    params:
+        options=lambda wildcards: train_options(wildcards, variant_overrides(wildcards.variant), "masking"),
+        run_dir=lambda wildcards, output: str(Path(output.metrics).parent),
+        prepared=lambda wildcards: PREPARED.format(model=wildcards.model, task=wildcards.task),
     shell:
         "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m maskbench.cli train --method masking "
         "--task {wildcards.task} --seed {wildcards.seed} --lr {wildcards.lr} --prepared {params.prepared} "
@@ -52,10 +55,10 @@ rule fig2_layers:
         png=report(FIGURE.format(name="fig2_layers.png"), caption="../report/analysis.rst", category="Analyses"),
         csv=FIGURE.format(name="fig2_layers.csv"),
         tables=[TABLE.format(name=f"table7_layers{suffix}") for suffix in TABLE_FORMATS],
-    params:
-        block_order=lambda wildcards: ANALYSES["layers"]["block_sets"],
     log:
         log_file("analysis", "fig2_layers"),
+    params:
+        block_order=lambda wildcards: ANALYSES["layers"]["block_sets"],
     run:
         from maskbench.analysis import sweeps
 
@@ -68,23 +71,26 @@ rule generalization:
         downloaded=downloaded(),
     output:
         GENERALIZATION,
-    params:
-        targets=lambda wildcards: {target: {**eval_target(target),
-                                            "prepared": PREPARED.format(model=wildcards.model, task=target)}
-                                   for target in ANALYSES["generalization"]["targets"]},
-        model=lambda wildcards: config["models"][wildcards.model]["name"],
-        split=lambda wildcards: ANALYSES["generalization"].get("split", "dev"),
     log:
         log_file("analysis", "generalization/{model}/{method}/{source}"),
+    conda:
+        "../envs/maskbench.yaml"
     threads: analysis_resources("threads")
     resources:
         mem_mb=lambda wildcards, attempt: analysis_resources("mem_mb", attempt),
         runtime=lambda wildcards, attempt: analysis_resources("runtime", attempt),
         gpu=analysis_resources("gpu"),
-    run:
-        from maskbench.analysis import generalization
-
-        generalization.write_transfer(input.runs, params.targets, params.model, output[0], params.split)
+    params:
+        arguments=lambda wildcards, input, output: step_arguments(
+            run_dirs=named_input(input, "runs", many=True),
+            targets=generalization_targets(wildcards),
+            model_name=model_name(wildcards),
+            out=output[0],
+            split=ANALYSES["generalization"].get("split", "dev"),
+        ),
+    shell:
+        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m maskbench step generalization "
+        "{params.arguments:q} > {log} 2>&1"
 
 
 rule table3_generalization:
@@ -93,13 +99,15 @@ rule table3_generalization:
     output:
         md=TABLE.format(name="table3_generalization.md"),
         tex=TABLE.format(name="table3_generalization.tex"),
-        csv=report(TABLE.format(name="table3_generalization.csv"), caption="../report/analysis.rst",
-                   category="Analyses"),
-    params:
-        label=lambda wildcards: config["models"][ANALYSES["generalization"]["model"]].get(
-            "label", ANALYSES["generalization"]["model"]),
+        csv=report(
+            TABLE.format(name="table3_generalization.csv"), caption="../report/analysis.rst", category="Analyses"
+        ),
     log:
         log_file("analysis", "table3_generalization"),
+    params:
+        label=lambda wildcards: config["models"][ANALYSES["generalization"]["model"]].get(
+            "label", ANALYSES["generalization"]["model"]
+        ),
     run:
         from maskbench.analysis import generalization
 
@@ -115,42 +123,57 @@ rule fig4_tsne:
     output:
         png=report(FIGURE.format(name="fig4_tsne.png"), caption="../report/analysis.rst", category="Analyses"),
         csv=FIGURE.format(name="fig4_tsne.csv"),
-    params:
-        target=lambda wildcards: eval_target(ANALYSES["tsne"]["task"]),
     log:
         log_file("analysis", "fig4_tsne"),
+    conda:
+        "../envs/maskbench.yaml"
     threads: analysis_resources("threads")
     resources:
         mem_mb=lambda wildcards, attempt: analysis_resources("mem_mb", attempt),
         runtime=lambda wildcards, attempt: analysis_resources("runtime", attempt),
         gpu=analysis_resources("gpu"),
-    run:
-        from maskbench.analysis import tsne
-
-        tsne.write_tsne(input.finetuned, input.masked, input.prepared, params.target["max_length"], output.png,
-                        output.csv, params.target["limit"])
+    params:
+        arguments=lambda wildcards, input, output: step_arguments(
+            finetuned_run=named_input(input, "finetuned"),
+            masked_run=named_input(input, "masked"),
+            prepared=named_input(input, "prepared"),
+            max_length=eval_target(ANALYSES["tsne"]["task"])["max_length"],
+            png=output.png,
+            data_csv=output.csv,
+            limit=eval_target(ANALYSES["tsne"]["task"])["limit"],
+        ),
+    shell:
+        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m maskbench step tsne "
+        "{params.arguments:q} > {log} 2>&1"
 
 
 rule fig5_mask_dissimilarity:
     input:
         **mask_similarity_runs(),
     output:
-        png=report(FIGURE.format(name="fig5_mask_dissimilarity.png"), caption="../report/analysis.rst",
-                   category="Analyses"),
+        png=report(
+            FIGURE.format(name="fig5_mask_dissimilarity.png"), caption="../report/analysis.rst", category="Analyses"
+        ),
         csv=FIGURE.format(name="fig5_mask_dissimilarity.csv"),
-    params:
-        roles=lambda wildcards: ANALYSES["mask_similarity"].get("layers", ["W_O"]),
-        blocks=lambda wildcards: ANALYSES["mask_similarity"].get("blocks"),
     log:
         log_file("analysis", "fig5_mask_dissimilarity"),
+    conda:
+        "../envs/maskbench.yaml"
     threads: analysis_resources("threads")
     resources:
         mem_mb=lambda wildcards, attempt: analysis_resources("mem_mb", attempt),
         runtime=lambda wildcards, attempt: analysis_resources("runtime", attempt),
-    run:
-        from maskbench.analysis import mask_similarity
-
-        mask_similarity.write_mask_similarity(input, params.roles, params.blocks, output.png, output.csv)
+    params:
+        arguments=lambda wildcards, input, output: step_arguments(
+            run_dirs=list(input),
+            roles=ANALYSES["mask_similarity"].get("layers", ["W_O"]),
+            blocks=ANALYSES["mask_similarity"].get("blocks"),
+            png=output.png,
+            data_csv=output.csv,
+        ),
+    shell:
+        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m maskbench step mask-similarity "
+        "{params.arguments:q} > {log} 2>&1"
 
 
 rule mode_connectivity:
@@ -161,30 +184,40 @@ rule mode_connectivity:
         downloaded=downloaded(),
     output:
         CONNECTIVITY,
-    params:
-        target=lambda wildcards: eval_target(wildcards.task),
-        points=lambda wildcards: ANALYSES["mode_connectivity"].get("points", 11),
     log:
         log_file("analysis", "connectivity/{model}/{task}"),
+    conda:
+        "../envs/maskbench.yaml"
     threads: analysis_resources("threads")
     resources:
         mem_mb=lambda wildcards, attempt: analysis_resources("mem_mb", attempt),
         runtime=lambda wildcards, attempt: analysis_resources("runtime", attempt),
         gpu=analysis_resources("gpu"),
-    run:
-        from maskbench.analysis import connectivity
-
-        connectivity.write_line_scores(input.finetuned, input.masked, input.prepared, params.target["max_length"],
-                                       output[0], params.points, params.target["limit"])
+    params:
+        arguments=lambda wildcards, input, output: step_arguments(
+            finetuned_run=named_input(input, "finetuned"),
+            masked_run=named_input(input, "masked"),
+            prepared=named_input(input, "prepared"),
+            max_length=eval_target(wildcards.task)["max_length"],
+            out=output[0],
+            points=ANALYSES["mode_connectivity"].get("points", 11),
+            limit=eval_target(wildcards.task)["limit"],
+        ),
+    shell:
+        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m maskbench step mode-connectivity "
+        "{params.arguments:q} > {log} 2>&1"
 
 
 rule fig6_mode_connectivity:
     input:
-        lambda wildcards: [CONNECTIVITY.format(model=ANALYSES["mode_connectivity"]["model"], task=task)
-                           for task in ANALYSES["mode_connectivity"]["tasks"]],
+        lambda wildcards: [
+            CONNECTIVITY.format(model=ANALYSES["mode_connectivity"]["model"], task=task)
+            for task in ANALYSES["mode_connectivity"]["tasks"]
+        ],
     output:
-        png=report(FIGURE.format(name="fig6_mode_connectivity.png"), caption="../report/analysis.rst",
-                   category="Analyses"),
+        png=report(
+            FIGURE.format(name="fig6_mode_connectivity.png"), caption="../report/analysis.rst", category="Analyses"
+        ),
         csv=FIGURE.format(name="fig6_mode_connectivity.csv"),
     log:
         log_file("analysis", "fig6_mode_connectivity"),
@@ -202,30 +235,36 @@ rule bezier:
         downloaded=downloaded(),
     output:
         BEZIER,
-    params:
-        target=lambda wildcards: eval_target(wildcards.task),
-        options=lambda wildcards: {key: ANALYSES["bezier"][key] for key in
-                                   ("bends", "epochs", "lr", "batch_size", "max_train_examples", "points")
-                                   if key in ANALYSES["bezier"]},
     log:
         log_file("analysis", "bezier/{model}/{task}"),
+    conda:
+        "../envs/maskbench.yaml"
     threads: analysis_resources("threads")
     resources:
         # the curve holds its bends, both end points and Adam's state: several copies of the model
         mem_mb=lambda wildcards, attempt: ANALYSES["bezier"].get("mem_mb", 24000) * attempt,
         runtime=lambda wildcards, attempt: analysis_resources("runtime", attempt),
         gpu=analysis_resources("gpu"),
-    run:
-        from maskbench.analysis import connectivity
-
-        connectivity.write_bezier(input.finetuned, input.masked, input.prepared, params.target["max_length"],
-                                  output[0], limit=params.target["limit"], **params.options)
+    params:
+        arguments=lambda wildcards, input, output: step_arguments(
+            finetuned_run=named_input(input, "finetuned"),
+            masked_run=named_input(input, "masked"),
+            prepared=named_input(input, "prepared"),
+            max_length=eval_target(wildcards.task)["max_length"],
+            out=output[0],
+            limit=eval_target(wildcards.task)["limit"],
+            **bezier_options(),
+        ),
+    shell:
+        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m maskbench step bezier "
+        "{params.arguments:q} > {log} 2>&1"
 
 
 rule fig7_bezier:
     input:
-        lambda wildcards: [BEZIER.format(model=ANALYSES["bezier"]["model"], task=task)
-                           for task in ANALYSES["bezier"]["tasks"]],
+        lambda wildcards: [
+            BEZIER.format(model=ANALYSES["bezier"]["model"], task=task) for task in ANALYSES["bezier"]["tasks"]
+        ],
     output:
         png=report(FIGURE.format(name="fig7_bezier.png"), caption="../report/analysis.rst", category="Analyses"),
         csv=FIGURE.format(name="fig7_bezier.csv"),

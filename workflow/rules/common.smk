@@ -20,7 +20,6 @@ from maskbench.settings import BLOCK_METHODS, METHODS as REGISTERED_METHODS, com
 from maskbench.select import format_lr
 from maskbench.tables import Layout
 
-
 # --- configuration ----------------------------------------------------------------------------------------
 
 
@@ -48,8 +47,9 @@ def check_config(config):
         raise WorkflowError(_config_error(wrapped.__context__)) from None
     missing = [method for method in config["methods"] if method not in config["lr_grid"]]
     if missing:
-        raise WorkflowError(f"invalid configuration at 'lr_grid': no grid for method(s) {missing} listed in "
-                            f"'methods'")
+        raise WorkflowError(
+            f"invalid configuration at 'lr_grid': no grid for method(s) {missing} listed in " f"'methods'"
+        )
 
 
 check_config(config)
@@ -62,8 +62,9 @@ SEEDS = list(config["seeds"])
 # the seeds whose runs choose the lr (all by default); the other seeds run at the chosen lr only
 SELECTION_SEEDS = list(config.get("selection_seeds") or SEEDS)
 if not set(SELECTION_SEEDS) <= set(SEEDS):
-    raise WorkflowError(f"invalid configuration at 'selection_seeds': {SELECTION_SEEDS} must be a subset of "
-                        f"'seeds' {SEEDS}")
+    raise WorkflowError(
+        f"invalid configuration at 'selection_seeds': {SELECTION_SEEDS} must be a subset of " f"'seeds' {SEEDS}"
+    )
 
 
 # --- where task files, models and caches are ----------------------------------------------------------------
@@ -76,9 +77,14 @@ if not set(SELECTION_SEEDS) <= set(SEEDS):
 
 # the launching shell's hub switches, for the download stage (it runs online unless the user switched it off)
 DOWNLOAD_HUB_SETTINGS = restore_offline_settings(os.environ)
-ENVIRONMENT = workflow_environment(config["data_dir"], config["cache_dir"], os.environ, Path.cwd(),
-                                   main_process=workflow.is_main_process,
-                                   directory_given=workflow.overwrite_workdir is not None)
+ENVIRONMENT = workflow_environment(
+    config["data_dir"],
+    config["cache_dir"],
+    os.environ,
+    Path.cwd(),
+    main_process=workflow.is_main_process,
+    directory_given=workflow.overwrite_workdir is not None,
+)
 os.environ.update(ENVIRONMENT.shared() if workflow.is_main_process else ENVIRONMENT.jobs())
 if workflow.remote_exec:  # one line in each cluster job's log: where it reads from
     print(ENVIRONMENT.describe_job(), file=sys.stderr)
@@ -126,8 +132,12 @@ def download_tasks():
     """Every task the configuration prepares data for: the grid's and the analyses' (Figs. 1/2, Table 3 targets)."""
     tasks = list(TASKS)
     for spec in config.get("analyses", {}).values():
-        tasks += [*spec.get("tasks", []), *([spec["task"]] if "task" in spec else []), *spec.get("sources", []),
-                  *spec.get("targets", [])]
+        tasks += [
+            *spec.get("tasks", []),
+            *([spec["task"]] if "task" in spec else []),
+            *spec.get("sources", []),
+            *spec.get("targets", []),
+        ]
     return list(dict.fromkeys(tasks))
 
 
@@ -190,10 +200,17 @@ def train_options(wildcards, mask_overrides=None, method=None):
 def expected_config(wildcards, method, mask_overrides=None):
     """The TrainConfig of this run (what ``maskbench train`` builds from :func:`train_options`)."""
     model = config["models"][wildcards.model]
-    return run_config(training_settings(wildcards.task), method=method, model=model["name"], task=wildcards.task,
-                      seed=int(wildcards.seed), lr=float(wildcards.lr), blocks=model.get("blocks"),
-                      mask_overrides=mask_overrides,
-                      save_weights=method == "finetuning" and (wildcards.model, wildcards.task) in weight_cells())
+    return run_config(
+        training_settings(wildcards.task),
+        method=method,
+        model=model["name"],
+        task=wildcards.task,
+        seed=int(wildcards.seed),
+        lr=float(wildcards.lr),
+        blocks=model.get("blocks"),
+        mask_overrides=mask_overrides,
+        save_weights=method == "finetuning" and (wildcards.model, wildcards.task) in weight_cells(),
+    )
 
 
 def finished_run(metrics_path, expected):
@@ -210,9 +227,11 @@ def finished_run(metrics_path, expected):
     except (json.JSONDecodeError, KeyError, TypeError):
         return False  # a broken record: the run is redone
     if run_identity(recorded) != run_identity(expected.to_dict()):
-        raise WorkflowError(f"{path} holds a finished run of other settings than this configuration asks for "
-                            f"(it was not made by this configuration, or the configuration changed); move or "
-                            f"delete its directory to train it again, or use another 'results_dir'")
+        raise WorkflowError(
+            f"{path} holds a finished run of other settings than this configuration asks for "
+            f"(it was not made by this configuration, or the configuration changed); move or "
+            f"delete its directory to train it again, or use another 'results_dir'"
+        )
     return True
 
 
@@ -244,14 +263,18 @@ def train_runtime(wildcards, attempt):
 
 
 def run_files(pattern, wildcards, lrs, seeds=None):
-    return [pattern.format(model=wildcards.model, task=wildcards.task, method=wildcards.method, lr=lr, seed=seed)
-            for lr in lrs for seed in (SEEDS if seeds is None else seeds)]
+    return [
+        pattern.format(model=wildcards.model, task=wildcards.task, method=wildcards.method, lr=lr, seed=seed)
+        for lr in lrs
+        for seed in (SEEDS if seeds is None else seeds)
+    ]
 
 
 def selection_round(wildcards, index):
     """The output of selection round ``index`` of this (model, task, method); raises until it has run."""
-    return checkpoints.select_lr.get(model=wildcards.model, task=wildcards.task, method=wildcards.method,
-                                     round=str(index)).output[0]
+    return checkpoints.select_lr.get(
+        model=wildcards.model, task=wildcards.task, method=wildcards.method, round=str(index)
+    ).output[0]
 
 
 def round_grid(wildcards):
@@ -261,8 +284,10 @@ def round_grid(wildcards):
         return initial_grid(wildcards.method)
     previous = json.loads(Path(selection_round(wildcards, index - 1)).read_text())
     if previous["next_lr"] is None:
-        raise WorkflowError(f"selection round {index} of {wildcards.model}/{wildcards.task}/{wildcards.method} "
-                            f"was requested, but round {index - 1} is final")
+        raise WorkflowError(
+            f"selection round {index} of {wildcards.model}/{wildcards.task}/{wildcards.method} "
+            f"was requested, but round {index - 1} is final"
+        )
     return sorted([*previous["grid"], previous["next_lr"]], key=float)
 
 
@@ -313,8 +338,7 @@ def serving_files():
 
 def serving_runs():
     """Named inputs, one function per task: the masks served, each task's masking run (selected lr, first seed)."""
-    return {task: lambda wildcards, task=task: chosen_run(wildcards.model, task, "masking", SEEDS[0])
-            for task in TASKS}
+    return {task: lambda wildcards, task=task: chosen_run(wildcards.model, task, "masking", SEEDS[0]) for task in TASKS}
 
 
 def table_layout():
@@ -324,11 +348,18 @@ def table_layout():
 def final_targets():
     """Tables, figures, and every per-cell record; the runs come from :func:`run_targets`."""
     comparison = table_files("paper_comparison") if {"finetuning", "masking"} <= set(METHODS) else []
-    return [*(path for name in TABLE_NAMES for path in table_files(name)), *comparison,
-            TABLE.format(name="summary.csv"),
-            FIGURE.format(name="fig3_memory.png"), FIGURE.format(name="fig3_memory.csv"),
-            *cell_files(CHOSEN), *cell_files(AGGREGATE), *cell_files(ENSEMBLE), *cell_files(EVALUATION),
-            *reference_files()]
+    return [
+        *(path for name in TABLE_NAMES for path in table_files(name)),
+        *comparison,
+        TABLE.format(name="summary.csv"),
+        FIGURE.format(name="fig3_memory.png"),
+        FIGURE.format(name="fig3_memory.csv"),
+        *cell_files(CHOSEN),
+        *cell_files(AGGREGATE),
+        *cell_files(ENSEMBLE),
+        *cell_files(EVALUATION),
+        *reference_files(),
+    ]
 
 
 def run_targets(wildcards):
@@ -358,7 +389,6 @@ def run_targets(wildcards):
     return files
 
 
-
 # --- analyses (workflow/rules/analysis.smk) ------------------------------------------------------------------
 # Figs. 1 and 2 train masking runs of their own settings; a run whose settings equal a grid run's (same task,
 # seed, lr in the initial grid, initial sparsity and blocks) is that grid run. Table 3 and Figs. 4-7 read the
@@ -374,10 +404,18 @@ BEZIER = f"{RESULTS}/analysis/bezier/{{model}}/{{task}}.json"
 # analysis -> what it writes (the user-facing names)
 ANALYSIS_OUTPUTS = {
     "sparsity": ["figures/fig1_sparsity.png", "figures/fig1_sparsity.csv"],
-    "layers": ["figures/fig2_layers.png", "figures/fig2_layers.csv", "tables/table7_layers.md",
-               "tables/table7_layers.tex", "tables/table7_layers.csv"],
-    "generalization": ["tables/table3_generalization.md", "tables/table3_generalization.tex",
-                       "tables/table3_generalization.csv"],
+    "layers": [
+        "figures/fig2_layers.png",
+        "figures/fig2_layers.csv",
+        "tables/table7_layers.md",
+        "tables/table7_layers.tex",
+        "tables/table7_layers.csv",
+    ],
+    "generalization": [
+        "tables/table3_generalization.md",
+        "tables/table3_generalization.tex",
+        "tables/table3_generalization.csv",
+    ],
     "tsne": ["figures/fig4_tsne.png", "figures/fig4_tsne.csv"],
     "mask_similarity": ["figures/fig5_mask_dissimilarity.png", "figures/fig5_mask_dissimilarity.csv"],
     "mode_connectivity": ["figures/fig6_mode_connectivity.png", "figures/fig6_mode_connectivity.csv"],
@@ -400,8 +438,10 @@ def check_analyses():
             continue
         missing = [task for task in analysis_tasks(name) if task not in TASKS]
         if missing:
-            raise WorkflowError(f"{where}': task(s) {missing} must be in 'tasks' (the analysis reads the grid's "
-                                f"runs at the selected lr)")
+            raise WorkflowError(
+                f"{where}': task(s) {missing} must be in 'tasks' (the analysis reads the grid's "
+                f"runs at the selected lr)"
+            )
         needed = ["masking"] if name == "mask_similarity" else ["finetuning", "masking"]
         if name == "generalization":
             needed = METHODS
@@ -431,7 +471,7 @@ def variant_name(initial_sparsity, blocks):
 
 def variant_overrides(variant):
     """The mask settings a variant directory name stands for (inverse of variant_name)."""
-    sparsity, blocks = variant[len("masking_s"):].split("_b", 1)
+    sparsity, blocks = variant[len("masking_s") :].split("_b", 1)
     return {"initial_sparsity": sparsity, "blocks": blocks}
 
 
@@ -439,30 +479,78 @@ def sweep_run(model, task, initial_sparsity, blocks, lr, seed):
     """metrics.json of a masking run with these mask settings: the grid's own run where the settings match."""
     lr = format_lr(lr)
     configured = training_settings(task).get("initial_sparsity", 0.05)
-    if (task in TASKS and "masking" in METHODS and seed in SEEDS and lr in initial_grid("masking")
-            and float(initial_sparsity) == float(configured) and blocks == config["models"][model].get("blocks")):
+    if (
+        task in TASKS
+        and "masking" in METHODS
+        and seed in SEEDS
+        and lr in initial_grid("masking")
+        and float(initial_sparsity) == float(configured)
+        and blocks == config["models"][model].get("blocks")
+    ):
         return RUN_METRICS.format(model=model, task=task, method="masking", lr=lr, seed=seed)
-    return f"{RUN_VARIANT}/metrics.json".format(model=model, task=task, lr=lr, seed=seed,
-                                                 variant=variant_name(initial_sparsity, blocks))
+    return f"{RUN_VARIANT}/metrics.json".format(
+        model=model, task=task, lr=lr, seed=seed, variant=variant_name(initial_sparsity, blocks)
+    )
 
 
 def sparsity_runs(wildcards):
     spec = ANALYSES["sparsity"]
-    return [sweep_run(spec["model"], task, sparsity, spec.get("blocks", "all"), spec["lr"], seed)
-            for task in spec["tasks"] for sparsity in spec["initial_sparsities"] for seed in spec["seeds"]]
+    return [
+        sweep_run(spec["model"], task, sparsity, spec.get("blocks", "all"), spec["lr"], seed)
+        for task in spec["tasks"]
+        for sparsity in spec["initial_sparsities"]
+        for seed in spec["seeds"]
+    ]
 
 
 def layer_runs(wildcards):
     spec = ANALYSES["layers"]
-    return [sweep_run(spec["model"], task, sparsity, blocks, spec["lr"], seed)
-            for task in spec["tasks"] for blocks in spec["block_sets"] for sparsity in spec["initial_sparsities"]
-            for seed in spec["seeds"]]
+    return [
+        sweep_run(spec["model"], task, sparsity, blocks, spec["lr"], seed)
+        for task in spec["tasks"]
+        for blocks in spec["block_sets"]
+        for sparsity in spec["initial_sparsities"]
+        for seed in spec["seeds"]
+    ]
 
 
 def chosen_run(model, task, method, seed):
     """metrics.json of the grid's run at the selected lr (known once that cell's lr selection has run)."""
     cell = SimpleNamespace(model=model, task=task, method=method)
     return RUN_METRICS.format(model=model, task=task, method=method, lr=chosen_lr(cell), seed=seed)
+
+
+def step_arguments(**arguments):
+    """The keyword arguments of a ``maskbench step`` job as one JSON object (paths as text)."""
+    return json.dumps(arguments, default=str)
+
+
+def named_input(input, name, many=False):
+    """A named input's path (``many``: paths) for a step's arguments; empty while a selection checkpoint has yet
+    to name it (the job is made again, with its arguments, once the checkpoint is done)."""
+    value = getattr(input, name, None)
+    if value is None:
+        return [] if many else ""
+    return [str(path) for path in value] if many else str(value)
+
+
+def model_name(wildcards):
+    """The hub id or local path of the wildcards' model."""
+    return config["models"][wildcards.model]["name"]
+
+
+def generalization_targets(wildcards):
+    """Table 3's target tasks of a source: how each is scored, and its prepared data."""
+    return {
+        target: {**eval_target(target), "prepared": PREPARED.format(model=wildcards.model, task=target)}
+        for target in ANALYSES["generalization"]["targets"]
+    }
+
+
+def bezier_options():
+    """Fig. 7's curve settings given in the config (the others: maskbench.analysis.connectivity's defaults)."""
+    keys = ("bends", "epochs", "lr", "batch_size", "max_train_examples", "points")
+    return {key: ANALYSES["bezier"][key] for key in keys if key in ANALYSES["bezier"]}
 
 
 def eval_target(task):
@@ -472,14 +560,19 @@ def eval_target(task):
 
 def generalization_inputs(wildcards):
     spec = ANALYSES["generalization"]
-    return {"runs": [chosen_run(wildcards.model, wildcards.source, wildcards.method, seed) for seed in SEEDS],
-            "prepared": [PREPARED.format(model=wildcards.model, task=target) for target in spec["targets"]]}
+    return {
+        "runs": [chosen_run(wildcards.model, wildcards.source, wildcards.method, seed) for seed in SEEDS],
+        "prepared": [PREPARED.format(model=wildcards.model, task=target) for target in spec["targets"]],
+    }
 
 
 def generalization_files():
     spec = ANALYSES["generalization"]
-    return [GENERALIZATION.format(model=spec["model"], method=method, source=source)
-            for method in METHODS for source in spec["sources"]]
+    return [
+        GENERALIZATION.format(model=spec["model"], method=method, source=source)
+        for method in METHODS
+        for source in spec["sources"]
+    ]
 
 
 # Input functions that read a selection checkpoint name one (model, task, method) cell each: Snakemake then
@@ -492,13 +585,15 @@ def _analysis_task(analysis, wildcards):
 
 def pair_run(analysis, method):
     """Input function: the ``method`` run of the analysis's task (selected lr, the analysis's seed)."""
-    return lambda wildcards: chosen_run(ANALYSES[analysis]["model"], _analysis_task(analysis, wildcards), method,
-                                        ANALYSES[analysis]["seed"])
+    return lambda wildcards: chosen_run(
+        ANALYSES[analysis]["model"], _analysis_task(analysis, wildcards), method, ANALYSES[analysis]["seed"]
+    )
 
 
 def analysis_prepared(analysis):
-    return lambda wildcards: PREPARED.format(model=ANALYSES[analysis]["model"],
-                                            task=_analysis_task(analysis, wildcards))
+    return lambda wildcards: PREPARED.format(
+        model=ANALYSES[analysis]["model"], task=_analysis_task(analysis, wildcards)
+    )
 
 
 def mask_similarity_runs():
@@ -506,8 +601,10 @@ def mask_similarity_runs():
     if "mask_similarity" not in ANALYSES:
         return {}
     spec = ANALYSES["mask_similarity"]
-    return {task: lambda wildcards, task=task: chosen_run(spec["model"], task, "masking", spec["seed"])
-            for task in spec["tasks"]}
+    return {
+        task: lambda wildcards, task=task: chosen_run(spec["model"], task, "masking", spec["seed"])
+        for task in spec["tasks"]
+    }
 
 
 _ANALYSIS_RESOURCES = {"threads": 1, "gpu": 0, "mem_mb": 8000, "runtime": 60}

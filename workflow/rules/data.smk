@@ -6,10 +6,6 @@ rule prepare:
         downloaded(),
     output:
         directory(PREPARED),
-    params:
-        model=lambda wildcards: config["models"][wildcards.model]["name"],
-        max_length=lambda wildcards: max_length(wildcards.task),
-        data=data_options,
     log:
         log_file("prepare", "{model}/{task}"),
     conda:
@@ -17,6 +13,10 @@ rule prepare:
     resources:
         mem_mb=lambda wildcards, attempt: config["resources"]["prepare"]["mem_mb"] * attempt,
         runtime=lambda wildcards, attempt: config["resources"]["prepare"]["runtime"] * attempt,
+    params:
+        model=lambda wildcards: config["models"][wildcards.model]["name"],
+        max_length=lambda wildcards: max_length(wildcards.task),
+        data=data_options,
     shell:
         "python -m maskbench.cli prepare --task {wildcards.task} --model {params.model} "
         "--max-length {params.max_length} {params.data} --out {output} > {log} 2>&1"

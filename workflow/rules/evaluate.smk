@@ -36,16 +36,19 @@ rule reference_model:
         downloaded(),
     output:
         REFERENCE,
-    params:
-        model=lambda wildcards: config["models"][wildcards.model]["name"],
     log:
         log_file("reference_model", "{model}/{task}"),
+    conda:
+        "../envs/maskbench.yaml"
     resources:
         mem_mb=lambda wildcards, attempt: config["resources"]["prepare"]["mem_mb"] * attempt,
-    run:
-        from maskbench import aggregate
-
-        aggregate.write_reference_sizes(params.model, wildcards.task, output[0])
+    params:
+        arguments=lambda wildcards, output: step_arguments(
+            model=model_name(wildcards), task=wildcards.task, out=output[0]
+        ),
+    shell:
+        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m maskbench step reference-sizes "
+        "{params.arguments:q} > {log} 2>&1"
 
 
 rule serving_memory:
@@ -54,15 +57,18 @@ rule serving_memory:
         downloaded=downloaded(),
     output:
         SERVING,
-    params:
-        model=lambda wildcards: config["models"][wildcards.model]["name"],
     log:
         log_file("serving_memory", "{model}"),
+    conda:
+        "../envs/maskbench.yaml"
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: analysis_resources("mem_mb", attempt),
         runtime=lambda wildcards, attempt: analysis_resources("runtime", attempt),
-    run:
-        from maskbench import serving
-
-        serving.write_serving(params.model, [input[task] for task in TASKS], output[0])
+    params:
+        arguments=lambda wildcards, input, output: step_arguments(
+            base=model_name(wildcards), runs=[named_input(input, task) for task in TASKS], out=output[0]
+        ),
+    shell:
+        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m maskbench step serving-memory "
+        "{params.arguments:q} > {log} 2>&1"

@@ -8,17 +8,24 @@ checkpoint select_lr:
         unpack(round_inputs),
     output:
         SELECTION_ROUND,
+    log:
+        log_file("select", "{model}/{task}/{method}/round{round}"),
     params:
         grid=initial_grid_of_method,
         seeds=SELECTION_SEEDS,
         extension=config["lr_extension"],
-    log:
-        log_file("select", "{model}/{task}/{method}/round{round}"),
     run:
         from maskbench import select
 
-        select.write_selection(input.runs, output[0], params.grid, params.seeds, params.extension,
-                               int(wildcards.round), input.get("previous"))
+        select.write_selection(
+            input.runs,
+            output[0],
+            params.grid,
+            params.seeds,
+            params.extension,
+            int(wildcards.round),
+            input.get("previous"),
+        )
 
 
 rule choose_lr:
@@ -26,10 +33,10 @@ rule choose_lr:
         final_selection,
     output:
         CHOSEN,
-    params:
-        grid=initial_grid_of_method,
     log:
         log_file("select", "{model}/{task}/{method}/chosen"),
+    params:
+        grid=initial_grid_of_method,
     run:
         from maskbench import select
 

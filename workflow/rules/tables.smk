@@ -8,10 +8,10 @@ rule table1_dev:
         md=TABLE.format(name="table1_dev.md"),
         tex=TABLE.format(name="table1_dev.tex"),
         csv=report(TABLE.format(name="table1_dev.csv"), caption="../report/table1.rst", category="Tables"),
-    params:
-        layout=table_layout(),
     log:
         log_file("tables", "table1_dev"),
+    params:
+        layout=table_layout(),
     run:
         from maskbench import tables
 
@@ -27,15 +27,21 @@ rule table2_test:
         md=TABLE.format(name="table2_test.md"),
         tex=TABLE.format(name="table2_test.tex"),
         csv=report(TABLE.format(name="table2_test.csv"), caption="../report/table2.rst", category="Tables"),
-    params:
-        layout=table_layout(),
     log:
         log_file("tables", "table2_test"),
+    params:
+        layout=table_layout(),
     run:
         from maskbench import tables
 
-        tables.write_table("table2_test", params.layout, output, aggregates=input.aggregates,
-                           evaluations=input.evaluations, references=input.references)
+        tables.write_table(
+            "table2_test",
+            params.layout,
+            output,
+            aggregates=input.aggregates,
+            evaluations=input.evaluations,
+            references=input.references,
+        )
 
 
 rule table4_lr:
@@ -45,10 +51,10 @@ rule table4_lr:
         md=TABLE.format(name="table4_lr.md"),
         tex=TABLE.format(name="table4_lr.tex"),
         csv=report(TABLE.format(name="table4_lr.csv"), caption="../report/table4.rst", category="Tables"),
-    params:
-        layout=table_layout(),
     log:
         log_file("tables", "table4_lr"),
+    params:
+        layout=table_layout(),
     run:
         from maskbench import tables
 
@@ -62,10 +68,10 @@ rule table5_sizes:
         md=TABLE.format(name="table5_sizes.md"),
         tex=TABLE.format(name="table5_sizes.tex"),
         csv=report(TABLE.format(name="table5_sizes.csv"), caption="../report/table5.rst", category="Tables"),
-    params:
-        layout=table_layout(),
     log:
         log_file("tables", "table5_sizes"),
+    params:
+        layout=table_layout(),
     run:
         from maskbench import tables
 
@@ -81,15 +87,21 @@ rule table8_memory:
         md=TABLE.format(name="table8_memory.md"),
         tex=TABLE.format(name="table8_memory.tex"),
         csv=report(TABLE.format(name="table8_memory.csv"), caption="../report/table8.rst", category="Tables"),
-    params:
-        layout=table_layout(),
     log:
         log_file("tables", "table8_memory"),
+    params:
+        layout=table_layout(),
     run:
         from maskbench import tables
 
-        tables.write_table("table8_memory", params.layout, output, aggregates=input.aggregates,
-                           references=input.references, serving=input.serving)
+        tables.write_table(
+            "table8_memory",
+            params.layout,
+            output,
+            aggregates=input.aggregates,
+            references=input.references,
+            serving=input.serving,
+        )
 
 
 rule table9_bytes:
@@ -100,15 +112,16 @@ rule table9_bytes:
         md=TABLE.format(name="table9_bytes.md"),
         tex=TABLE.format(name="table9_bytes.tex"),
         csv=report(TABLE.format(name="table9_bytes.csv"), caption="../report/table9.rst", category="Tables"),
-    params:
-        layout=table_layout(),
     log:
         log_file("tables", "table9_bytes"),
+    params:
+        layout=table_layout(),
     run:
         from maskbench import tables
 
-        tables.write_table("table9_bytes", params.layout, output, aggregates=input.aggregates,
-                           references=input.references)
+        tables.write_table(
+            "table9_bytes", params.layout, output, aggregates=input.aggregates, references=input.references
+        )
 
 
 rule paper_comparison:
@@ -117,12 +130,13 @@ rule paper_comparison:
     output:
         md=TABLE.format(name="paper_comparison.md"),
         tex=TABLE.format(name="paper_comparison.tex"),
-        csv=report(TABLE.format(name="paper_comparison.csv"), caption="../report/paper_comparison.rst",
-                   category="Tables"),
-    params:
-        layout=table_layout(),
+        csv=report(
+            TABLE.format(name="paper_comparison.csv"), caption="../report/paper_comparison.rst", category="Tables"
+        ),
     log:
         log_file("tables", "paper_comparison"),
+    params:
+        layout=table_layout(),
     run:
         from maskbench import paper
 
@@ -137,15 +151,22 @@ rule summary:
         evaluations=cell_files(EVALUATION),
     output:
         report(TABLE.format(name="summary.csv"), caption="../report/summary.rst", category="Tables"),
-    params:
-        layout=table_layout(),
     log:
         log_file("tables", "summary"),
+    params:
+        layout=table_layout(),
     run:
         from maskbench import tables
 
-        tables.write_table("summary", params.layout, output, choices=input.choices, aggregates=input.aggregates,
-                           ensembles=input.ensembles, evaluations=input.evaluations)
+        tables.write_table(
+            "summary",
+            params.layout,
+            output,
+            choices=input.choices,
+            aggregates=input.aggregates,
+            ensembles=input.ensembles,
+            evaluations=input.evaluations,
+        )
 
 
 rule fig3_memory:
@@ -156,12 +177,13 @@ rule fig3_memory:
     output:
         png=report(FIGURE.format(name="fig3_memory.png"), caption="../report/fig3.rst", category="Figures"),
         csv=FIGURE.format(name="fig3_memory.csv"),
-    params:
-        layout=table_layout(),
     log:
         log_file("figures", "fig3_memory"),
+    params:
+        layout=table_layout(),
     run:
         from maskbench import figures
 
-        figures.write_memory_figure(params.layout, output.png, output.csv, input.aggregates, input.references,
-                                    input.serving)
+        figures.write_memory_figure(
+            params.layout, output.png, output.csv, input.aggregates, input.references, input.serving
+        )

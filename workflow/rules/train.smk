@@ -8,21 +8,21 @@ rule train:
     output:
         metrics=RUN_METRICS,
         predictions=RUN_PREDICTIONS,
-    params:
-        options=train_options,
-        run_dir=lambda wildcards, output: str(Path(output.metrics).parent),
-        prepared=lambda wildcards: PREPARED.format(model=wildcards.model, task=wildcards.task),
     log:
         log_file("train", "{model}/{task}/{method}/lr{lr}_seed{seed}"),
     benchmark:
         BENCHMARK.format(stage="train", name="{model}/{task}/{method}/lr{lr}_seed{seed}")
+    conda:
+        "../envs/maskbench.yaml"
     threads: config["resources"]["train"]["threads"]
     resources:
         gpu=config["resources"]["train"]["gpu"],
         mem_mb=config["resources"]["train"]["mem_mb"],
         runtime=train_runtime,
-    conda:
-        "../envs/maskbench.yaml"
+    params:
+        options=train_options,
+        run_dir=lambda wildcards, output: str(Path(output.metrics).parent),
+        prepared=lambda wildcards: PREPARED.format(model=wildcards.model, task=wildcards.task),
     shell:
         "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m maskbench.cli train "
         "--method {wildcards.method} --task {wildcards.task} --seed {wildcards.seed} --lr {wildcards.lr} "

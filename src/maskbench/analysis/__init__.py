@@ -2,7 +2,7 @@
 
 | module | paper | what it reads |
 |---|---|---|
-| :mod:`~maskbench.analysis.sweeps` | Fig. 1 (initial sparsity), Fig. 2 / Table 7 (masked blocks) | runs' ``metrics.json`` |
+| :mod:`~maskbench.analysis.sweeps` | Fig. 1 (initial sparsity), Fig. 2 / Table 7 (blocks) | runs' ``metrics.json`` |
 | :mod:`~maskbench.analysis.generalization` | Table 3 (SST2 ↔ SEM, SST2 → IMDB) | saved masks / weights |
 | :mod:`~maskbench.analysis.tsne` | Fig. 4 (t-SNE of the top block's [CLS]) | saved masks / weights |
 | :mod:`~maskbench.analysis.mask_similarity` | Fig. 5 (dissimilarity s of two tasks' masks) | saved masks |

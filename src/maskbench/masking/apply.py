@@ -14,7 +14,8 @@ from maskbench.masking.layer import MaskedLinear
 
 @dataclass(frozen=True)
 class Architecture:
-    """Where an architecture keeps its blocks, and the six linear layers of one block (W_Q, W_K, W_V, W_AO, W_I, W_O)."""
+    """Where an architecture keeps its blocks, and the six linear layers of one block (W_Q, W_K, W_V, W_AO, W_I,
+    W_O)."""
 
     blocks: str
     block_linears: tuple[str, ...]

@@ -67,7 +67,8 @@ class MaskConfig:
                 else:
                     start = end = int(part)
             except ValueError:
-                raise ConfigError(f"blocks: cannot parse {spec!r}; expected e.g. '2-11', '0,3,5-7', 'all' or 'none'") from None
+                raise ConfigError(f"blocks: cannot parse {spec!r}; expected e.g. '2-11', '0,3,5-7', 'all' or "
+                                  f"'none'") from None
             if start > end or start < 0 or end >= num_blocks:
                 raise ConfigError(
                     f"blocks: range {part!r} is outside the model's blocks 0-{num_blocks - 1}"

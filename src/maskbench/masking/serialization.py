@@ -138,7 +138,8 @@ def model_class_of(description: dict[str, Any], directory: str | Path) -> type[n
 
 def head_config_kwargs(description: dict[str, Any]) -> dict[str, Any]:
     """``from_pretrained``/config keyword arguments that rebuild the saved head (labels and their names)."""
-    kwargs = {k: v for k, v in description.get("model_config", {}).items() if k in ("num_labels", "id2label", "label2id")}
+    kwargs = {k: v for k, v in description.get("model_config", {}).items()
+              if k in ("num_labels", "id2label", "label2id")}
     if "id2label" in kwargs:
         kwargs["id2label"] = {int(k): v for k, v in kwargs["id2label"].items()}
     return kwargs

@@ -11,8 +11,8 @@ from torch import nn
 
 from maskbench.errors import MaskFileError
 from maskbench.fileio import atomic_directory
-from maskbench.outputs import MODEL_FILES
 from maskbench.methods.base import Method
+from maskbench.outputs import MODEL_FILES
 from maskbench.settings import TrainConfig
 
 WEIGHTS_FILE = "model.safetensors"
