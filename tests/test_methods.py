@@ -239,6 +239,13 @@ def test_training_runs_save_an_artefact_that_rebuilds_the_model(tiny_bert_dir, t
     assert 0 < metrics["trainable_parameters"] < full / 10
     model = method_.load(directory)
     assert model.maskbench_description["task"] == task and model.maskbench_description["method"] == method
+    from maskbench.analysis.runs import load_run_model  # what the analyses (Table 3, Figs. 4-7) rebuild
+
+    rebuilt = load_run_model(out)
+    assert type(rebuilt) is type(model) and not rebuilt.training
+    # (peft keeps a freshly initialised, unused copy of the head next to the trained one: "original_module")
+    used = [name for name in model.state_dict() if "original_module" not in name]
+    assert used and all(torch.equal(rebuilt.state_dict()[name], model.state_dict()[name]) for name in used)
 
 
 def test_training_refuses_unknown_blocks_before_reading_data(tiny_bert_dir, tmp_path):

@@ -14,7 +14,7 @@ from maskbench.aggregate import aggregate_runs, check_same_setting, safetensors_
 from maskbench.errors import ConfigError
 from maskbench.figures import write_memory_figure
 from maskbench.provenance import config_hash
-from maskbench.tables import TABLES, load_results, short_count, short_lr, table1_dev, write_table
+from maskbench.tables import MISSING, TABLES, load_results, short_count, short_lr, table1_dev, write_table
 
 
 @pytest.mark.parametrize("method", ["masking", "finetuning"])
@@ -86,6 +86,8 @@ def _cells(tmp_path, override=None, layout=LAYOUT):
     paths = {"choices": [], "aggregates": [], "ensembles": [], "evaluations": []}
     for task in layout["tasks"]:
         for method in layout["methods"]:
+            if task not in layout.get("method_tasks", {}).get(method, layout["tasks"]):
+                continue
             lr = 3e-5 if method == "finetuning" else 5e-4
             common = {"task": task, "method": method, "model": "bert-base-uncased", "lr": lr,
                       "setting_hash": f"{task}-{method}"}
@@ -260,3 +262,19 @@ def test_further_methods_add_rows_columns_and_curves(tmp_path):
     points = write_memory_figure(FIVE, out / "fig3.png", out / "fig3.csv", paths["aggregates"], references)
     curves = {(p["method"], p["tasks"]): p["bytes"] for p in points}
     assert curves[("lora", 2)] == 437_950_000 + 2 * 1_200_000 and curves[("ia3", 1)] == 437_950_000 + 200_000
+
+
+def test_a_method_on_some_tasks_leaves_the_other_cells_empty(tmp_path):
+    layout = {**FIVE, "method_tasks": {"lora": ["trec"], "ia3": ["trec"]}}
+    override = {("trec", "lora", "aggregates"): {"dev": {"mean": 0.5, "std": 0.0}}}
+    paths, references = _cells(tmp_path, override=override, layout=layout)
+    assert len(paths["aggregates"]) == 2 * 5 - 2  # no LoRA or IA3 records for MRPC
+    results = load_results(layout, aggregates=paths["aggregates"], evaluations=paths["evaluations"],
+                           choices=paths["choices"], references=references)
+    rows = {row[1]: row[2:] for row in table1_dev(results).rows[1:]}
+    assert rows["LoRA"] == [MISSING, "50.0 ± 0.0"] and rows["BitFit"] == ["86.1 ± 0.8", "86.1 ± 0.8"]
+    table9 = TABLES["table9_bytes"](results)  # compared on the tasks every method runs on: TREC
+    assert {row[1]: row[2] for row in table9.rows}["LoRA"] == "50.0"
+    assert "mean over the tasks (TREC)" in table9.notes[0]
+    with pytest.raises(ConfigError, match="8 cells"):  # the records of the left-out cells are not expected
+        load_results(layout, aggregates=[*paths["aggregates"], paths["aggregates"][0]])

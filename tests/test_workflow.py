@@ -74,6 +74,22 @@ def test_a_wrong_key_or_value_stops_the_run_naming_it(tmp_path, change, expected
     _assert_config_refused(tmp_path, change, expected)
 
 
+def test_a_method_on_some_tasks_plans_only_its_cells(tmp_path):
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "ci_methods.yaml").read_text())
+    config.update(tasks=["trec", "rte"], method_tasks={"lora": ["trec"], "bitfit": ["trec"], "ia3": ["rte"]})
+    path = tmp_path / "methods.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n", "--configfile", str(path), timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # finetuning and masking on both tasks, the others on one: 7 cells x 1 lr x 2 seeds in the first round
+    assert job_counts(result.stdout + result.stderr)["train"] == 14
+    output = result.stdout + result.stderr
+    assert "task=trec, method=lora" in output and "task=rte, method=lora" not in output
+    _assert_config_refused(tmp_path, {"method_tasks": {"lora": ["mrpc"]}}, r"'method_tasks.lora'.*\['mrpc'\]")
+
+
 def _assert_config_refused(tmp_path: Path, change: dict, expected: str) -> None:
     """config/ci.yaml with ``change`` stops the plan with a message matching ``expected``; nothing is written."""
     import yaml

@@ -53,6 +53,8 @@ class Layout:
     task_labels: dict[str, str] = field(default_factory=dict)
     #: the seeds whose runs chose the lr, when not all of them (the others ran at the chosen lr)
     selection_seeds: list[int] = field(default_factory=list)
+    #: methods that run on some of the tasks only: method -> its tasks (the other methods run on every task)
+    method_tasks: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Layout":
@@ -60,7 +62,8 @@ class Layout:
                    methods=list(data["methods"]), seeds=list(data.get("seeds", [])),
                    initial_grids={k: list(v) for k, v in data.get("initial_grids", {}).items()},
                    task_labels=dict(data.get("task_labels") or {}),
-                   selection_seeds=list(data.get("selection_seeds") or []))
+                   selection_seeds=list(data.get("selection_seeds") or []),
+                   method_tasks={k: list(v) for k, v in (data.get("method_tasks") or {}).items()})
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "Layout":
@@ -77,7 +80,9 @@ class Layout:
             initial_grids={method: sorted({float(format_lr(lr)) for lr in config["lr_grid"][method]})
                            for method in methods},
             task_labels=dict(config.get("task_labels") or {}),
-            selection_seeds=selection_seeds if selection_seeds != seeds else [])
+            selection_seeds=selection_seeds if selection_seeds != seeds else [],
+            method_tasks={method: list(tasks) for method, tasks in (config.get("method_tasks") or {}).items()
+                          if method in methods})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -85,9 +90,19 @@ class Layout:
     def task_label(self, task: str) -> str:
         return self.task_labels.get(task) or TASK_LABELS.get(task, task)
 
+    def common_tasks(self) -> list[str]:
+        """The tasks that every method runs on (where methods can be compared over the same tasks)."""
+        return [task for task in self.tasks if all(self.runs(task, method) for method in self.methods)]
+
+    def runs(self, task: str, method: str) -> bool:
+        """Whether ``method`` runs on ``task`` (see :attr:`method_tasks`)."""
+        return task in self.method_tasks.get(method, self.tasks)
+
     def cells(self) -> list[Key]:
-        """Cells in the order the workflow lists their files: models, then tasks, then methods."""
-        return [(model, task, method) for model in self.models for task in self.tasks for method in self.methods]
+        """Cells in the order the workflow lists their files: models, then tasks, then methods (the methods that
+        run on the task)."""
+        return [(model, task, method) for model in self.models for task in self.tasks for method in self.methods
+                if self.runs(task, method)]
 
     def pairs(self) -> list[tuple[str, str]]:
         return [(model, task) for model in self.models for task in self.tasks]
@@ -567,15 +582,17 @@ def _mean(values: Sequence[float]) -> float | None:
 
 
 def bytes_per_task_rows(results: Results, model: str) -> list[dict[str, Any]]:
-    """Per method of ``model`` (masking once per mask format): mean dev score over the tasks and seeds, and the
-    mean bytes and trainable parameters one task adds (None where a task's records are missing)."""
+    """Per method of ``model`` (masking once per mask format): mean dev score over the tasks that every method runs
+    on (:meth:`Layout.common_tasks`) and the seeds, and the mean bytes and trainable parameters one task adds
+    (None where a task's records are missing)."""
     from maskbench.settings import COMPRESSED, MASK_FORMATS, PACKED_BITS
 
     layout = results.layout
+    tasks = layout.common_tasks()
     rows = []
     for method in layout.methods:
-        aggregates = [results.aggregates.get((model, task, method)) for task in layout.tasks]
-        complete = all(aggregates)
+        aggregates = [results.aggregates.get((model, task, method)) for task in tasks]
+        complete = bool(aggregates) and all(aggregates)
         dev = _mean([a["dev"]["mean"] for a in aggregates]) if complete else None
         counts = [a.get("trainable_parameters") for a in aggregates] if complete else [None]
         trainable = _mean(counts) if None not in counts else None
@@ -584,7 +601,7 @@ def bytes_per_task_rows(results: Results, model: str) -> list[dict[str, Any]]:
             variants = [("masking", mask_format) for mask_format in MASK_FORMATS]
         for _, mask_format in variants:
             per_task = []
-            for task, aggregate in zip(layout.tasks, aggregates):
+            for task, aggregate in zip(tasks, aggregates):
                 if method == "finetuning":
                     reference = results.references.get((model, task))
                     per_task.append(reference["finetuned_bytes"] if reference else None)
@@ -619,7 +636,7 @@ def table9_bytes(results: Results) -> Table:
                          _kilobytes(row["bytes_per_task"]) if row["bytes_per_task"] is not None else MISSING,
                          f"{row['trainable_parameters']:,.0f}" if row["trainable_parameters"] is not None
                          else MISSING])
-    tasks = ", ".join(TASK_LABELS.get(t, t) for t in results.layout.tasks)
+    tasks = ", ".join(results.layout.task_label(t) for t in results.layout.common_tasks())
     return Table(
         name="table9_bytes",
         caption="Accuracy vs bytes per task: mean dev score and the bytes each further task adds, per method.",

@@ -63,8 +63,18 @@ SEEDS = list(config["seeds"])
 SELECTION_SEEDS = list(config.get("selection_seeds") or SEEDS)
 if not set(SELECTION_SEEDS) <= set(SEEDS):
     raise WorkflowError(
-        f"invalid configuration at 'selection_seeds': {SELECTION_SEEDS} must be a subset of " f"'seeds' {SEEDS}"
+        f"invalid configuration at 'selection_seeds': {SELECTION_SEEDS} must be a subset of 'seeds' {SEEDS}"
     )
+for _method, _tasks in (config.get("method_tasks") or {}).items():
+    if _method not in METHODS or not set(_tasks) <= set(TASKS):
+        raise WorkflowError(
+            f"invalid configuration at 'method_tasks.{_method}': the method must be in 'methods' {METHODS} and "
+            f"its tasks {_tasks} in 'tasks' {TASKS}"
+        )
+# the (model, task, method) cells of the grid, in table order (a method may run on some tasks only)
+LAYOUT = Layout.from_config(config)
+CELLS = LAYOUT.cells()
+MASKED_TASKS = [task for task in TASKS if "masking" in METHODS and LAYOUT.runs(task, "masking")]
 
 
 # --- where task files, models and caches are ----------------------------------------------------------------
@@ -323,7 +333,7 @@ def chosen_runs(wildcards):
 
 def cell_files(pattern):
     """One file per (model, task, method), in the order maskbench.tables.Layout.cells() expects."""
-    return [pattern.format(model=m, task=t, method=k) for m in MODELS for t in TASKS for k in METHODS]
+    return [pattern.format(model=m, task=t, method=k) for m, t, k in CELLS]
 
 
 def reference_files():
@@ -338,11 +348,14 @@ def serving_files():
 
 def serving_runs():
     """Named inputs, one function per task: the masks served, each task's masking run (selected lr, first seed)."""
-    return {task: lambda wildcards, task=task: chosen_run(wildcards.model, task, "masking", SEEDS[0]) for task in TASKS}
+    return {
+        task: lambda wildcards, task=task: chosen_run(wildcards.model, task, "masking", SEEDS[0])
+        for task in MASKED_TASKS
+    }
 
 
 def table_layout():
-    return Layout.from_config(config).to_dict()
+    return LAYOUT.to_dict()
 
 
 def final_targets():
@@ -370,22 +383,20 @@ def run_targets(wildcards):
     next invocation, together with everything made from it.
     """
     files = []
-    for model in MODELS:
-        for task in TASKS:
-            for method in METHODS:
-                cell = SimpleNamespace(model=model, task=task, method=method)
-                path, index = None, 0
-                while True:
-                    path = selection_round(cell, index)
-                    files.append(path)
-                    selection = json.loads(Path(path).read_text())
-                    if selection["final"]:
-                        break
-                    index += 1
-                files += run_files(RUN_METRICS, cell, selection["grid"], SELECTION_SEEDS)
-                files += run_files(RUN_PREDICTIONS, cell, selection["grid"], SELECTION_SEEDS)
-                files += run_files(RUN_METRICS, cell, [selection["best_lr"]])
-                files += run_files(RUN_PREDICTIONS, cell, [selection["best_lr"]])
+    for model, task, method in CELLS:
+        cell = SimpleNamespace(model=model, task=task, method=method)
+        path, index = None, 0
+        while True:
+            path = selection_round(cell, index)
+            files.append(path)
+            selection = json.loads(Path(path).read_text())
+            if selection["final"]:
+                break
+            index += 1
+        files += run_files(RUN_METRICS, cell, selection["grid"], SELECTION_SEEDS)
+        files += run_files(RUN_PREDICTIONS, cell, selection["grid"], SELECTION_SEEDS)
+        files += run_files(RUN_METRICS, cell, [selection["best_lr"]])
+        files += run_files(RUN_PREDICTIONS, cell, [selection["best_lr"]])
     return files
 
 
@@ -444,9 +455,12 @@ def check_analyses():
             )
         needed = ["masking"] if name == "mask_similarity" else ["finetuning", "masking"]
         if name == "generalization":
-            needed = METHODS
+            needed = [m for m in METHODS if all(LAYOUT.runs(task, m) for task in analysis_tasks(name))]
         if any(method not in METHODS for method in needed):
             raise WorkflowError(f"{where}': needs the methods {needed} in 'methods'")
+        not_run = [(task, m) for task in analysis_tasks(name) for m in needed if not LAYOUT.runs(task, m)]
+        if not_run:
+            raise WorkflowError(f"{where}': needs runs of {not_run} (task, method), left out by 'method_tasks'")
         if "seed" in spec and spec["seed"] not in SEEDS:
             raise WorkflowError(f"{where}.seed': {spec['seed']} is not in 'seeds' {SEEDS}")
         if name == "mask_similarity" and len(spec["tasks"]) < 2:
@@ -572,6 +586,7 @@ def generalization_files():
         GENERALIZATION.format(model=spec["model"], method=method, source=source)
         for method in METHODS
         for source in spec["sources"]
+        if LAYOUT.runs(source, method)
     ]
 
 

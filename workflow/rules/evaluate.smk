@@ -67,7 +67,7 @@ rule serving_memory:
         runtime=lambda wildcards, attempt: analysis_resources("runtime", attempt),
     params:
         arguments=lambda wildcards, input, output: step_arguments(
-            base=model_name(wildcards), runs=[named_input(input, task) for task in TASKS], out=output[0]
+            base=model_name(wildcards), runs=[named_input(input, task) for task in MASKED_TASKS], out=output[0]
         ),
     shell:
         "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m maskbench step serving-memory "

@@ -41,13 +41,21 @@ def run_record(run: str | Path) -> dict[str, Any]:
 
 
 def load_run_model(run: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    """The trained model of a run: the pretrained model with the run's masks merged in (masking), or the finetuned
-    weights (finetuning; saved only when the run had ``--save-weights``, which the workflow sets for the cells an
-    analysis needs)."""
+    """The trained model of a run: the pretrained model with the run's masks merged in (masking), with its
+    adapter or biases (LoRA, IA3, BitFit), or the finetuned weights (finetuning; saved only when the run had
+    ``--save-weights``, which the workflow sets for the cells an analysis needs)."""
     run_dir = run_directory(run)
     record = run_record(run_dir)
     if record["method"] == "masking":
         return load_masked_model(run_dir / "masks", base=record["model"], device=device)
+    if record["method"] != "finetuning":  # LoRA, BitFit, IA3: the base model with the run's artefact
+        from maskbench.methods import get_method
+
+        method = get_method(record["method"])
+        artefact = run_dir / method.artefact
+        if not artefact.is_dir():
+            raise DataError(f"{artefact}: missing; the {record['method']} run's artefact is needed")
+        return method.load(artefact, base=record["model"], device=device).eval()
     weights = run_dir / "model"
     if not (weights / "config.json").is_file():
         raise DataError(f"{weights}: missing; this finetuning run did not save its weights (maskbench train "
