@@ -116,6 +116,17 @@ def _scatter(weight: torch.Tensor, positions: np.ndarray, values: torch.Tensor) 
         flat[torch.from_numpy(positions).to(flat.device, torch.long)] = values
 
 
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of an artefact's safetensors file; an unreadable file is a :class:`MaskFileError`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError) as error:
+        raise MaskFileError(f"{path.parent}: cannot read {path.name} ({error})") from None
+
 class MultiTaskModel:
     """One pretrained backbone and any number of task masks with their heads; see the module docstring."""
 
@@ -247,12 +258,10 @@ class MultiTaskModel:
             return self._add_bitfit_task(directory)
         return self._add_adapter_task(directory, method)
 
-    def _add_bitfit_task(self, directory: Path) -> str:
-        """Load a BitFit artefact: its biases become overrides of the backbone's, its head the task's own."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        description = read_description(directory, "bitfit")
+    def _task_model(self, description: dict,
+                    directory: Path) -> tuple[nn.Module, transformers.PretrainedConfig, str | None, str]:
+        """A task's model around the shared backbone (its head still on the meta device), checked against the
+        artefact's base model: (model, config, kind, task name)."""
         model_class, kind, name = self._check_task(description, directory)
         self._restore()
         config = transformers.AutoConfig.from_pretrained(self._path, **head_config_kwargs(description))
@@ -260,10 +269,14 @@ class MultiTaskModel:
             model = model_class(config)
         setattr(model, model.base_model_prefix, self.backbone)
         check_base(model, description, directory, self.base, self._fingerprints)
-        try:
-            tensors = load_file(directory / BITFIT_WEIGHTS)
-        except (SafetensorError, OSError) as error:
-            raise MaskFileError(f"{directory}: cannot read {BITFIT_WEIGHTS} ({error})") from None
+        return model, config, kind, name
+
+    def _add_bitfit_task(self, directory: Path) -> str:
+        """Load a BitFit artefact: its biases become overrides of the backbone's, its head the task's own."""
+
+        description = read_description(directory, "bitfit")
+        model, config, kind, name = self._task_model(description, directory)
+        tensors = _read_tensors(directory / BITFIT_WEIGHTS)
         overrides = self._load_head(model, tensors, directory / BITFIT_WEIGHTS)
         label_names = description.get("label_names") or [config.id2label[i] for i in range(config.num_labels)]
         info = TaskInfo(name=name, kind=kind, label_names=list(label_names), directory=directory)
@@ -273,24 +286,13 @@ class MultiTaskModel:
     def _add_adapter_task(self, directory: Path, method: str) -> str:
         """Inject a LoRA or IA3 artefact's adapter into the shared backbone and load its head."""
         from peft import PeftConfig, inject_adapter_in_model, set_peft_model_state_dict
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
 
         if self._adapter_method not in (None, method):
             raise ConfigError(f"{directory}: a {method} adapter, but this model already serves "
                               f"{self._adapter_method} adapters (peft wraps a layer for one method)")
         description = read_description(directory, method)
-        model_class, kind, name = self._check_task(description, directory)
-        self._restore()
-        config = transformers.AutoConfig.from_pretrained(self._path, **head_config_kwargs(description))
-        with torch.device("meta"):
-            model = model_class(config)
-        setattr(model, model.base_model_prefix, self.backbone)
-        check_base(model, description, directory, self.base, self._fingerprints)
-        try:
-            state = load_file(directory / ADAPTER_WEIGHTS)
-        except (SafetensorError, OSError) as error:
-            raise MaskFileError(f"{directory}: cannot read {ADAPTER_WEIGHTS} ({error})") from None
+        model, config, kind, name = self._task_model(description, directory)
+        state = _read_tensors(directory / ADAPTER_WEIGHTS)
         state = {key.removeprefix("base_model.model."): tensor for key, tensor in state.items()}
         prefix = model.base_model_prefix + "."
         head = {key: tensor for key, tensor in state.items() if not key.startswith(prefix)}
