@@ -148,7 +148,7 @@ def downloaded():
 def download_tasks():
     """Every task the configuration prepares data for: the grid's and the analyses' (Figs. 1/2, Table 3 targets)."""
     tasks = list(TASKS)
-    for spec in config.get("analyses", {}).values():
+    for spec in config["analyses"].values():
         tasks += [
             *spec.get("tasks", []),
             *([spec["task"]] if "task" in spec else []),
@@ -200,7 +200,7 @@ class ShellOptions:
 
 def training_settings(task):
     """The training keys of ``task``: ``training`` overridden by ``task_settings[task]``."""
-    return {**config.get("training", {}), **config["task_settings"].get(task, {})}
+    return {**config["training"], **config["task_settings"].get(task, {})}
 
 
 def max_length(task):
@@ -414,7 +414,7 @@ def run_targets(wildcards):
 # seed, lr in the initial grid, initial sparsity and blocks) is that grid run. Table 3 and Figs. 4-7 read the
 # grid's runs at the selected lr, so their tasks must be in `tasks` with both methods and their seed in `seeds`.
 
-ANALYSES = config.get("analyses", {})
+ANALYSES = config["analyses"]
 RUN_VARIANT = f"{RESULTS}/runs/{{model}}/{{task}}/{{variant}}/lr{{lr}}/seed{{seed}}"
 ANALYSIS = f"{RESULTS}/analysis/{{name}}"
 GENERALIZATION = f"{RESULTS}/analysis/generalization/{{model}}/{{method}}/{{source}}.json"
