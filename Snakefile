@@ -33,11 +33,14 @@ shell.prefix(
 
 
 include: "workflow/rules/download.smk"
-include: "workflow/rules/data.smk"
+include: "workflow/rules/prepare.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/select.smk"
 include: "workflow/rules/ensemble.smk"
+include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/sizes.smk"
+include: "workflow/rules/serving.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/analysis.smk"
 

@@ -24,10 +24,10 @@ import torch
 from tabulate import tabulate
 from transformers import BertConfig, BertForSequenceClassification
 
-from maskbench.aggregate import safetensors_summary
 from maskbench.fileio import write_json
 from maskbench.methods import get_method
 from maskbench.settings import COMPRESSED, PACKED_BITS, TrainConfig
+from maskbench.sizes import safetensors_summary
 
 ROWS = [("finetuning", {}, "Finetuning (full model)"),
         ("masking", {"mask_format": PACKED_BITS}, "Masking, packed bits (packed-bits-v1)"),

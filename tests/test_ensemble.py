@@ -8,15 +8,9 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from maskbench.ensemble import (
-    ENSEMBLE_METHODS,
-    choose_ensemble,
-    ensemble_predictions,
-    evaluate_test,
-    write_ensemble,
-    write_evaluation,
-)
+from maskbench.ensemble import ENSEMBLE_METHODS, choose_ensemble, ensemble_predictions, write_ensemble
 from maskbench.errors import ConfigError, DataError
+from maskbench.evaluate import evaluate_test, write_evaluation
 
 
 def test_the_three_methods_can_disagree():

@@ -124,3 +124,22 @@ def train_configs(draw):
 def test_command_line_round_trips(config):
     assert _parse(command_line(config)) == config
 
+
+
+def test_the_workflow_schema_names_exactly_the_library_s_tasks_methods_and_settings():
+    """The schema's shared definitions ($defs) are the lists the library knows: nothing can be configured that a
+    run cannot do, and nothing a run can do is missing (its `training` keys are TrainConfig/MaskConfig fields)."""
+    from pathlib import Path
+
+    import yaml
+
+    from maskbench.tasks.registry import TASKS
+
+    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    definitions = schema["$defs"]
+    assert set(definitions["method_name"]["enum"]) == set(METHODS)
+    assert set(definitions["task_name"]["enum"]) == set(TASKS)
+    training_keys = set(definitions["training"]["properties"])
+    assert training_keys <= {option.name for option in options()}
+    text = yaml.safe_dump(schema)
+    assert text.count("- mrpc") == 1 and text.count("- lora") == 1  # the lists are written once

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from maskbench.aggregate import aggregate_runs, check_same_setting, safetensors_summary, setting_hash
+from maskbench.aggregate import aggregate_runs, check_same_setting, setting_hash
 from maskbench.errors import ConfigError
 from maskbench.figures import write_memory_figure
 from maskbench.provenance import config_hash
+from maskbench.sizes import safetensors_summary
 from maskbench.tables import MISSING, TABLES, load_results, short_count, short_lr, table1_dev, write_table
 
 

@@ -119,7 +119,7 @@ def _run_download(args: argparse.Namespace) -> None:
 #: the workflow's heavy steps besides training (they load a model): step name -> the library function
 #: ("module:function") that ``maskbench step NAME ARGUMENTS`` calls with the JSON object ARGUMENTS as keywords
 STEPS = {
-    "reference-sizes": "maskbench.aggregate:write_reference_sizes",
+    "reference-sizes": "maskbench.sizes:write_reference_sizes",
     "serving-memory": "maskbench.serving:write_serving",
     "generalization": "maskbench.analysis.generalization:write_transfer",
     "tsne": "maskbench.analysis.tsne:write_tsne",

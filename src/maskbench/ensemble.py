@@ -1,14 +1,13 @@
 """Ensembles of a (model, task, method)'s seeds: majority vote, mean logits, mean probabilities (paper §5.3).
 
 The three ways of combining are scored on dev; the best one (ties: the order of :data:`ENSEMBLE_METHODS`) is the
-ensemble, and only that one is evaluated on test (:func:`evaluate_test`). For tagging tasks every scored word is
-one prediction. A majority vote tie (e.g. 2 against 2 of four seeds) goes to the tied label with the highest
-mean probability over the seeds.
+ensemble, and only that one is evaluated on test (:func:`maskbench.evaluate.evaluate_test`). For tagging
+tasks every scored word is one prediction. A majority vote tie (e.g. 2 against 2 of four seeds) goes to the tied
+label with the highest mean probability over the seeds.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -62,7 +61,7 @@ def load_split(run_dir: str | Path, split: str) -> dict[str, np.ndarray] | None:
     return {key: tensors[f"{split}_{key}"] for key in ("logits", "labels", "lengths") if f"{split}_{key}" in tensors}
 
 
-def _members(run_dirs: Sequence[str | Path], split: str) -> list[dict[str, np.ndarray]] | None:
+def member_predictions(run_dirs: Sequence[str | Path], split: str) -> list[dict[str, np.ndarray]] | None:
     members = [load_split(d, split) for d in run_dirs]
     if all(m is None for m in members):
         return None
@@ -85,7 +84,7 @@ def score_ensembles(members: Sequence[Mapping[str, np.ndarray]], metric: str, la
             for method in methods}
 
 
-def _task_facts(records: Sequence[Mapping[str, Any]]) -> tuple[str, tuple[str, ...]]:
+def task_facts(records: Sequence[Mapping[str, Any]]) -> tuple[str, tuple[str, ...]]:
     from maskbench import tasks
 
     spec = tasks.get_task(records[0]["task"])
@@ -97,8 +96,8 @@ def choose_ensemble(metrics_paths: Sequence[str | Path]) -> dict[str, Any]:
     records = load_runs(metrics_paths)
     setting = check_same_setting(records, vary=("seed",), paths=metrics_paths)
     run_dirs = [Path(p).parent for p in metrics_paths]
-    metric, label_names = _task_facts(records)
-    members = _members(run_dirs, "dev")
+    metric, label_names = task_facts(records)
+    members = member_predictions(run_dirs, "dev")
     if members is None:
         raise DataError(f"no dev predictions in {list(map(str, run_dirs))}")
     dev = score_ensembles(members, metric, label_names)
@@ -110,44 +109,8 @@ def choose_ensemble(metrics_paths: Sequence[str | Path]) -> dict[str, Any]:
             "setting_hash": setting, "runs": [str(p) for p in metrics_paths]}
 
 
-def evaluate_test(metrics_paths: Sequence[str | Path], ensemble: Mapping[str, Any]) -> dict[str, Any]:
-    """Test scores: single models (mean ± std over seeds) and the ensemble chosen on dev; error rates in %."""
-    records = load_runs(metrics_paths)
-    setting = check_same_setting(records, vary=("seed",), paths=metrics_paths)
-    if setting != ensemble["setting_hash"] or sorted(map(str, metrics_paths)) != sorted(ensemble["runs"]):
-        raise ConfigError("the ensemble choice was made on other runs than those given for test evaluation")
-    result: dict[str, Any] = {"task": records[0]["task"], "method": records[0]["method"],
-                              "model": records[0]["model"], "metric": records[0]["metric"], "lr": records[0]["lr"],
-                              "seeds": [r["seed"] for r in records], "setting_hash": setting,
-                              "has_test": records[0]["test_score"] is not None}
-    if not result["has_test"]:
-        return result
-    metric, label_names = _task_facts(records)
-    members = _members([Path(p).parent for p in metrics_paths], "test")
-    if members is None:
-        raise DataError(f"runs {list(map(str, metrics_paths))} report a test score but saved no test predictions")
-    single = [float(r["test_score"]) for r in records]
-    single_mean, single_std = mean_std(single)
-    chosen = ensemble["chosen"]
-    ensemble_score = score_ensembles(members, metric, label_names, [chosen])[chosen]
-    result.update({
-        "single": {"scores": single, "mean": single_mean, "std": single_std, "error_rate": 100 * (1 - single_mean)},
-        "ensemble": {"method": chosen, "members": len(members), "score": ensemble_score,
-                     "error_rate": 100 * (1 - ensemble_score)},
-        "test_size": int(len(members[0]["labels"])),
-    })
-    return result
-
-
 def write_ensemble(metrics_paths: Sequence[str | Path], out: str | Path) -> dict[str, Any]:
     """Workflow step: :func:`choose_ensemble` to ``out`` (JSON)."""
     result = choose_ensemble(metrics_paths)
-    write_json(out, result)
-    return result
-
-
-def write_evaluation(metrics_paths: Sequence[str | Path], ensemble_path: str | Path, out: str | Path) -> dict:
-    """Workflow step: :func:`evaluate_test` with the ensemble chosen in ``ensemble_path``, to ``out`` (JSON)."""
-    result = evaluate_test(metrics_paths, json.loads(Path(ensemble_path).read_text()))
     write_json(out, result)
     return result

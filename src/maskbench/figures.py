@@ -14,8 +14,8 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from maskbench.aggregate import BYTES_PER_MB
 from maskbench.fileio import atomic_path
+from maskbench.sizes import BYTES_PER_MB
 from maskbench.tables import TASK_LABELS, Results, extra_methods, load_results, memory_per_task
 
 

@@ -21,9 +21,9 @@ from typing import Any
 
 from tabulate import tabulate
 
-from maskbench.aggregate import BYTES_PER_MB
 from maskbench.errors import ConfigError, DataError
 from maskbench.fileio import atomic_path
+from maskbench.sizes import BYTES_PER_MB
 
 TASK_LABELS = {"mrpc": "MRPC", "sst2": "SST2", "cola": "CoLA", "rte": "RTE", "qnli": "QNLI", "sem": "SEM",
                "trec": "TREC", "ag_news": "AG", "pos": "POS", "conll2003": "NER", "swag": "SWAG", "imdb": "IMDB"}

@@ -86,7 +86,7 @@ rule generalization:
             targets=generalization_targets(wildcards),
             model_name=model_name(wildcards),
             out=output[0],
-            split=ANALYSES["generalization"].get("split", "dev"),
+            split=ANALYSES["generalization"]["split"],
         ),
     shell:
         "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m maskbench step generalization "
@@ -166,7 +166,7 @@ rule fig5_mask_dissimilarity:
     params:
         arguments=lambda wildcards, input, output: step_arguments(
             run_dirs=list(input),
-            roles=ANALYSES["mask_similarity"].get("layers", ["W_O"]),
+            roles=ANALYSES["mask_similarity"]["layers"],
             blocks=ANALYSES["mask_similarity"].get("blocks"),
             png=output.png,
             data_csv=output.csv,
@@ -200,7 +200,7 @@ rule mode_connectivity:
             prepared=named_input(input, "prepared"),
             max_length=eval_target(wildcards.task)["max_length"],
             out=output[0],
-            points=ANALYSES["mode_connectivity"].get("points", 11),
+            points=ANALYSES["mode_connectivity"]["points"],
             limit=eval_target(wildcards.task)["limit"],
         ),
     shell:
@@ -242,7 +242,7 @@ rule bezier:
     threads: analysis_resources("threads")
     resources:
         # the curve holds its bends, both end points and Adam's state: several copies of the model
-        mem_mb=lambda wildcards, attempt: ANALYSES["bezier"].get("mem_mb", 24000) * attempt,
+        mem_mb=lambda wildcards, attempt: ANALYSES["bezier"]["mem_mb"] * attempt,
         runtime=lambda wildcards, attempt: analysis_resources("runtime", attempt),
         gpu=analysis_resources("gpu"),
     params:

@@ -16,7 +16,14 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from maskbench.locations import restore_offline_settings, workflow_environment
-from maskbench.settings import BLOCK_METHODS, METHODS as REGISTERED_METHODS, command_line, run_config, run_identity
+from maskbench.settings import (
+    BLOCK_METHODS,
+    METHODS as REGISTERED_METHODS,
+    command_line,
+    options,
+    run_config,
+    run_identity,
+)
 from maskbench.select import format_lr
 from maskbench.tables import Layout
 
@@ -141,7 +148,7 @@ def downloaded():
 def download_tasks():
     """Every task the configuration prepares data for: the grid's and the analyses' (Figs. 1/2, Table 3 targets)."""
     tasks = list(TASKS)
-    for spec in config.get("analyses", {}).values():
+    for spec in config["analyses"].values():
         tasks += [
             *spec.get("tasks", []),
             *([spec["task"]] if "task" in spec else []),
@@ -174,6 +181,8 @@ wildcard_constraints:
 
 # the options a train job gets: generated from the run's settings (maskbench.settings.command_line), so that
 # the job runs exactly the TrainConfig that expected_config builds; these come from wildcards and paths instead
+# a run setting that the config leaves out has its default from maskbench.settings (the dataclasses)
+SETTING_DEFAULTS = {option.name: option.default for option in options()}
 RUN_ARGUMENTS = ("method", "task", "seed", "lr", "out", "prepared")
 
 
@@ -191,11 +200,11 @@ class ShellOptions:
 
 def training_settings(task):
     """The training keys of ``task``: ``training`` overridden by ``task_settings[task]``."""
-    return {**config.get("training", {}), **config["task_settings"].get(task, {})}
+    return {**config["training"], **config["task_settings"].get(task, {})}
 
 
 def max_length(task):
-    return training_settings(task).get("max_length", 128)
+    return training_settings(task).get("max_length", SETTING_DEFAULTS["max_length"])
 
 
 def train_options(wildcards, mask_overrides=None, method=None):
@@ -405,7 +414,7 @@ def run_targets(wildcards):
 # seed, lr in the initial grid, initial sparsity and blocks) is that grid run. Table 3 and Figs. 4-7 read the
 # grid's runs at the selected lr, so their tasks must be in `tasks` with both methods and their seed in `seeds`.
 
-ANALYSES = config.get("analyses", {})
+ANALYSES = config["analyses"]
 RUN_VARIANT = f"{RESULTS}/runs/{{model}}/{{task}}/{{variant}}/lr{{lr}}/seed{{seed}}"
 ANALYSIS = f"{RESULTS}/analysis/{{name}}"
 GENERALIZATION = f"{RESULTS}/analysis/generalization/{{model}}/{{method}}/{{source}}.json"
@@ -492,7 +501,7 @@ def variant_overrides(variant):
 def sweep_run(model, task, initial_sparsity, blocks, lr, seed):
     """metrics.json of a masking run with these mask settings: the grid's own run where the settings match."""
     lr = format_lr(lr)
-    configured = training_settings(task).get("initial_sparsity", 0.05)
+    configured = training_settings(task).get("initial_sparsity", SETTING_DEFAULTS["initial_sparsity"])
     if (
         task in TASKS
         and "masking" in METHODS
@@ -510,7 +519,7 @@ def sweep_run(model, task, initial_sparsity, blocks, lr, seed):
 def sparsity_runs(wildcards):
     spec = ANALYSES["sparsity"]
     return [
-        sweep_run(spec["model"], task, sparsity, spec.get("blocks", "all"), spec["lr"], seed)
+        sweep_run(spec["model"], task, sparsity, spec["blocks"], spec["lr"], seed)
         for task in spec["tasks"]
         for sparsity in spec["initial_sparsities"]
         for seed in spec["seeds"]
@@ -622,12 +631,9 @@ def mask_similarity_runs():
     }
 
 
-_ANALYSIS_RESOURCES = {"threads": 1, "gpu": 0, "mem_mb": 8000, "runtime": 60}
-
-
 def analysis_resources(key, attempt=1):
     """A resource of the analysis steps that load models; memory and runtime grow with the attempt."""
-    value = config["resources"].get("analysis", {}).get(key, _ANALYSIS_RESOURCES[key])
+    value = config["resources"]["analysis"][key]  # the schema's defaults fill in what the config leaves out
     return value * attempt if key in ("mem_mb", "runtime") else value
 
 

@@ -1,0 +1,24 @@
+# The resident memory of serving the tasks' masks on one base model, measured (maskbench.serving).
+
+
+rule serving_memory:
+    input:
+        **serving_runs(),
+        downloaded=downloaded(),
+    output:
+        SERVING,
+    log:
+        log_file("serving_memory", "{model}"),
+    conda:
+        "../envs/maskbench.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: analysis_resources("mem_mb", attempt),
+        runtime=lambda wildcards, attempt: analysis_resources("runtime", attempt),
+    params:
+        arguments=lambda wildcards, input, output: step_arguments(
+            base=model_name(wildcards), runs=[named_input(input, task) for task in MASKED_TASKS], out=output[0]
+        ),
+    shell:
+        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m maskbench step serving-memory "
+        "{params.arguments:q} > {log} 2>&1"
