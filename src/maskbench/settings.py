@@ -271,18 +271,26 @@ def add_arguments(parser: Any, cls: type | None = None) -> None:
                                 help=option.help)
 
 
+def _grouped(cls: type, flat: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Split settings by option name into ``cls``'s own fields and those of its nested settings (by group)."""
+    group_of = {option.name: option.group for option in options(cls)}
+    values: dict[str, Any] = {}
+    groups: dict[str, dict[str, Any]] = {}
+    for name, value in flat.items():
+        (groups.setdefault(group_of[name], {}) if group_of[name] else values)[name] = value
+    return values, groups
+
+
+def _assembled(cls: type, values: Mapping[str, Any], groups: Mapping[str, Mapping[str, Any]]) -> Any:
+    """``cls`` built from its own fields and the fields of each nested settings object."""
+    hints = _hints(cls)
+    return cls(**values, **{group: hints[group](**group_values) for group, group_values in groups.items()})
+
+
 def from_arguments(namespace: Any, cls: type | None = None) -> Any:
     """The settings object (``cls``) of parsed arguments made by :func:`add_arguments`."""
     cls = cls or TrainConfig
-    values: dict[str, Any] = {}
-    groups: dict[str, dict[str, Any]] = {}
-    for option in options(cls):
-        target = groups.setdefault(option.group, {}) if option.group else values
-        target[option.name] = getattr(namespace, option.name)
-    hints = _hints(cls)
-    for group, group_values in groups.items():
-        values[group] = hints[group](**group_values)
-    return cls(**values)
+    return _assembled(cls, *_grouped(cls, {option.name: getattr(namespace, option.name) for option in options(cls)}))
 
 
 def _text(value: Any) -> str:
@@ -321,26 +329,21 @@ def run_config(settings: Mapping[str, Any], *, method: str, model: str, task: st
     unknown = sorted(set(settings) - set(known)) + sorted(set(overrides) - set(known))
     if unknown:
         raise ConfigError(f"training: unknown setting(s) {unknown}; expected some of {sorted(known)}")
-    values: dict[str, Any] = {}
-    groups: dict[str, dict[str, Any]] = {}
+    given = {}
     for name, value in {**settings, **overrides}.items():
-        option = known[name]
-        if isinstance(value, str) and option.kind in (int, float):
-            value = option.kind(value)
+        if isinstance(value, str) and known[name].kind in (int, float):
+            value = known[name].kind(value)
         if value is not None:
-            (groups.setdefault(option.group, {}) if option.group else values)[name] = value
+            given[name] = value
+    values, groups = _grouped(cls, given)
     for key, users in METHOD_KEYS.items():
         if method not in users:
             values.pop(key, None)
             groups.pop(key, None)
-    mask = groups.pop("mask", {})
     if method == "masking":
-        mask = {"blocks": blocks, **mask}
+        groups["mask"] = {"blocks": blocks, **groups.get("mask", {})}
     elif method in BLOCK_METHODS:
-        mask = {"blocks": blocks}
-    hints = _hints(cls)
-    for group, group_values in groups.items():
-        values[group] = hints[group](**group_values)
-    mask = {name: value for name, value in mask.items() if value is not None}
-    return cls(method=method, model=model, task=task, seed=seed, lr=lr, save_weights=save_weights,
-               mask=hints["mask"](**mask), **values)
+        groups["mask"] = {"blocks": blocks}
+    groups["mask"] = {name: value for name, value in groups.get("mask", {}).items() if value is not None}
+    return _assembled(cls, {**values, "method": method, "model": model, "task": task, "seed": seed, "lr": lr,
+                            "save_weights": save_weights}, groups)
