@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,25 @@ def test_first_epoch_of_a_committed_run_is_reproduced(tmp_path):
         assert again["history"][0]["train_loss"] == pytest.approx(record["history"][0]["train_loss"], rel=1e-6)
     else:
         assert abs(again["history"][0]["dev_score"] - recorded) <= TOLERANCE, (path, versions())
+
+
+@pytest.mark.skipif(not (REPO / ".git").exists() or shutil.which("git") is None, reason="not a git checkout")
+def test_gitignore_keeps_every_methods_records_and_drops_their_artefacts():
+    """Every method's run records and bookkeeping reach a commit; masks, adapters, weights and checkpoints do not."""
+    from maskbench.methods import MODULES
+
+    run = "results/reference/runs/minilm/mrpc/{m}/lr0.001/seed1"
+    kept, dropped = [], []
+    for m in MODULES:
+        kept += [f"{run.format(m=m)}/metrics.json", f"{run.format(m=m)}/predictions.safetensors",
+                 f"results/reference/selection/minilm/mrpc/{m}/round0.json",
+                 f"results/reference/aggregate/minilm/mrpc/{m}.json"]
+        dropped.append(f"{run.format(m=m)}/checkpoint/state.json")
+        if m not in ("finetuning", "masking"):  # the peft methods' artefact folder is named after the method
+            dropped.append(f"{run.format(m=m)}/{m}/adapter_model.safetensors")
+    dropped += [f"{run.format(m='masking')}/masks/masks.safetensors", f"{run.format(m='finetuning')}/model/x"]
+    result = subprocess.run(["git", "check-ignore", "--no-index", *kept, *dropped], cwd=REPO,
+                            capture_output=True, text=True)
+    ignored = set(result.stdout.split())
+    assert not ignored & set(kept), sorted(ignored & set(kept))
+    assert set(dropped) <= ignored, sorted(set(dropped) - ignored)
