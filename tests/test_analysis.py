@@ -18,6 +18,8 @@ from maskbench.errors import ConfigError
 from maskbench.prepare import prepare
 from maskbench.train import TrainConfig, train
 
+pytestmark = pytest.mark.xdist_group("analysis")  # the module fixture `tiny_runs` trains once, on one worker
+
 MAX_LENGTH = 32
 EVAL = 40  # dev examples scored by the runs and by the analyses
 

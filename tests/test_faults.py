@@ -18,7 +18,7 @@ from conftest import DATA_DIR, needs_data, tiny_bert_config
 from maskbench.models import load_tokenizer
 from maskbench.train import TrainConfig, train
 
-pytestmark = needs_data
+pytestmark = [needs_data, pytest.mark.xdist_group("faults")]  # its module fixture is built once, on one worker
 
 #: where the second checkpoint write (after epoch 2, replacing epoch 1's) is killed
 KILL_POINTS = ["before tensors", "mid tensors", "before state", "before first rename", "between renames",

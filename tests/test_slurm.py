@@ -64,7 +64,8 @@ def _skip_reason() -> str | None:
     return None
 
 
-pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")
+pytestmark = [pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or ""),
+              pytest.mark.xdist_group("slurm")]  # one cluster: its tests share one pytest-xdist worker
 
 
 @dataclasses.dataclass
