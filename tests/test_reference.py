@@ -115,7 +115,7 @@ def test_first_epoch_of_a_committed_run_is_reproduced(tmp_path):
 @pytest.mark.skipif(not (REPO / ".git").exists() or shutil.which("git") is None, reason="not a git checkout")
 def test_gitignore_keeps_every_methods_records_and_drops_their_artefacts():
     """Every method's run records and bookkeeping reach a commit; masks, adapters, weights and checkpoints do not."""
-    from maskbench.methods import MODULES
+    from maskbench.methods import MODULES, get_method
 
     run = "results/reference/runs/minilm/mrpc/{m}/lr0.001/seed1"
     kept, dropped = [], []
@@ -124,9 +124,10 @@ def test_gitignore_keeps_every_methods_records_and_drops_their_artefacts():
                  f"results/reference/selection/minilm/mrpc/{m}/round0.json",
                  f"results/reference/aggregate/minilm/mrpc/{m}.json"]
         dropped.append(f"{run.format(m=m)}/checkpoint/state.json")
-        if m not in ("finetuning", "masking"):  # the peft methods' artefact folder is named after the method
-            dropped.append(f"{run.format(m=m)}/{m}/adapter_model.safetensors")
-    dropped += [f"{run.format(m='masking')}/masks/masks.safetensors", f"{run.format(m='finetuning')}/model/x"]
+        artefact = get_method(m).artefact  # the folder the method saves its per-task artefact in
+        if artefact is not None:
+            dropped.append(f"{run.format(m=m)}/{artefact}/artefact.safetensors")
+    dropped.append(f"{run.format(m='finetuning')}/model/model.safetensors")  # finetuning's save_weights
     result = subprocess.run(["git", "check-ignore", "--no-index", *kept, *dropped], cwd=REPO,
                             capture_output=True, text=True)
     ignored = set(result.stdout.split())
