@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, needs_data
+from conftest import DATA_DIR, REPO, needs_data
 from maskbench import paper, tables
 from maskbench.provenance import versions
 from maskbench.settings import TrainConfig
@@ -95,7 +95,10 @@ def test_first_epoch_of_a_committed_run_is_reproduced(tmp_path):
     previous = torch.get_num_threads()
     torch.set_num_threads(int(threads.group(1)) if threads else previous)
     settings = {k: v for k, v in record["config"].items() if k not in ("out", "data_dir", "prepared", "device")}
-    config = TrainConfig(**{**settings, "epochs": 1, "patience": 1, "out": str(tmp_path / "run")})
+    # the data directory that needs_data found (the env variable or ../shared/data): without it the run would
+    # fall back to the hub
+    config = TrainConfig(**{**settings, "epochs": 1, "patience": 1, "out": str(tmp_path / "run"),
+                            "data_dir": str(DATA_DIR)})
     # the same run, cut after its first epoch: its identity differs only in epochs/patience
     assert {k: v for k, v in config.result_key().items() if k not in ("epochs", "patience")} == \
         {k: v for k, v in TrainConfig(**settings).result_key().items() if k not in ("epochs", "patience")}
