@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from transformers import BertForSequenceClassification
 
 from conftest import DATA_DIR, needs_data, tiny_bert_config
 from maskbench.analysis import connectivity, generalization, mask_similarity, sweeps, tsne
-from maskbench.errors import ConfigError
+from maskbench.errors import ConfigError, MaskbenchError
 from maskbench.prepare import prepare
 from maskbench.train import TrainConfig, train
 
@@ -156,6 +157,62 @@ def test_generalization_scores_each_source_model_on_every_target(tiny_runs):
     assert table.rows[0][:2] == ["Masking", "SST2"] and table.rows[1][:2] == ["Finetuning", "SEM"]
     with pytest.raises(ConfigError, match="labels"):
         generalization.label_map("sst2", "trec")
+
+
+@needs_data
+@pytest.mark.parametrize("method, lr", [("masking", 5e-3), ("finetuning", 1e-3)])
+def test_a_run_records_its_transfer_scores_so_table3_needs_no_saved_model(tiny_runs, tmp_path, method, lr):
+    prepared = tiny_runs["prepared"]
+    folder = tmp_path / "prepared"  # transfer_prepared holds FOLDER/TASK, as the workflow's prepared data
+    folder.mkdir()
+    for task, path in prepared.items():
+        (folder / task).symlink_to(path)
+    out = tmp_path / "run"
+    record = train(TrainConfig(method=method, task="sst2", lr=lr, model=tiny_runs["model"], seed=1, batch_size=16,
+                               epochs=1, max_length=MAX_LENGTH, max_train_examples=96, max_eval_examples=EVAL,
+                               prepared=str(prepared["sst2"]), out=str(out), transfer="sem,sst2",
+                               transfer_prepared=str(folder), save_weights=method == "finetuning"))
+    assert list(record["transfer"]) == ["sem", "sst2"]
+    assert json.loads((out / "metrics.json").read_text())["transfer"] == record["transfer"]
+    # on its own dev subset the run scores what it recorded as its dev score
+    assert record["transfer"]["sst2"]["accuracy"] == pytest.approx(record["dev_score"])
+    sem = record["transfer"]["sem"]
+    assert (sem["split"], sem["max_length"], sem["limit"], sem["examples"]) == ("dev", MAX_LENGTH, EVAL, EVAL)
+    targets = {task: {"prepared": prepared[task], "max_length": MAX_LENGTH, "limit": EVAL} for task in prepared}
+
+    # the same run scored from its saved model (its record without "transfer") gives the recorded scores
+    from_model = tmp_path / "from-model"
+    shutil.copytree(out, from_model)
+    (from_model / "metrics.json").write_text(json.dumps({**record, "transfer": None}))
+    scored = generalization.transfer_scores([from_model], targets, tiny_runs["model"])
+    # the run's record alone (no masks, no weights: what is committed) is enough
+    alone = tmp_path / "record-only"
+    alone.mkdir()
+    shutil.copy(out / "metrics.json", alone / "metrics.json")
+    recorded = generalization.transfer_scores([alone], targets, tiny_runs["model"])
+    assert scored["recorded"] == [[]] and recorded["recorded"] == [["sst2", "sem"]]
+    for task in targets:
+        assert recorded["targets"][task]["accuracy"] == scored["targets"][task]["accuracy"], task
+        assert recorded["targets"][task]["majority_baseline"] == scored["targets"][task]["majority_baseline"]
+        assert recorded["targets"][task]["examples"] == scored["targets"][task]["examples"] == EVAL
+
+    # asked for other settings than the run recorded, the step needs the model, and says which file is missing
+    other = {task: {**spec, "limit": EVAL - 8} for task, spec in targets.items()}
+    with pytest.raises(MaskbenchError, match="record-only.*(masks|model).*missing"):
+        generalization.transfer_scores([alone], other, tiny_runs["model"])
+
+
+@pytest.mark.parametrize("task, transfer, message", [
+    ("sst2", "trec", "labels"),            # other label names
+    ("sst2", "nosuchtask", "unknown task"),
+    ("mrpc", "sst2", "single-sentence"),   # a pair task is no Table 3 source
+    ("sst2", "sem,,imdb", "distinct task names"),
+])
+def test_transfer_targets_are_checked_before_any_work(tmp_path, task, transfer, message):
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match=message):
+        train(TrainConfig(method="masking", model="minilm", task=task, lr=1e-3, out=str(out), transfer=transfer))
+    assert not out.exists()
 
 
 @needs_data

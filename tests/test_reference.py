@@ -94,7 +94,8 @@ def test_first_epoch_of_a_committed_run_is_reproduced(tmp_path):
     threads = re.search(r"(\d+) threads", record["device"])  # the recording's thread count: same kernels' order
     previous = torch.get_num_threads()
     torch.set_num_threads(int(threads.group(1)) if threads else previous)
-    settings = {k: v for k, v in record["config"].items() if k not in ("out", "data_dir", "prepared", "device")}
+    where = ("out", "data_dir", "prepared", "device", "transfer", "transfer_split", "transfer_prepared")
+    settings = {k: v for k, v in record["config"].items() if k not in where}
     # the data directory that needs_data found (the env variable or ../shared/data): without it the run would
     # fall back to the hub
     config = TrainConfig(**{**settings, "epochs": 1, "patience": 1, "out": str(tmp_path / "run"),

@@ -293,6 +293,12 @@ def test_ci_analyses_config_runs_every_analysis(tmp_path):
     assert len(list(runs.glob("finetuning/lr*/seed*/model/model.safetensors"))) == 2
     table3 = (results / "tables" / "table3_generalization.md").read_text()
     assert "| Masking" in table3 and "| Finetuning" in table3 and "SEM" in table3
+    # every Table 3 score comes from the runs' own records (--transfer), none from a rebuilt model
+    records = sorted((results / "analysis" / "generalization").rglob("*.json"))
+    assert len(records) == 4
+    for path in records:
+        record = json.loads(path.read_text())
+        assert record["recorded"] == [record["target_order"]] * len(record["seeds"]), path
     fig6 = list(csv.DictReader((results / "figures" / "fig6_mode_connectivity.csv").open()))
     assert {row["segment"] for row in fig6} == {"finetuned->masked", "pretrained->finetuned", "pretrained->masked"}
     again = snakemake(tmp_path, "-n", "--configfile", config, timeout=120)

@@ -35,6 +35,8 @@ METHODS = ("masking", "finetuning", "lora", "bitfit", "ia3")
 #: only ``blocks``)
 BLOCK_METHODS = ("masking", "lora", "ia3")
 PRECISIONS = ("fp32", "bf16")
+#: the splits a run's ``transfer`` tasks may be scored on
+TRANSFER_SPLITS = ("dev", "test")
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.safetensors"
 
@@ -67,6 +69,14 @@ class TrainConfig:
     precision: str = field(default="fp32", metadata={
         "choices": PRECISIONS, "help": "bf16: mixed precision (autocast), on GPUs that support it"})
     save_weights: bool = field(default=False, metadata={"help": "also save the full weights (finetuning)"})
+    #: Table 3 (generalization): tasks with the same labels that the trained model is also scored on, recorded in
+    #: ``metrics.json`` ("transfer"), so that the analysis needs no saved model, masks or adapter of the run
+    transfer: str | None = field(default=None, metadata={
+        "help": "comma-separated tasks with the same labels to score the trained model on (e.g. imdb,sst2)"})
+    transfer_split: str = field(default="dev", metadata={
+        "choices": TRANSFER_SPLITS, "help": "the split of the transfer tasks that is scored"})
+    transfer_prepared: str | None = field(default=None, metadata={
+        "help": "folder holding each transfer task's prepared data as FOLDER/TASK (else tokenise now)"})
     #: how a masking run stores its masks (``maskbench.storage``): 1 bit per weight, or the lossless sub-bit coding
     mask_format: str = field(default=PACKED_BITS, metadata={
         "choices": MASK_FORMATS,
@@ -103,6 +113,9 @@ class TrainConfig:
             raise ConfigError(f"precision: expected one of {PRECISIONS}, got {self.precision!r}")
         if not isinstance(self.group_by_length, bool):
             raise ConfigError(f"group_by_length: expected true/false, got {self.group_by_length!r}")
+        if self.transfer_split not in TRANSFER_SPLITS:
+            raise ConfigError(f"transfer_split: expected one of {TRANSFER_SPLITS}, got {self.transfer_split!r}")
+        self.transfer_tasks()  # well-formed list (whether the tasks exist and share the labels: train checks)
         if self.mask_format not in MASK_FORMATS:
             raise ConfigError(f"mask_format: expected one of {MASK_FORMATS}, got {self.mask_format!r}")
         if self.save_weights and self.method != "finetuning":
@@ -123,10 +136,12 @@ class TrainConfig:
         API and the workflow's config as from the command line."""
         if not isinstance(self.mask, MaskConfig):
             raise ConfigError(f"mask: expected a mapping of masking settings, got {self.mask!r}")
-        for key in ("method", "model", "task", "precision", "mask_format"):
+        for key in ("method", "model", "task", "precision", "mask_format", "transfer_split"):
             if not isinstance(getattr(self, key), str):
                 raise ConfigError(f"{key}: expected a string, got {getattr(self, key)!r}")
-        for key in ("out", "data_dir", "prepared", "device"):
+        if not (self.transfer is None or isinstance(self.transfer, str)):
+            raise ConfigError(f"transfer: expected comma-separated task names or none, got {self.transfer!r}")
+        for key in ("out", "data_dir", "prepared", "device", "transfer_prepared"):
             value = getattr(self, key)
             if not (isinstance(value, (str, os.PathLike)) or (value is None and key != "out")):
                 raise ConfigError(f"{key}: expected a path string{'' if key == 'out' else ' or none'}, got {value!r}")
@@ -140,6 +155,15 @@ class TrainConfig:
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"{key}: expected true/false, got {getattr(self, key)!r}")
 
+    def transfer_tasks(self) -> list[str]:
+        """The tasks of ``transfer``, in order (empty when none)."""
+        if self.transfer is None:
+            return []
+        names = [name.strip() for name in str(self.transfer).split(",")]
+        if not all(names) or len(set(names)) != len(names):
+            raise ConfigError(f"transfer: expected comma-separated distinct task names, got {self.transfer!r}")
+        return names
+
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "mask": self.mask.to_dict()}
 
@@ -151,7 +175,8 @@ class TrainConfig:
 
 
 #: TrainConfig fields that say where or how fast a run is computed, not what it computes
-NON_RESULT_KEYS = ("out", "data_dir", "prepared", "device", "save_weights", "eval_batch_size", "mask_format")
+NON_RESULT_KEYS = ("out", "data_dir", "prepared", "device", "save_weights", "eval_batch_size", "mask_format",
+                   "transfer", "transfer_split", "transfer_prepared")
 
 #: Settings added after runs were first recorded, with the value that reproduces the behaviour from before the
 #: setting existed. A record without such a key means that value; a run whose setting equals it keeps its
@@ -318,10 +343,12 @@ def command_line(config: Any, exclude: Sequence[str] = ()) -> list[str]:
 
 def run_config(settings: Mapping[str, Any], *, method: str, model: str, task: str, seed: int, lr: float,
                blocks: str | None = None, mask_overrides: Mapping[str, Any] | None = None,
-               save_weights: bool = False, cls: type | None = None) -> Any:
+               save_weights: bool = False, transfer: Mapping[str, Any] | None = None,
+               cls: type | None = None) -> Any:
     """The settings of one run of the workflow: its ``training:`` keys (``settings``, task overrides applied),
     the model's ``blocks`` for the methods that use them, and ``mask_overrides`` (analysis variants, whose
     values may come from paths as text). Keys that the run's method does not use are left at their defaults.
+    ``transfer`` holds the ``transfer*`` settings of a run that Table 3 scores on other tasks.
     """
     cls = cls or TrainConfig
     known = {option.name: option for option in options(cls)}
@@ -346,4 +373,4 @@ def run_config(settings: Mapping[str, Any], *, method: str, model: str, task: st
         groups["mask"] = {"blocks": blocks}
     groups["mask"] = {name: value for name, value in groups.get("mask", {}).items() if value is not None}
     return _assembled(cls, {**values, "method": method, "model": model, "task": task, "seed": seed, "lr": lr,
-                            "save_weights": save_weights}, groups)
+                            "save_weights": save_weights, **(transfer or {})}, groups)

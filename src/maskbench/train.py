@@ -122,6 +122,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
     spec = tasks.get_task(config.task)
     method = get_method(config.method)
     method.check(config)  # fail before any data is read, e.g. when the blocks do not exist in this model
+    if config.transfer_tasks():  # Table 3's targets: known tasks with this task's labels
+        from maskbench.analysis.generalization import check_targets
+
+        check_targets(config.task, config.transfer_tasks())
     device = resolve_device(config.device, config.precision)
     check_run_directory(out, config_hash(config.result_key()))  # before any work: the results can be saved
     if device.type == "cuda":
@@ -217,12 +221,19 @@ def train(config: TrainConfig) -> dict[str, Any]:
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
 
+    transfer = None
+    if config.transfer_tasks():  # scored before metrics.json is written: a finished run has its scores
+        from maskbench.analysis.generalization import run_transfer
+
+        transfer = run_transfer(model, config, device)
+
     metrics: dict[str, Any] = {
         "task": config.task, "method": config.method, "model": config.model, "seed": config.seed, "lr": config.lr,
         "metric": spec.metric, "kind": spec.kind,
         "dev_score": state.best_score, "best_epoch": state.best_epoch, "epochs_run": state.epoch,
         "history": state.history, "dev_scores": [h["dev_score"] for h in state.history],
         "test_score": _score(spec, outputs["test"]) if "test" in outputs else None,
+        "transfer": transfer,
         "sizes": {name: len(ds) for name, ds in splits.items()},
         "word_counts": excluded,
         "train_time_s": state.train_time,

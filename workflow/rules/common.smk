@@ -229,7 +229,21 @@ def expected_config(wildcards, method, mask_overrides=None):
         blocks=model.get("blocks"),
         mask_overrides=mask_overrides,
         save_weights=method == "finetuning" and (wildcards.model, wildcards.task) in weight_cells(),
+        transfer=None if mask_overrides else transfer_settings(wildcards.model, wildcards.task),
     )
+
+
+def transfer_settings(model, task):
+    """The ``transfer*`` settings of a grid run that Table 3 scores on other tasks: the run scores itself on the
+    targets and records it (maskbench.analysis.generalization), so the table needs no saved model of the run."""
+    spec = ANALYSES.get("generalization")
+    if not spec or spec["model"] != model or task not in spec["sources"]:
+        return None
+    return {
+        "transfer": ",".join(spec["targets"]),
+        "transfer_split": spec["split"],
+        "transfer_prepared": str(Path(PREPARED.format(model=model, task=task)).parent),
+    }
 
 
 def finished_run(metrics_path, expected):
@@ -261,7 +275,13 @@ def train_inputs(wildcards, method=None, mask_overrides=None, pattern=None):
     metrics = (pattern or RUN_METRICS).format(**dict(wildcards.items()))
     if finished_run(metrics, expected_config(wildcards, method, mask_overrides)):
         return {}
-    return {"prepared": PREPARED.format(model=wildcards.model, task=wildcards.task), "downloaded": downloaded()}
+    inputs = {"prepared": PREPARED.format(model=wildcards.model, task=wildcards.task), "downloaded": downloaded()}
+    transfer = None if mask_overrides else transfer_settings(wildcards.model, wildcards.task)
+    if transfer:  # the prepared data of the tasks the run scores itself on
+        inputs["transfer"] = [
+            PREPARED.format(model=wildcards.model, task=target) for target in transfer["transfer"].split(",")
+        ]
+    return inputs
 
 
 def data_options(wildcards):

@@ -1,6 +1,11 @@
 """Table 3 (§6.2): do masked models generalise? A model trained on one sentiment task is scored on another task's
 dev set (SST2 ↔ SEM, and SST2 → IMDB), for masking and finetuning, as improvement over the majority-class baseline
-of the evaluated set, averaged over seeds."""
+of the evaluated set, averaged over seeds.
+
+A run trained with ``transfer`` settings (:class:`maskbench.settings.TrainConfig`) scores itself on the targets
+before it finishes and records the scores in its ``metrics.json`` (:func:`run_transfer`); the table then needs no
+saved model, masks or adapter of the run (they are not committed with the reference results). A run without such
+a record is scored from its saved model (:func:`maskbench.analysis.runs.load_run_model`)."""
 
 from __future__ import annotations
 
@@ -10,14 +15,20 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+from torch.utils.data import DataLoader
 
 from maskbench import tasks
 from maskbench.aggregate import mean_std
 from maskbench.analysis.runs import eval_loader, load_run_model, run_record, write_record
+from maskbench.batching import example_lengths, sorted_batches
+from maskbench.data import Collator, tokenize_dataset
 from maskbench.errors import ConfigError
 from maskbench.metrics import score_logits
+from maskbench.models import load_tokenizer
+from maskbench.settings import TrainConfig
 from maskbench.tables import METHOD_LABELS, TASK_LABELS, Table, read_record
-from maskbench.train import predict
+from maskbench.train import fixed_subset, predict
 
 
 def label_map(source: str, target: str) -> list[int]:
@@ -33,6 +44,69 @@ def label_map(source: str, target: str) -> list[int]:
 def majority_baseline(labels: np.ndarray) -> float:
     """Accuracy of always predicting the most frequent gold label."""
     return float(np.bincount(np.asarray(labels)).max() / len(labels)) if len(labels) else float("nan")
+
+
+def check_targets(source: str, targets: Sequence[str]) -> list[list[int]]:
+    """The label maps of ``targets`` for a ``source`` model; refuses targets that a Table 3 cannot compare."""
+    if tasks.get_task(source).kind != "single":
+        raise ConfigError(f"generalization source {source!r}: a {tasks.get_task(source).kind} task; Table 3 "
+                          f"scores single-sentence classifiers")
+    for target in targets:
+        spec = tasks.get_task(target)
+        if spec.metric != "accuracy" or spec.kind != "single":
+            raise ConfigError(f"generalization target {target!r}: a {spec.kind} task scored by {spec.metric}; the "
+                              f"table compares accuracies of single-sentence classifiers")
+    return [label_map(source, target) for target in targets]
+
+
+def score_target(model: nn.Module, loader: DataLoader, mapping: Sequence[int],
+                 device: str | torch.device = "cpu") -> tuple[float, float]:
+    """Accuracy of a source-task model on a target's ``loader`` (outputs mapped by label name), and the target's
+    majority-class baseline."""
+    output = predict(model, loader, "single", torch.device(device))
+    logits = np.empty_like(output["logits"])
+    logits[:, list(mapping)] = output["logits"]
+    return score_logits("accuracy", logits, output["labels"]), majority_baseline(output["labels"])
+
+
+def run_transfer(model: nn.Module, config: TrainConfig, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """A just-trained model scored on ``config.transfer``'s tasks, for its ``metrics.json`` ("transfer").
+
+    Each target's ``transfer_split`` is read from ``transfer_prepared/TASK`` when given (else loaded and tokenised
+    now), cut to the run's ``max_eval_examples`` and ``max_length``: what :func:`transfer_scores` asks of a record.
+    """
+    targets = config.transfer_tasks()
+    mappings = check_targets(config.task, targets)
+    tokenizer = load_tokenizer(config.model)
+    result = {}
+    for target, mapping in zip(targets, mappings):
+        if config.transfer_prepared:
+            loader = eval_loader(Path(config.transfer_prepared) / target, target, config.model, config.max_length,
+                                 config.transfer_split, config.max_eval_examples, config.eval_batch_size)
+        else:
+            data = tasks.load(target, config.data_dir, allow_partial=config.allow_partial)
+            if config.transfer_split not in data:
+                raise ConfigError(f"transfer: task {target!r} has no {config.transfer_split!r} split")
+            split = tokenize_dataset(fixed_subset(data[config.transfer_split], config.max_eval_examples), "single",
+                                     tokenizer, config.max_length)
+            split = split.select_columns([c for c in split.column_names if c in ("input_ids", "attention_mask",
+                                                                                    "token_type_ids", "labels")])
+            loader = DataLoader(split, batch_sampler=sorted_batches(example_lengths(split), config.eval_batch_size),
+                                collate_fn=Collator(tokenizer.pad_token_id))
+        accuracy, baseline = score_target(model, loader, mapping, device)
+        result[target] = {"split": config.transfer_split, "max_length": config.max_length,
+                          "limit": config.max_eval_examples, "accuracy": accuracy, "majority_baseline": baseline,
+                          "examples": len(loader.dataset)}
+    return result
+
+
+def recorded_transfer(record: Mapping[str, Any], target: str, split: str, max_length: int,
+                      limit: int | None) -> dict[str, Any] | None:
+    """A run's own score on ``target`` (:func:`run_transfer`) when it was made as asked, else None."""
+    entry = (record.get("transfer") or {}).get(target)
+    if entry and (entry["split"], entry["max_length"], entry["limit"]) == (split, max_length, limit):
+        return entry
+    return None
 
 
 def transfer_scores(run_dirs: Sequence[str | Path], targets: Mapping[str, Mapping[str, Any]], model_name: str,
@@ -51,23 +125,31 @@ def transfer_scores(run_dirs: Sequence[str | Path], targets: Mapping[str, Mappin
     result: dict[str, Any] = {"model": model_name, "method": method, "source": source, "split": split,
                               "seeds": [r["seed"] for r in records], "lr": records[0]["lr"],
                               "runs": [str(d) for d in run_dirs], "target_order": list(targets), "targets": {}}
-    loaders = {target: eval_loader(spec["prepared"], target, model_name, spec["max_length"], split, spec.get("limit"))
-               for target, spec in targets.items()}
-    for target in targets:
-        if tasks.get_task(target).metric != "accuracy":
-            raise ConfigError(f"generalization target {target!r}: scored by {tasks.get_task(target).metric}, "
-                              f"the table compares accuracies")
-    mappings = {target: label_map(source, target) for target in targets}  # refuses other label sets up front
+    mappings = dict(zip(targets, check_targets(source, list(targets))))  # refuses other label sets up front
+    loaders: dict[str, DataLoader] = {}
     scores: dict[str, list[float]] = {target: [] for target in targets}
     baselines: dict[str, float] = {}
-    for run_dir in run_dirs:
-        model = load_run_model(run_dir, device)
-        for target, loader in loaders.items():
-            output = predict(model, loader, "single", torch.device(device))
-            logits = np.empty_like(output["logits"])
-            logits[:, mappings[target]] = output["logits"]
-            scores[target].append(score_logits("accuracy", logits, output["labels"]))
-            baselines[target] = majority_baseline(output["labels"])
+    examples: dict[str, int] = {}
+    result["recorded"] = []
+    for run_dir, record in zip(run_dirs, records):
+        model = None
+        recorded = []
+        for target, spec in targets.items():
+            entry = recorded_transfer(record, target, split, spec["max_length"], spec.get("limit"))
+            if entry is not None:
+                accuracy, baseline, size = entry["accuracy"], entry["majority_baseline"], entry["examples"]
+                recorded.append(target)
+            else:  # scored now from the run's saved model (an error names what is missing)
+                if model is None:
+                    model = load_run_model(run_dir, device)
+                if target not in loaders:
+                    loaders[target] = eval_loader(spec["prepared"], target, model_name, spec["max_length"], split,
+                                                  spec.get("limit"))
+                accuracy, baseline = score_target(model, loaders[target], mappings[target], device)
+                size = len(loaders[target].dataset)
+            scores[target].append(accuracy)
+            baselines[target], examples[target] = baseline, size
+        result["recorded"].append(recorded)
         del model
     for target in targets:
         accuracy_mean, accuracy_std = mean_std(scores[target])
@@ -76,7 +158,7 @@ def transfer_scores(run_dirs: Sequence[str | Path], targets: Mapping[str, Mappin
         result["targets"][target] = {"accuracy": scores[target], "accuracy_mean": accuracy_mean,
                                      "accuracy_std": accuracy_std, "majority_baseline": baselines[target],
                                      "improvement_mean": gain_mean, "improvement_std": gain_std,
-                                     "examples": len(loaders[target].dataset)}
+                                     "examples": examples[target]}
     return result
 
 
