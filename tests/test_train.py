@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from safetensors.torch import load_file
 
 from maskbench import load_masked_model
+from maskbench.aggregate import aggregate_runs
 from maskbench.cli import main
+from maskbench.errors import MaskbenchError
+from maskbench.sizes import record_artefact_sizes, run_artefact_sizes
 from maskbench.train import TrainConfig, train
 
 
@@ -53,6 +57,39 @@ def test_finetuning_run_saves_weights_on_request(tiny_bert_dir, data_dir, tmp_pa
                             save_weights=True, epochs=1))
     assert metrics["sparsity"] is None and (tmp_path / "ft" / "model" / "model.safetensors").is_file()
     assert not (tmp_path / "ft" / "masks").exists()
+
+
+@pytest.mark.parametrize("method, lr", [("masking", 1e-2), ("lora", 1e-3), ("finetuning", 1e-3)])
+def test_a_run_records_its_artefact_sizes_so_the_aggregate_needs_no_artefact(tiny_bert_dir, data_dir, tmp_path,
+                                                                           method, lr):
+    run = tmp_path / "run"
+    metrics = train(_config(tiny_bert_dir, data_dir, run, method=method, lr=lr, epochs=1))
+    measured = run_artefact_sizes(run, method)
+    assert metrics["artefact_sizes"] == measured
+    assert json.loads((run / "metrics.json").read_text())["artefact_sizes"] == measured
+    if method == "finetuning":
+        assert measured is None
+    else:
+        assert measured["mask_bytes" if method == "masking" else "task_bytes"] > 0
+    with_artefact = aggregate_runs([metrics], [str(run / "metrics.json")])
+    # the record alone (what the committed reference results keep) aggregates to the same sizes
+    alone = tmp_path / "record-only"
+    alone.mkdir()
+    shutil.copy(run / "metrics.json", alone / "metrics.json")
+    without = aggregate_runs([json.loads((alone / "metrics.json").read_text())], [str(alone / "metrics.json")])
+    assert without["artefacts"] == with_artefact["artefacts"]
+    assert with_artefact["artefacts"] == (None if method == "finetuning" else {"3": measured})
+    # a run recorded before runs recorded their sizes: filled in from its artefact while it is there
+    older = {k: v for k, v in metrics.items() if k != "artefact_sizes"}
+    (run / "metrics.json").write_text(json.dumps(older))
+    assert record_artefact_sizes(run) == measured
+    assert json.loads((run / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
+    if method != "finetuning":  # ... and without it, a clear error names the missing file
+        (alone / "metrics.json").write_text(json.dumps(older))
+        with pytest.raises(MaskbenchError, match="record-only.*missing"):
+            record_artefact_sizes(alone)
+        with pytest.raises(MaskbenchError, match="record-only.*missing"):
+            aggregate_runs([older], [str(alone / "metrics.json")])
 
 
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys):

@@ -18,7 +18,7 @@ import numpy as np
 from maskbench.errors import ConfigError, DataError
 from maskbench.fileio import write_json
 from maskbench.settings import NON_RESULT_KEYS, config_hash, result_key
-from maskbench.sizes import mask_artefact_sizes, mask_bytes_by_format, method_artefact_sizes
+from maskbench.sizes import run_artefact_sizes
 
 
 def load_runs(metrics_paths: Sequence[str | Path]) -> list[dict[str, Any]]:
@@ -102,12 +102,11 @@ def aggregate_runs(records: Sequence[Mapping[str, Any]], paths: Sequence[str | P
         test = {"scores": tests, "mean": mean, "std": std}
     artefacts = {}
     for path, record in zip(paths, records):
-        mask_dir = Path(path).parent / "masks"
-        if record["method"] == "masking":
-            artefacts[str(record["seed"])] = {**mask_artefact_sizes(mask_dir),
-                                              "mask_bytes_by_format": mask_bytes_by_format(mask_dir)}
-        elif record["method"] in ("lora", "bitfit", "ia3"):
-            artefacts[str(record["seed"])] = method_artefact_sizes(Path(path).parent, record["method"])
+        # recorded by the run (its artefact need not be here), else measured from the artefact on disk
+        sizes = record["artefact_sizes"] if "artefact_sizes" in record else run_artefact_sizes(
+            Path(path).parent, record["method"])
+        if sizes is not None:
+            artefacts[str(record["seed"])] = sizes
     first = records[0]
     return {
         "task": first["task"], "method": first["method"], "model": first["model"], "metric": first["metric"],

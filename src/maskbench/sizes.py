@@ -86,6 +86,36 @@ def method_artefact_sizes(run_dir: str | Path, method: str) -> dict[str, int]:
     return {"task_parameters": sum(s["values"] for s in summaries), "task_bytes": sum(s["bytes"] for s in summaries)}
 
 
+def run_artefact_sizes(run_dir: str | Path, method: str) -> dict[str, Any] | None:
+    """What the aggregate step reports of a run's per-task artefact: for masking the mask bits, the file sizes
+    and the masks' bytes in every mask format; for LoRA, IA3 and BitFit the values and bytes of the adapter's
+    tensors; None for finetuning (its copy is measured once per task, :func:`reference_model_sizes`).
+
+    A run records this in its ``metrics.json`` (``artefact_sizes``), so that its sizes are known also where the
+    artefact itself is not kept (the committed reference results hold records, not masks or adapters).
+    """
+    run_dir = Path(run_dir)
+    if method == "masking":
+        masks = run_dir / "masks"
+        return {**mask_artefact_sizes(masks), "mask_bytes_by_format": mask_bytes_by_format(masks)}
+    if method in ("lora", "bitfit", "ia3"):
+        return method_artefact_sizes(run_dir, method)
+    return None
+
+
+def record_artefact_sizes(run_dir: str | Path) -> dict[str, Any] | None:
+    """Add ``artefact_sizes`` to the ``metrics.json`` of a run finished before runs recorded it, measured from the
+    artefact on disk (which must still be there); a record that has them is left as it is."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        raise DataError(f"{path}: missing; expected a finished run")
+    record = json.loads(path.read_text())
+    if "artefact_sizes" not in record:
+        record["artefact_sizes"] = run_artefact_sizes(run_dir, record["method"])
+        write_json(path, record, "metrics")
+    return record["artefact_sizes"]
+
+
 def reference_model_sizes(model: str, task: str, scratch: str | Path) -> dict[str, Any]:
     """Save ``model`` with ``task``'s head as finetuning does (``save_pretrained``) and its encoder alone (the copy
     that masking shares across tasks) under ``scratch``, measure both files, and delete them again.

@@ -27,6 +27,7 @@ from maskbench.outputs import MODEL_FILES, check_run_directory
 from maskbench.prepare import WORD_COUNTS, load_prepared, word_counts
 from maskbench.provenance import config_hash, device_name, versions
 from maskbench.settings import METHODS, PRECISIONS, TrainConfig  # noqa: F401  (re-exported)
+from maskbench.sizes import run_artefact_sizes
 
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.safetensors"
@@ -241,6 +242,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "trainable_parameters": sum(p.numel() for p in trainable),
         "sparsity": method.sparsity(model),
         "artefact_bytes": method.artefact_bytes(out / method.artefact) if method.artefact is not None else None,
+        "artefact_sizes": run_artefact_sizes(out, config.method),
         "config": config.to_dict(), "config_hash": run_hash,
         "versions": versions(), "device": device_name(device),
         "precision": config.precision, "optimizer": optimizer_name,
