@@ -28,4 +28,6 @@ def device_name(device: "torch.device") -> str:
 
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    # the kernels torch picked (e.g. AVX2, AVX512): runs are bit-reproducible only where they are the same
+    capability = torch.backends.cpu.get_cpu_capability()
+    return f"cpu ({platform.processor() or platform.machine()}, {capability}, {torch.get_num_threads()} threads)"
