@@ -108,6 +108,9 @@ def test_first_epoch_of_a_committed_run_is_reproduced(tmp_path):
     finally:
         torch.set_num_threads(previous)
     recorded = record["history"][0]["dev_score"]
+    # exact where the record proves the same kernels: same versions, and a device string that names torch's CPU
+    # capability (AVX2, AVX512; recorded since 2026-12-02) and thread count. Older records name neither the CPU
+    # nor its kernels, and machines of one description differ in the last digits (masking amplifies that)
     same_machine = record["versions"] == again["versions"] and record["device"] == again["device"]
     if same_machine:
         assert again["history"][0]["dev_score"] == recorded, path
@@ -137,3 +140,38 @@ def test_gitignore_keeps_every_methods_records_and_drops_their_artefacts():
     ignored = set(result.stdout.split())
     assert not ignored & set(kept), sorted(ignored & set(kept))
     assert set(dropped) <= ignored, sorted(set(dropped) - ignored)
+
+
+#: masking cells whose served masks were lost before they were committed and could not be trained again bit for
+#: bit (results/reference/README.md, "Continuing the grid"): strict, so that the test says when they are back
+LOST_MASKS = {"mrpc": "MRPC masking lr 1e-3 seed 1: masks lost with an earlier session's machine; retrained here "
+                      "it differs from epoch 1 (70.3 vs 69.6 % dev), so its record must be replaced",
+              "rte": "RTE masking lr 1e-3 seed 1: masks lost with an earlier session's machine; retrained here it "
+                     "equals the record at epoch 1 and differs from epoch 2 (54.5 vs 55.2 % dev), so its record "
+                     "must be replaced"}
+
+
+def served_cells() -> list:
+    cells = sorted(RESULTS.glob("selection/*/*/masking/chosen.json"))
+    return [pytest.param(c, id=c.parts[-3], marks=[pytest.mark.xfail(strict=True, reason=LOST_MASKS[c.parts[-3]])]
+                         if c.parts[-3] in LOST_MASKS else []) for c in cells]
+
+
+@pytest.mark.skipif(not served_cells(), reason="no masking cell has chosen its lr yet")
+@pytest.mark.parametrize("chosen", served_cells())
+def test_the_masks_that_serving_measures_are_committed(chosen):
+    """The serving step (Table 8, Fig. 3) serves each task's masks of the chosen lr and first seed. Masks are not
+    otherwise committed, and a later working session starts without the earlier ones' files: these must be in the
+    repository, and be the masks of the run whose record sits next to them (its recorded sparsity)."""
+    from maskbench.masking.serialization import read_mask_description, read_masks
+
+    model, task = chosen.parts[-4], chosen.parts[-3]
+    seed = yaml.safe_load(CONFIG.read_text())["seeds"][0]
+    run = RESULTS / f"runs/{model}/{task}/masking/lr{json.loads(chosen.read_text())['best_lr']}/seed{seed}"
+    masks, _ = read_masks(run / "masks", read_mask_description(run / "masks"))
+    zeros = sum(int((~mask).sum()) for mask in masks.values())
+    assert zeros / sum(mask.numel() for mask in masks.values()) == json.loads((run / "metrics.json").read_text())[
+        "sparsity"]
+    if shutil.which("git") and (REPO / ".git").exists():  # tracked, not only present in this working tree
+        tracked = subprocess.run(["git", "ls-files", str(run / "masks")], cwd=REPO, capture_output=True, text=True)
+        assert "masks.safetensors" in tracked.stdout, f"{run / 'masks'}: not committed (git add -f)"
