@@ -15,6 +15,7 @@ from transformers import BertForSequenceClassification
 
 from conftest import DATA_DIR, needs_data, tiny_bert_config
 from maskbench.analysis import connectivity, generalization, mask_similarity, sweeps, tsne
+from maskbench.analysis.runs import load_run_model
 from maskbench.errors import ConfigError, MaskbenchError
 from maskbench.prepare import prepare
 from maskbench.train import TrainConfig, train
@@ -195,6 +196,10 @@ def test_a_run_records_its_transfer_scores_so_table3_needs_no_saved_model(tiny_r
         assert recorded["targets"][task]["accuracy"] == scored["targets"][task]["accuracy"], task
         assert recorded["targets"][task]["majority_baseline"] == scored["targets"][task]["majority_baseline"]
         assert recorded["targets"][task]["examples"] == scored["targets"][task]["examples"] == EVAL
+
+    # without prepared data the targets are read and tokenised now: the same scores
+    config = TrainConfig(**{**record["config"], "transfer_prepared": None, "data_dir": str(DATA_DIR)})
+    assert generalization.run_transfer(load_run_model(out), config) == record["transfer"]
 
     # asked for other settings than the run recorded, the step needs the model, and says which file is missing
     other = {task: {**spec, "limit": EVAL - 8} for task, spec in targets.items()}
