@@ -98,7 +98,9 @@ def run_artefact_sizes(run_dir: str | Path, method: str) -> dict[str, Any] | Non
     if method == "masking":
         masks = run_dir / "masks"
         return {**mask_artefact_sizes(masks), "mask_bytes_by_format": mask_bytes_by_format(masks)}
-    if method in ("lora", "bitfit", "ia3"):
+    from maskbench.methods import get_method
+
+    if get_method(method).artefact is not None:  # the peft methods' and BitFit's artefact folder
         return method_artefact_sizes(run_dir, method)
     return None
 
