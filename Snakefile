@@ -4,7 +4,12 @@
 # ensemble → evaluate → tables → analyses. Result paths are defined in workflow/rules/common.smk; the work is done
 # by maskbench.
 
+import sys
 from pathlib import Path
+
+# `run:` blocks and this file use the maskbench of this checkout, as shell jobs do (PYTHONPATH below), not
+# whichever maskbench the interpreter has installed (e.g. an editable install of another checkout)
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from maskbench.locations import shell_exports
 

@@ -107,6 +107,29 @@ def _assert_config_refused(tmp_path: Path, change: dict, expected: str) -> None:
     assert not (tmp_path / "results").exists()
 
 
+def test_the_workflow_uses_the_maskbench_of_its_own_checkout(tmp_path):
+    """Steps that run inside the Snakemake process import maskbench from the Snakefile's checkout, not from the
+    installed one (an editable install of another checkout would silently run other code)."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(REPO / name, checkout / name)
+    for name in ("workflow", "src"):
+        shutil.copytree(REPO / name, checkout / name, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    marker = tmp_path / "imported_from"
+    with open(checkout / "src" / "maskbench" / "__init__.py", "a") as module:
+        module.write(f"\nfrom pathlib import Path as _Path\n_Path({str(marker)!r}).write_text(__file__)\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(checkout / "Snakefile"), "--directory",
+               str(work), "--configfile", str(checkout / "config.yaml"), "--list-rules"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert marker.is_file(), "the Snakefile imported a maskbench other than its checkout's"
+    assert Path(marker.read_text()).resolve().is_relative_to((checkout / "src").resolve())
+
+
 def test_lint_has_no_findings(tmp_path):
     result = subprocess.run([*SNAKEMAKE, "--lint"], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
