@@ -207,16 +207,18 @@ def test_a_run_records_its_transfer_scores_so_table3_needs_no_saved_model(tiny_r
         generalization.transfer_scores([alone], other, tiny_runs["model"])
 
 
-@pytest.mark.parametrize("task, transfer, message", [
-    ("sst2", "trec", "labels"),            # other label names
-    ("sst2", "nosuchtask", "unknown task"),
-    ("mrpc", "sst2", "single-sentence"),   # a pair task is no Table 3 source
-    ("sst2", "sem,,imdb", "distinct task names"),
+@pytest.mark.parametrize("task, transfer, split, message", [
+    ("sst2", "trec", "dev", "labels"),            # other label names
+    ("sst2", "nosuchtask", "dev", "unknown task"),
+    ("mrpc", "sst2", "dev", "single-sentence"),   # a pair task is no Table 3 source
+    ("sst2", "sem,,imdb", "dev", "distinct task names"),
+    ("sst2", "imdb,sst2", "test", "'sst2' has no labelled test split"),  # GLUE's test labels are not public
 ])
-def test_transfer_targets_are_checked_before_any_work(tmp_path, task, transfer, message):
+def test_transfer_targets_are_checked_before_any_work(tmp_path, task, transfer, split, message):
     out = tmp_path / "run"
     with pytest.raises(ConfigError, match=message):
-        train(TrainConfig(method="masking", model="minilm", task=task, lr=1e-3, out=str(out), transfer=transfer))
+        train(TrainConfig(method="masking", model="minilm", task=task, lr=1e-3, out=str(out), transfer=transfer,
+                          transfer_split=split))
     assert not out.exists()
 
 

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
+import subprocess
+import sys
 
+import numpy as np
 import pytest
+import torch
+import transformers
 from safetensors.torch import load_file
 
 from maskbench import load_masked_model
@@ -13,7 +19,7 @@ from maskbench.aggregate import aggregate_runs
 from maskbench.cli import main
 from maskbench.errors import MaskbenchError
 from maskbench.sizes import record_artefact_sizes, run_artefact_sizes
-from maskbench.train import TrainConfig, train
+from maskbench.train import TrainConfig, seed_everything, train
 
 
 def _config(model_dir, data_dir, out, **overrides) -> TrainConfig:
@@ -34,6 +40,34 @@ def test_same_seed_same_numbers_and_outputs(tiny_bert_dir, data_dir, tmp_path):
         (tmp_path / "b" / "masks" / "masks.safetensors").read_bytes()
     other_seed = train(_config(tiny_bert_dir, data_dir, tmp_path / "c", seed=4))
     assert other_seed["history"] != first["history"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 3, 2**31 - 1])
+def test_seeding_leaves_every_generator_as_transformers_set_seed_does(seed):
+    """Committed runs were seeded by ``transformers.set_seed``: the same seed must give the same numbers."""
+    def states():
+        return random.getstate(), np.random.get_state()[1].tolist(), torch.get_rng_state().tolist()
+
+    transformers.set_seed(seed)
+    theirs = states()
+    random.seed(seed + 1), np.random.seed(seed + 1), torch.manual_seed(seed + 1)
+    seed_everything(seed)
+    assert states() == theirs
+
+
+def test_a_training_process_imports_no_peft_unless_its_method_needs_it(tiny_bert_dir, data_dir, tmp_path):
+    """peft (through transformers.trainer_utils) costs every training process seconds of imports."""
+    out = tmp_path / "run"
+    script = ("import sys; from maskbench.cli import main; "
+              f"code = main(['train', '--method', 'masking', '--task', 'sst2', '--model', {str(tiny_bert_dir)!r}, "
+              f"'--data-dir', {str(data_dir)!r}, '--lr', '1e-2', '--epochs', '1', '--max-train-examples', '16', "
+              f"'--max-eval-examples', '16', '--out', {str(out)!r}]); "
+              "print(sorted(m for m in sys.modules if m.split('.')[0] == 'peft' or m == 'transformers.trainer_utils'));"
+              " sys.exit(code)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert (out / "metrics.json").is_file()
 
 
 def test_run_directory_contents(tiny_bert_dir, data_dir, tmp_path):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import transformers
 from datasets import DatasetDict
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader
@@ -37,6 +38,37 @@ def fixed_subset(dataset, limit: int | None):
     if limit is None or limit >= len(dataset):
         return dataset
     return dataset.shuffle(seed=0).select(range(limit))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators (CPU and every CUDA device) exactly as ``transformers.set_seed``
+    does, without its import of ``transformers.trainer_utils``, which imports peft and transformers' generation code
+    (5-10 s of every training process here)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+def raw_splits(task: str, data_dir: str | None, allow_partial: bool, tokenizer: Any, max_length: int,
+               limits: Mapping[str, int | None], only: Sequence[str] | None = None) -> dict[str, Any]:
+    """A task's splits (or those named in ``only``) from its raw data, each cut to its fixed subset (``limits``,
+    none where a split is not named) and then tokenised: a small run does not tokenise a whole corpus."""
+    data = tasks.load(task, data_dir, allow_partial=allow_partial)
+    missing = sorted(set(only or ()) - set(data))
+    if missing:
+        raise ConfigError(f"task {task!r} has no {', '.join(map(repr, missing))} split (it has {sorted(data)})")
+    kind = tasks.get_task(task).kind
+    return {name: tokenize_dataset(fixed_subset(data[name], limits.get(name)), kind, tokenizer, max_length)
+            for name in (only or data)}
+
+
+def sorted_eval_loader(dataset, pad_token_id: int, batch_size: int, pin_memory: bool = False) -> DataLoader:
+    """An evaluation loader over a tokenised split: the model's columns, batches of examples of similar length
+    (:func:`predict` returns rows in the dataset's order)."""
+    dataset = dataset.select_columns([c for c in dataset.column_names if c not in WORD_COUNTS])
+    return DataLoader(dataset, batch_sampler=sorted_batches(example_lengths(dataset), batch_size),
+                      collate_fn=Collator(pad_token_id), pin_memory=pin_memory)
 
 
 @torch.inference_mode()
@@ -126,13 +158,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if config.transfer_tasks():  # Table 3's targets: known tasks with this task's labels
         from maskbench.analysis.generalization import check_targets
 
-        check_targets(config.task, config.transfer_tasks())
+        check_targets(config.task, config.transfer_tasks(), config.transfer_split)
     device = resolve_device(config.device, config.precision)
     check_run_directory(out, config_hash(config.result_key()))  # before any work: the results can be saved
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    transformers.set_seed(config.seed)
+    seed_everything(config.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
 
     tokenizer = load_tokenizer(config.model)
@@ -140,10 +172,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if config.prepared:
         encoded, _ = load_prepared(config.prepared, config.task, config.model, config.max_length)
         splits = {name: fixed_subset(split, limits[name]) for name, split in encoded.items()}
-    else:  # subset first, so that a small run does not tokenise a whole corpus
-        data = tasks.load(config.task, config.data_dir, allow_partial=config.allow_partial)
-        splits = {name: tokenize_dataset(fixed_subset(split, limits[name]), spec.kind, tokenizer, config.max_length)
-                  for name, split in data.items()}
+    else:
+        splits = raw_splits(config.task, config.data_dir, config.allow_partial, tokenizer, config.max_length, limits)
     model = load_model(config.model, spec.kind, spec.label_names)
     model = method.prepare(model, config)
     model.to(device)
@@ -163,8 +193,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             loaders[name] = DataLoader(ds, batch_size=config.batch_size, shuffle=True, collate_fn=collate,
                                        generator=train_generator, pin_memory=pin)
         else:
-            batches = sorted_batches(example_lengths(ds), config.eval_batch_size)
-            loaders[name] = DataLoader(ds, batch_sampler=batches, collate_fn=collate, pin_memory=pin)
+            loaders[name] = sorted_eval_loader(ds, tokenizer.pad_token_id, config.eval_batch_size, pin)
 
     trainable = method.trainable_parameters(model)
     optimizer, optimizer_name = adam(trainable, config.lr)

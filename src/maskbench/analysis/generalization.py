@@ -21,14 +21,12 @@ from torch.utils.data import DataLoader
 from maskbench import tasks
 from maskbench.aggregate import mean_std
 from maskbench.analysis.runs import eval_loader, load_run_model, run_record, write_record
-from maskbench.batching import example_lengths, sorted_batches
-from maskbench.data import Collator, tokenize_dataset
 from maskbench.errors import ConfigError
 from maskbench.metrics import score_logits
 from maskbench.models import load_tokenizer
 from maskbench.settings import TrainConfig
 from maskbench.tables import METHOD_LABELS, TASK_LABELS, Table, read_record
-from maskbench.train import fixed_subset, predict
+from maskbench.train import predict, raw_splits, sorted_eval_loader
 
 
 def label_map(source: str, target: str) -> list[int]:
@@ -46,8 +44,9 @@ def majority_baseline(labels: np.ndarray) -> float:
     return float(np.bincount(np.asarray(labels)).max() / len(labels)) if len(labels) else float("nan")
 
 
-def check_targets(source: str, targets: Sequence[str]) -> list[list[int]]:
-    """The label maps of ``targets`` for a ``source`` model; refuses targets that a Table 3 cannot compare."""
+def check_targets(source: str, targets: Sequence[str], split: str = "dev") -> list[list[int]]:
+    """The label maps of ``targets`` for a ``source`` model; refuses targets that a Table 3 cannot compare and a
+    ``split`` that a target does not have (a labelled test set)."""
     if tasks.get_task(source).kind != "single":
         raise ConfigError(f"generalization source {source!r}: a {tasks.get_task(source).kind} task; Table 3 "
                           f"scores single-sentence classifiers")
@@ -56,6 +55,8 @@ def check_targets(source: str, targets: Sequence[str]) -> list[list[int]]:
         if spec.metric != "accuracy" or spec.kind != "single":
             raise ConfigError(f"generalization target {target!r}: a {spec.kind} task scored by {spec.metric}; the "
                               f"table compares accuracies of single-sentence classifiers")
+        if split == "test" and not spec.has_test:
+            raise ConfigError(f"generalization target {target!r} has no labelled test split; score it on 'dev'")
     return [label_map(source, target) for target in targets]
 
 
@@ -76,7 +77,7 @@ def run_transfer(model: nn.Module, config: TrainConfig, device: str | torch.devi
     now), cut to the run's ``max_eval_examples`` and ``max_length``: what :func:`transfer_scores` asks of a record.
     """
     targets = config.transfer_tasks()
-    mappings = check_targets(config.task, targets)
+    mappings = check_targets(config.task, targets, config.transfer_split)
     tokenizer = load_tokenizer(config.model)
     result = {}
     for target, mapping in zip(targets, mappings):
@@ -84,15 +85,10 @@ def run_transfer(model: nn.Module, config: TrainConfig, device: str | torch.devi
             loader = eval_loader(Path(config.transfer_prepared) / target, target, config.model, config.max_length,
                                  config.transfer_split, config.max_eval_examples, config.eval_batch_size)
         else:
-            data = tasks.load(target, config.data_dir, allow_partial=config.allow_partial)
-            if config.transfer_split not in data:
-                raise ConfigError(f"transfer: task {target!r} has no {config.transfer_split!r} split")
-            split = tokenize_dataset(fixed_subset(data[config.transfer_split], config.max_eval_examples), "single",
-                                     tokenizer, config.max_length)
-            split = split.select_columns([c for c in split.column_names if c in ("input_ids", "attention_mask",
-                                                                                    "token_type_ids", "labels")])
-            loader = DataLoader(split, batch_sampler=sorted_batches(example_lengths(split), config.eval_batch_size),
-                                collate_fn=Collator(tokenizer.pad_token_id))
+            split = raw_splits(target, config.data_dir, config.allow_partial, tokenizer, config.max_length,
+                               {config.transfer_split: config.max_eval_examples}, only=[config.transfer_split])
+            loader = sorted_eval_loader(split[config.transfer_split], tokenizer.pad_token_id,
+                                        config.eval_batch_size)
         accuracy, baseline = score_target(model, loader, mapping, device)
         result[target] = {"split": config.transfer_split, "max_length": config.max_length,
                           "limit": config.max_eval_examples, "accuracy": accuracy, "majority_baseline": baseline,
@@ -125,7 +121,7 @@ def transfer_scores(run_dirs: Sequence[str | Path], targets: Mapping[str, Mappin
     result: dict[str, Any] = {"model": model_name, "method": method, "source": source, "split": split,
                               "seeds": [r["seed"] for r in records], "lr": records[0]["lr"],
                               "runs": [str(d) for d in run_dirs], "target_order": list(targets), "targets": {}}
-    mappings = dict(zip(targets, check_targets(source, list(targets))))  # refuses other label sets up front
+    mappings = dict(zip(targets, check_targets(source, list(targets), split)))  # refuses other label sets up front
     loaders: dict[str, DataLoader] = {}
     scores: dict[str, list[float]] = {target: [] for target in targets}
     baselines: dict[str, float] = {}
