@@ -13,7 +13,7 @@ from transformers import BertModel
 from conftest import tiny_bert_config
 from maskbench import MaskConfig, load_masked_model, mask_model, save_masks
 from maskbench.cli import main
-from maskbench.errors import ConfigError, MaskFileError, OutputError
+from maskbench.errors import ConfigError, MaskbenchError, MaskFileError, OutputError
 from maskbench.models import load_model
 
 
@@ -666,3 +666,22 @@ def test_a_step_with_bad_arguments_is_refused_before_work(arguments, fragment, t
     out = tmp_path / "x.json"
     code = main(["step", "reference-sizes", arguments.replace("x.json", str(out))])
     _assert_refused(code, out, capsys, "step reference-sizes", fragment)
+
+
+def test_run_log_replaces_only_its_own_earlier_output(tmp_path):
+    from maskbench.runlog import write_run_log
+
+    results = tmp_path / "results"
+    (results / "runs").mkdir(parents=True)
+    user_file = tmp_path / "notes.md"
+    user_file.write_text("my notes\n")
+    with pytest.raises(OutputError, match="not maskbench's run-log output"):
+        write_run_log(str(results), str(user_file))
+    assert user_file.read_text() == "my notes\n"
+    out = tmp_path / "runs.md"
+    write_run_log(str(results), str(out))
+    write_run_log(str(results), str(out))  # its own earlier output is replaced
+    assert out.read_text().startswith("# Finished runs (minilm)")
+    (results / "runs" / "minilm" / "nosuchtask").mkdir(parents=True)
+    with pytest.raises(MaskbenchError, match="nosuchtask.*not tasks"):
+        write_run_log(str(results), str(out))

@@ -63,6 +63,19 @@ def test_committed_table_regenerates_byte_identical(table, tmp_path, monkeypatch
     assert out.read_bytes() == table.read_bytes(), f"{table} differs from what its records give"
 
 
+@pytest.mark.skipif(not (RESULTS / "runs.md").is_file(), reason="no committed run log")
+def test_committed_run_log_is_what_the_records_give():
+    """results/reference/runs.md lists every committed run exactly as its records say (after a sync, regenerate it
+    with the command in its first paragraph)."""
+    from maskbench.runlog import render_run_log
+
+    assert render_run_log(RESULTS) == (RESULTS / "runs.md").read_text(), \
+        "results/reference/runs.md differs from what the committed records give: regenerate it"
+    run_row = re.compile(rf"\| \w+ +\| ({'|'.join(tables.METHOD_LABELS)}) +\|")
+    rows = [line for line in (RESULTS / "runs.md").read_text().splitlines() if run_row.match(line)]
+    assert len(rows) == len(committed_runs())
+
+
 def committed_runs() -> list[Path]:
     return sorted(RESULTS.glob("runs/*/*/*/*/*/metrics.json"))
 

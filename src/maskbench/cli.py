@@ -126,6 +126,7 @@ STEPS = {
     "mask-similarity": "maskbench.analysis.mask_similarity:write_mask_similarity",
     "mode-connectivity": "maskbench.analysis.connectivity:write_line_scores",
     "bezier": "maskbench.analysis.connectivity:write_bezier",
+    "run-log": "maskbench.runlog:write_run_log",
 }
 
 

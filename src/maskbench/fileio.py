@@ -280,7 +280,17 @@ FILE_KINDS: dict[str, Callable[[Path], bool]] = {
     "predictions": lambda path: _is_safetensors_with_prefixes(path, ("dev_", "test_")),
     "predict-output": lambda path: _is_jsonl_of(path, ("task", "label", "probabilities")),
     "download-manifest": lambda path: _is_json_record(path, ("models", "tasks", "hub_offline")),
+    "run-log": lambda path: _starts_with(path, b"# Finished runs ("),
 }
+
+
+def _starts_with(path: Path, prefix: bytes) -> bool:
+    """Whether the file ``path`` begins with ``prefix`` (a text output's own heading)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(prefix)) == prefix
+    except OSError:
+        return False
 
 
 def read_json_file(path: str | Path, error: type[Exception], expected: str) -> Any:

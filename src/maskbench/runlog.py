@@ -1,0 +1,111 @@
+"""The run log of a results folder: one row per finished training run, read from the runs' own records.
+
+A grid that is trained across working sessions is reported run by run while its tables are not complete yet
+(``results/reference/runs.md``): each row gives the dev score after every epoch (the restored best in bold), whether
+the lr is an extension of the initial grid or the chosen one, and the train time. Everything comes from the
+committed ``metrics.json``, ``predictions.safetensors`` and selection records, so the log can be regenerated and
+compared byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from maskbench import tasks
+from maskbench.errors import DataError
+from maskbench.fileio import atomic_path
+from maskbench.paper import majority_baseline
+from maskbench.tables import METHOD_LABELS, METRIC_NAMES, TASK_LABELS, short_lr
+
+HEADERS = ["task", "method", "lr", "seed", "dev per epoch (%)", "best", "train time"]
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise DataError(f"{path}: cannot read it as JSON ({error})") from None
+
+
+def _selection(results: Path, model: str, task: str, method: str) -> tuple[list[float] | None, float | None]:
+    """The initial lr grid (selection round 0) and the chosen lr of a cell; None where not known yet."""
+    folder = results / "selection" / model / task / method
+    grid = chosen = None
+    if (folder / "round0.json").is_file():
+        grid = [float(lr) for lr in _json(folder / "round0.json")["initial_grid"]]
+    if (folder / "chosen.json").is_file():
+        chosen = float(_json(folder / "chosen.json")["best_lr"])
+    return grid, chosen
+
+
+def _finished(folder: Path) -> list[Path]:
+    """The cell's finished runs (a record and its predictions), seed 1 by lr first, then the other seeds."""
+    runs = [path.parent for path in folder.glob("lr*/seed*/metrics.json")
+            if (path.parent / "predictions.safetensors").is_file()]
+    return sorted(runs, key=lambda run: (int(run.name[4:]), float(run.parent.name[2:])))
+
+
+def run_rows(results: str | Path, model: str, task_order: Sequence[str] | None = None
+             ) -> tuple[list[list[str]], list[list[str]]]:
+    """One row per finished run of ``model`` under ``results/runs``, tasks in ``task_order`` (else the tables'),
+    and one row per task: its dev examples and majority-class score (from a run's saved dev labels)."""
+    results = Path(results)
+    root = results / "runs" / model
+    present = sorted(path.name for path in root.iterdir() if path.is_dir()) if root.is_dir() else []
+    unknown = [task for task in present if task not in TASK_LABELS]
+    if unknown:
+        raise DataError(f"{root}: folders {unknown} are not tasks")
+    order = [task for task in (task_order or TASK_LABELS) if task in present]
+    rows, baselines = [], []
+    for task in order:
+        spec = tasks.get_task(task)
+        majority = None
+        for method in (m for m in METHOD_LABELS if (root / task / m).is_dir()):
+            grid, chosen = _selection(results, model, task, method)
+            for run in _finished(root / task / method):
+                record = _json(run / "metrics.json")
+                if majority is None:
+                    majority = 100 * majority_baseline(run, record["metric"], spec.label_names)
+                    baselines.append([TASK_LABELS[task], METRIC_NAMES[record["metric"]], str(record["sizes"]["dev"]),
+                                      f"{majority:.1f}"])
+                lr, seed = float(record["lr"]), int(record["seed"])
+                tag = short_lr(lr)
+                if seed > 1 and chosen is not None and lr == chosen:
+                    tag += " (chosen)"
+                elif grid is not None and lr not in grid:
+                    tag += " (extension)"
+                scores = [f"{100 * score:.1f}" for score in record["dev_scores"]]
+                scores[record["best_epoch"] - 1] = f"**{scores[record['best_epoch'] - 1]}**"
+                best = f"{100 * record['dev_score']:.1f}"
+                best += (" = majority class" if abs(100 * record["dev_score"] - majority) < 0.05
+                         else f" (epoch {record['best_epoch']})")
+                rows.append([TASK_LABELS[task], method, tag, str(seed), ", ".join(scores), best,
+                             f"{round(record['train_time_s'] / 60)} min"])
+    return rows, baselines
+
+
+def render_run_log(results: str | Path, model: str = "minilm", task_order: Sequence[str] | None = None) -> str:
+    """The run log as Markdown."""
+    rows, baselines = run_rows(results, model, task_order)
+    intro = (f"# Finished runs ({model})\n\nEvery finished training run under `runs/{model}/`, from its "
+             "`metrics.json`: the dev score after each epoch (the best epoch, whose parameters the run restored, in "
+             "bold), the lr marked as an *extension* of the initial grid or as the *chosen* lr of a later seed, and "
+             "the wall time of the run's epochs (summed over restarts). Regenerated by `python -m maskbench.cli step "
+             "run-log '{\"results\": \"<this folder>\", \"out\": \"<this folder>/runs.md\"}'`; "
+             "`tests/test_reference.py` checks that it is.\n\n")
+    majority = ("\n\nThe majority-class score of each task's dev set (always predicting its most frequent label):"
+                "\n\n" + tabulate(baselines, ["task", "metric", "dev examples", "majority class (%)"],
+                                   tablefmt="github", disable_numparse=True))
+    return intro + tabulate(rows, HEADERS, tablefmt="github", disable_numparse=True) + majority + "\n"
+
+
+def write_run_log(results: str, out: str, model: str = "minilm", task_order: list[str] | None = None) -> None:
+    """Workflow/CLI step: :func:`render_run_log` written atomically to ``out``."""
+    text = render_run_log(results, model, task_order)
+    with atomic_path(out, "run-log") as tmp:
+        Path(tmp).write_text(text)
