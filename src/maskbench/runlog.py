@@ -9,7 +9,6 @@ compared byte for byte.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from tabulate import tabulate
 
 from maskbench import tasks
 from maskbench.errors import DataError
-from maskbench.fileio import atomic_path
+from maskbench.fileio import atomic_path, read_json_file
 from maskbench.paper import majority_baseline
 from maskbench.tables import METHOD_LABELS, METRIC_NAMES, TASK_LABELS, short_lr
 
@@ -26,10 +25,7 @@ HEADERS = ["task", "method", "lr", "seed", "dev per epoch (%)", "best", "train t
 
 
 def _json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise DataError(f"{path}: cannot read it as JSON ({error})") from None
+    return read_json_file(path, DataError, "a record written by maskbench")
 
 
 def _selection(results: Path, model: str, task: str, method: str) -> tuple[list[float] | None, float | None]:
