@@ -71,9 +71,15 @@ def test_committed_run_log_is_what_the_records_give():
 
     assert render_run_log(RESULTS) == (RESULTS / "runs.md").read_text(), \
         "results/reference/runs.md differs from what the committed records give: regenerate it"
-    run_row = re.compile(rf"\| \w+ +\| ({'|'.join(tables.METHOD_LABELS)}) +\|")
+    run_row = re.compile(rf"\| \w+( \(train capped at [\d,]+\))? +\| ({'|'.join(tables.METHOD_LABELS)}) +\|")
     rows = [line for line in (RESULTS / "runs.md").read_text().splitlines() if run_row.match(line)]
     assert len(rows) == len(committed_runs())
+    # a run on a capped training subset (SST-2's 10,000 of 67,349) says so in its row
+    for path in committed_runs():
+        record = json.loads(path.read_text())
+        cap = record["config"].get("max_train_examples")
+        row = f"| {tables.TASK_LABELS[record['task']]} (train capped at {cap:,})" if cap else None
+        assert cap is None or any(line.startswith(row) for line in rows), (path, row)
 
 
 def committed_runs() -> list[Path]:

@@ -39,6 +39,14 @@ def _selection(results: Path, model: str, task: str, method: str) -> tuple[list[
     return grid, chosen
 
 
+def task_label(task: str, record: dict[str, Any]) -> str:
+    """The task's table label; a run trained on a capped subset (``max_train_examples``) says so and how large."""
+    cap = record["config"].get("max_train_examples")
+    if cap is not None and cap <= record["sizes"]["train"]:
+        return f"{TASK_LABELS[task]} (train capped at {cap:,})"
+    return TASK_LABELS[task]
+
+
 def _finished(folder: Path) -> list[Path]:
     """The cell's finished runs (a record and its predictions), seed 1 by lr first, then the other seeds."""
     runs = [path.parent for path in folder.glob("lr*/seed*/metrics.json")
@@ -80,7 +88,7 @@ def run_rows(results: str | Path, model: str, task_order: Sequence[str] | None =
                 best = f"{100 * record['dev_score']:.1f}"
                 best += (" = majority class" if abs(100 * record["dev_score"] - majority) < 0.05
                          else f" (epoch {record['best_epoch']})")
-                rows.append([TASK_LABELS[task], method, tag, str(seed), ", ".join(scores), best,
+                rows.append([task_label(task, record), method, tag, str(seed), ", ".join(scores), best,
                              f"{round(record['train_time_s'] / 60)} min"])
     return rows, baselines
 
