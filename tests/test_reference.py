@@ -3,6 +3,7 @@
 1. Every committed table regenerates byte for byte from the committed records.
 2. The first epoch of a committed run, trained again on this checkout, reproduces its recorded dev score: exactly
    on the machine and versions that recorded it, within a stated tolerance elsewhere (CPU kernels differ).
+3. The hand-kept tables of results/reference/README.md (while the grid runs) print what the records give.
 """
 
 from __future__ import annotations
@@ -194,3 +195,81 @@ def test_the_masks_that_serving_measures_are_committed(chosen):
     if shutil.which("git") and (REPO / ".git").exists():  # tracked, not only present in this working tree
         tracked = subprocess.run(["git", "ls-files", str(run / "masks")], cwd=REPO, capture_output=True, text=True)
         assert "masks.safetensors" in tracked.stdout, f"{run / 'masks'}: not committed (git add -f)"
+
+
+def _finished_results() -> tables.Results:
+    """The aggregates of every finished cell (a grid in progress has not all of them)."""
+    layout = _layout()
+    results = tables.Results(layout)
+    for model, task, method in layout.cells():
+        path = RESULTS / "aggregate" / model / task / f"{method}.json"
+        if path.is_file():
+            results.aggregates[(model, task, method)] = tables.read_record(path)
+    return results
+
+
+def _readme_table(heading: str) -> list[dict[str, str]]:
+    """The rows of the first Markdown table of results/reference/README.md whose header starts with ``heading``."""
+    lines = (RESULTS / "README.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(heading))
+    rows = []
+    header = [cell.strip() for cell in lines[start].strip("|").split("|")]
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append(dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")))))
+    return rows
+
+
+def _label_task(label: str) -> str:
+    first = label.split()[0].replace("-", "")
+    return next(task for task, text in tables.TASK_LABELS.items() if text == first)
+
+
+@pytest.mark.skipif(not (RESULTS / "README.md").is_file(), reason="no results README")
+def test_the_readme_side_by_side_is_what_the_records_give():
+    """The hand-kept side-by-side of results/reference/README.md (finished tasks only, while the grid runs) agrees
+    with the committed aggregates, the paper's Table 1 and the majority class, to the printed digit."""
+    results = _finished_results()
+    rows = {row["task"]: row for row in paper.comparison_rows(results, "minilm") if "gap" in row}
+    readme = _readme_table("| task | masking − finetuning here")
+    assert readme, "no side-by-side table in results/reference/README.md"
+    for line in readme:
+        task = _label_task(line["task"])
+        assert task in rows, f"README lists {line['task']}, whose cells are not both finished"
+        row = rows[task]
+        expected = (f"**{row['gap']:+.1f}** ({row['masking_mean']:.1f} ± {row['masking_std']:.1f} vs "
+                    f"{row['finetuning_mean']:.1f} ± {row['finetuning_std']:.1f})").replace("-", "−")
+        assert line["masking − finetuning here (MiniLM, 3 seeds)"] == expected, task
+        for column, model in (("paper, BERT-base", "BERT"), ("paper, DistilBERT", "DistilBERT")):
+            table1 = paper.PAPER_TABLE1[model]
+            assert line[column] == (f"{paper.paper_gap(model, task):+.1f} ({table1['masking'][task][0]:.1f} vs "
+                                    f"{table1['finetuning'][task][0]:.1f})").replace("-", "−"), (task, column)
+        assert line["majority class"] == f"{row['majority']:.1f}", task
+    assert len(readme) == len(rows), f"finished tasks missing from the README: {sorted(rows)}"
+    mean_gap = sum(abs(row["gap"]) for row in rows.values()) / len(rows)
+    summary = f"Mean |masking − finetuning| so far: {mean_gap:.1f} points ({len(rows)} of {len(_layout().tasks)} tasks)"
+    assert summary in " ".join((RESULTS / "README.md").read_text().split()), summary
+
+
+@pytest.mark.skipif(not (RESULTS / "README.md").is_file(), reason="no results README")
+def test_the_readme_five_method_table_is_what_the_records_give():
+    """Each '<TASK> dev' / 'lr' / '<TASK> test' cell of the README's five-method table is the cell's aggregate."""
+    results = _finished_results()
+    readme = _readme_table("| method |")
+    assert [row["method"] for row in readme] == ["finetuning", "masking", "LoRA", "BitFit", "IA3"]
+    lines = (RESULTS / "README.md").read_text().splitlines()
+    header = [c.strip() for c in next(line for line in lines if line.startswith("| method |")).strip("|").split("|")]
+    methods = {tables.METHOD_LABELS.get(m, m).lower(): m for m in tables.METHOD_LABELS}
+    for line in (row.split("|")[1:-1] for row in lines if row.startswith("| ") and row.split("|")[1].strip() in
+                 {r["method"] for r in readme}):
+        method = methods[line[0].strip().lower()]
+        task = None
+        for column, cell in zip(header[1:], (c.strip() for c in line[1:])):
+            if column == "lr":
+                assert cell == tables.short_lr(results.aggregates[("minilm", task, method)]["lr"]), (task, method)
+                continue
+            label, split = column.rsplit(" ", 1)
+            task = _label_task(label)
+            scores = results.aggregates[("minilm", task, method)][split]
+            assert cell == f"{100 * scores['mean']:.1f} ± {100 * scores['std']:.1f}", (task, method, split)
