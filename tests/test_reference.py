@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import subprocess
+from itertools import takewhile
 from pathlib import Path
 
 import pytest
@@ -201,24 +202,21 @@ def _finished_results() -> tables.Results:
     """The aggregates of every finished cell (a grid in progress has not all of them)."""
     layout = _layout()
     results = tables.Results(layout)
-    for model, task, method in layout.cells():
-        path = RESULTS / "aggregate" / model / task / f"{method}.json"
-        if path.is_file():
-            results.aggregates[(model, task, method)] = tables.read_record(path)
+    for key, path in zip(layout.cells(), _records(layout)["aggregates"]):
+        if Path(path).is_file():
+            results.aggregates[key] = tables.read_record(path)
     return results
 
 
-def _readme_table(heading: str) -> list[dict[str, str]]:
-    """The rows of the first Markdown table of results/reference/README.md whose header starts with ``heading``."""
+def _readme_table(heading: str) -> tuple[list[str], list[list[str]]]:
+    """Header and rows (cells stripped) of the first Markdown table of results/reference/README.md whose header
+    starts with ``heading``."""
     lines = (RESULTS / "README.md").read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(heading))
-    rows = []
-    header = [cell.strip() for cell in lines[start].strip("|").split("|")]
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        rows.append(dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")))))
-    return rows
+    header, *rows = ([cell.strip() for cell in line.strip("|").split("|")]
+                     for line in [lines[start]] + list(takewhile(lambda line: line.startswith("|"),
+                                                                 lines[start + 2:])))
+    return header, rows
 
 
 def _label_task(label: str) -> str:
@@ -232,7 +230,8 @@ def test_the_readme_side_by_side_is_what_the_records_give():
     with the committed aggregates, the paper's Table 1 and the majority class, to the printed digit."""
     results = _finished_results()
     rows = {row["task"]: row for row in paper.comparison_rows(results, "minilm") if "gap" in row}
-    readme = _readme_table("| task | masking − finetuning here")
+    header, cells = _readme_table("| task | masking − finetuning here")
+    readme = [dict(zip(header, row)) for row in cells]
     assert readme, "no side-by-side table in results/reference/README.md"
     for line in readme:
         task = _label_task(line["task"])
@@ -256,16 +255,13 @@ def test_the_readme_side_by_side_is_what_the_records_give():
 def test_the_readme_five_method_table_is_what_the_records_give():
     """Each '<TASK> dev' / 'lr' / '<TASK> test' cell of the README's five-method table is the cell's aggregate."""
     results = _finished_results()
-    readme = _readme_table("| method |")
-    assert [row["method"] for row in readme] == ["finetuning", "masking", "LoRA", "BitFit", "IA3"]
-    lines = (RESULTS / "README.md").read_text().splitlines()
-    header = [c.strip() for c in next(line for line in lines if line.startswith("| method |")).strip("|").split("|")]
-    methods = {tables.METHOD_LABELS.get(m, m).lower(): m for m in tables.METHOD_LABELS}
-    for line in (row.split("|")[1:-1] for row in lines if row.startswith("| ") and row.split("|")[1].strip() in
-                 {r["method"] for r in readme}):
-        method = methods[line[0].strip().lower()]
+    header, rows = _readme_table("| method |")
+    assert [row[0] for row in rows] == ["finetuning", "masking", "LoRA", "BitFit", "IA3"]
+    methods = {label.lower(): method for method, label in tables.METHOD_LABELS.items()}
+    for row in rows:
+        method = methods[row[0].lower()]
         task = None
-        for column, cell in zip(header[1:], (c.strip() for c in line[1:])):
+        for column, cell in zip(header[1:], row[1:]):
             if column == "lr":
                 assert cell == tables.short_lr(results.aggregates[("minilm", task, method)]["lr"]), (task, method)
                 continue
