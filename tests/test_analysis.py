@@ -90,6 +90,9 @@ def test_sweeps_average_seeds_and_render_fig1_fig2_table7(tmp_path):
     assert rows[0] == ["Blocks", "MRPC 5%", "MRPC 15%", "RTE 5%", "RTE 15%"] and rows[1][0] == "00-11"
     mean, std = expected[("rte", "8-11", 0.15)]
     assert rows[2][4] == f"{100 * mean:.1f} ± {100 * std:.1f}"
+    labelled = sweeps.layers_table(points, ["0-11", "8-11"], {"rte": "RTE (subset)"})
+    assert labelled.headers == ["Blocks", "MRPC 5%", "MRPC 15%", "RTE (subset) 5%", "RTE (subset) 15%"]
+    assert "RTE (subset) accuracy" in labelled.notes[1]
     sweeps.write_sparsity_figure(paths[:8], out / "fig1.png", out / "fig1.csv")
     assert len(list(csv.DictReader((out / "fig1.csv").open()))) == 4
 
@@ -156,6 +159,11 @@ def test_generalization_scores_each_source_model_on_every_target(tiny_runs):
     table = generalization.generalization_table([result, finetuned], "Tiny")
     assert table.headers == ["Method", "Trained on", "SST2", "SEM"]
     assert table.rows[0][:2] == ["Masking", "SST2"] and table.rows[1][:2] == ["Finetuning", "SEM"]
+    # a configuration's task names (a capped training set says so) reach every place the table names a task
+    labelled = generalization.generalization_table([result, finetuned], "Tiny", {"sst2": "SST2 (10k of 67k)"})
+    assert labelled.headers == ["Method", "Trained on", "SST2 (10k of 67k)", "SEM"]
+    assert labelled.rows[0][:2] == ["Masking", "SST2 (10k of 67k)"] and labelled.rows[1][:2] == ["Finetuning", "SEM"]
+    assert "SST2 (10k of 67k) " in labelled.notes[0] and "SEM " in labelled.notes[0]
     with pytest.raises(ConfigError, match="labels"):
         generalization.label_map("sst2", "trec")
 

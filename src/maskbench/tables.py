@@ -37,6 +37,12 @@ MISSING = "–"
 Key = tuple[str, str, str]  # (model key, task, method)
 
 
+def task_label(task: str, labels: Mapping[str, str] | None = None) -> str:
+    """The display name of ``task``: its entry in ``labels`` (a configuration's ``task_labels``, e.g.
+    "SST2 (10k of 67k)" for a capped training set), else :data:`TASK_LABELS`, else the task's key."""
+    return (labels or {}).get(task) or TASK_LABELS.get(task, task)
+
+
 # --- loading --------------------------------------------------------------------------------------------
 
 
@@ -88,7 +94,7 @@ class Layout:
         return dataclasses.asdict(self)
 
     def task_label(self, task: str) -> str:
-        return self.task_labels.get(task) or TASK_LABELS.get(task, task)
+        return task_label(task, self.task_labels)
 
     def common_tasks(self) -> list[str]:
         """The tasks that every method runs on (where methods can be compared over the same tasks)."""

@@ -42,10 +42,12 @@ rule fig1_sparsity:
         csv=FIGURE.format(name="fig1_sparsity.csv"),
     log:
         log_file("analysis", "fig1_sparsity"),
+    params:
+        task_labels=config.get("task_labels") or {},
     run:
         from maskbench.analysis import sweeps
 
-        sweeps.write_sparsity_figure(input, output.png, output.csv)
+        sweeps.write_sparsity_figure(input, output.png, output.csv, params.task_labels)
 
 
 rule fig2_layers:
@@ -59,10 +61,11 @@ rule fig2_layers:
         log_file("analysis", "fig2_layers"),
     params:
         block_order=lambda wildcards: ANALYSES["layers"]["block_sets"],
+        task_labels=config.get("task_labels") or {},
     run:
         from maskbench.analysis import sweeps
 
-        sweeps.write_layers(input, params.block_order, output.png, output.csv, output.tables)
+        sweeps.write_layers(input, params.block_order, output.png, output.csv, output.tables, params.task_labels)
 
 
 rule generalization:
@@ -108,10 +111,11 @@ rule table3_generalization:
         label=lambda wildcards: config["models"][ANALYSES["generalization"]["model"]].get(
             "label", ANALYSES["generalization"]["model"]
         ),
+        task_labels=config.get("task_labels") or {},
     run:
         from maskbench.analysis import generalization
 
-        generalization.write_generalization_table(input, params.label, output)
+        generalization.write_generalization_table(input, params.label, output, params.task_labels)
 
 
 rule fig4_tsne:

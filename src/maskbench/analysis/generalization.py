@@ -25,7 +25,7 @@ from maskbench.errors import ConfigError
 from maskbench.metrics import score_logits
 from maskbench.models import load_tokenizer
 from maskbench.settings import TrainConfig
-from maskbench.tables import METHOD_LABELS, TASK_LABELS, Table, read_record
+from maskbench.tables import METHOD_LABELS, Table, read_record, task_label
 from maskbench.train import predict, raw_splits, sorted_eval_loader
 
 
@@ -166,9 +166,11 @@ def write_transfer(run_dirs: Sequence[str | Path], targets: Mapping[str, Mapping
     return result
 
 
-def generalization_table(records: Sequence[Mapping[str, Any]], model_label: str) -> Table:
+def generalization_table(records: Sequence[Mapping[str, Any]], model_label: str,
+                         task_labels: Mapping[str, str] | None = None) -> Table:
     """Table 3: rows = method × training task, columns = evaluated task: improvement over the majority baseline
-    (accuracy in brackets), mean over seeds."""
+    (accuracy in brackets), mean over seeds. ``task_labels``: the configuration's names of tasks (a capped
+    training set says so), else :data:`maskbench.tables.TASK_LABELS`."""
     targets = list(dict.fromkeys(t for r in records for t in r.get("target_order", sorted(r["targets"]))))
     rows = []
     for method in dict.fromkeys(r["method"] for r in records):
@@ -179,7 +181,7 @@ def generalization_table(records: Sequence[Mapping[str, Any]], model_label: str)
                 cells.append("–" if entry is None else
                              f"{100 * entry['improvement_mean']:+.1f} ({100 * entry['accuracy_mean']:.1f})")
             rows.append([METHOD_LABELS.get(method, method) if index == 0 else "",
-                         TASK_LABELS.get(record["source"], record["source"]), *cells])
+                         task_label(record["source"], task_labels), *cells])
     baselines = {}
     for record in records:
         for target, entry in record["targets"].items():
@@ -191,15 +193,15 @@ def generalization_table(records: Sequence[Mapping[str, Any]], model_label: str)
         caption=f"Table 3: Generalization on {split} (%) of masked and finetuned {model_label}. Row: training "
                 f"dataset; column: evaluated dataset. Improvement over the majority-class baseline (accuracy in "
                 f"brackets), mean over {'/'.join(map(str, seeds))} seed(s).",
-        headers=["Method", "Trained on", *(TASK_LABELS.get(t, t) for t in targets)], rows=rows,
-        notes=["Majority-class baselines: " + ", ".join(
-                   f"{TASK_LABELS.get(t, t)} {100 * b:.1f} ({n:,} examples)" for t, (b, n) in baselines.items()) + ".",
+        headers=["Method", "Trained on", *(task_label(t, task_labels) for t in targets)], rows=rows,
+        notes=["Majority-class baselines: " + ", ".join(f"{task_label(t, task_labels)} {100 * b:.1f} ({n:,} examples)"
+                                                        for t, (b, n) in baselines.items()) + ".",
                "Each model is the run at its task's selected lr; labels are matched by name (negative/positive)."])
 
 
-def write_generalization_table(paths: Sequence[str | Path], model_label: str,
-                               out: Sequence[str | Path]) -> Table:
+def write_generalization_table(paths: Sequence[str | Path], model_label: str, out: Sequence[str | Path],
+                               task_labels: Mapping[str, str] | None = None) -> Table:
     """Workflow step: Table 3 (md/tex/csv) from the per-(method, source) records."""
-    table = generalization_table([read_record(path) for path in paths], model_label)
+    table = generalization_table([read_record(path) for path in paths], model_label, task_labels)
     table.write(out)
     return table

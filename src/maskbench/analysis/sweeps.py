@@ -6,7 +6,7 @@ mask configuration come from their ``metrics.json``), so the workflow only hands
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import numpy as np
 from maskbench.aggregate import load_runs, mean_std
 from maskbench.analysis.runs import new_figure, save_figure, suptitle, write_csv
 from maskbench.errors import ConfigError
-from maskbench.tables import METRIC_NAMES, TASK_LABELS, Table
+from maskbench.tables import METRIC_NAMES, Table, task_label
 
 
 def _blocks_label(blocks: str | None) -> str:
@@ -76,7 +76,8 @@ def _task_axes(figure, tasks: Sequence[str]):
     return dict(zip(tasks, axes))
 
 
-def plot_sparsity(points: Sequence[dict[str, Any]], png: str | Path) -> None:
+def plot_sparsity(points: Sequence[dict[str, Any]], png: str | Path,
+                  task_labels: Mapping[str, str] | None = None) -> None:
     """Fig. 1: dev score vs initial sparsity, one panel per task, mean ± std band over seeds."""
     tasks = list(dict.fromkeys(p["task"] for p in points))
     rows = (len(tasks) + 1) // 2
@@ -91,7 +92,7 @@ def plot_sparsity(points: Sequence[dict[str, Any]], png: str | Path) -> None:
         seeds = len(series[0]["seeds"])
         ax.plot(x, mean, marker="o", color="tab:blue", label=f"masking, mean of {seeds} seed(s)")
         ax.fill_between(x, mean - std, mean + std, color="tab:blue", alpha=0.25, label="± 1 std over seeds")
-        ax.set_title(f"{TASK_LABELS.get(task, task)} (lr {series[0]['lr']:g})")
+        ax.set_title(f"{task_label(task, task_labels)} (lr {series[0]['lr']:g})")
         ax.set_xlabel("initial sparsity: masked-out weights at the start (%)")
         ax.set_ylabel(_metric_label(series[0]["metric"]))
         ax.grid(alpha=0.3)
@@ -102,16 +103,18 @@ def plot_sparsity(points: Sequence[dict[str, Any]], png: str | Path) -> None:
     save_figure(figure, png)
 
 
-def write_sparsity_figure(metrics_paths: Sequence[str | Path], png: str | Path, data_csv: str | Path) -> list[dict]:
-    """Workflow step: Fig. 1 and its numbers."""
+def write_sparsity_figure(metrics_paths: Sequence[str | Path], png: str | Path, data_csv: str | Path,
+                          task_labels: Mapping[str, str] | None = None) -> list[dict]:
+    """Workflow step: Fig. 1 and its numbers (``task_labels``: the configuration's names of tasks)."""
     points = sweep_points(metrics_paths)
     write_csv(points, data_csv, ["task", "metric", "model", "lr", "blocks", "initial_sparsity", "dev_mean",
                                  "dev_std", "final_sparsity_mean", "seeds", "dev_scores"])
-    plot_sparsity(points, png)
+    plot_sparsity(points, png, task_labels)
     return points
 
 
-def plot_layers(points: Sequence[dict[str, Any]], block_order: Sequence[str], png: str | Path) -> None:
+def plot_layers(points: Sequence[dict[str, Any]], block_order: Sequence[str], png: str | Path,
+                task_labels: Mapping[str, str] | None = None) -> None:
     """Fig. 2: dev score per masked block set (bottom-up, then top-down), one line per initial sparsity."""
     tasks = list(dict.fromkeys(p["task"] for p in points))
     rows = (len(tasks) + 1) // 2
@@ -132,7 +135,7 @@ def plot_layers(points: Sequence[dict[str, Any]], block_order: Sequence[str], pn
         ax.set_xticklabels(labels, rotation=45, fontsize=8)
         ax.set_xlabel("masked transformer blocks (first-last)")
         ax.set_ylabel(_metric_label(metric))
-        ax.set_title(TASK_LABELS.get(task, task))
+        ax.set_title(task_label(task, task_labels))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     suptitle(figure, f"Fig. 2: masking's dev score when only some blocks are masked ({points[0]['model']}; "
@@ -140,7 +143,8 @@ def plot_layers(points: Sequence[dict[str, Any]], block_order: Sequence[str], pn
     save_figure(figure, png)
 
 
-def layers_table(points: Sequence[dict[str, Any]], block_order: Sequence[str]) -> Table:
+def layers_table(points: Sequence[dict[str, Any]], block_order: Sequence[str],
+                 task_labels: Mapping[str, str] | None = None) -> Table:
     """Table 7: rows = block sets, columns = task × initial sparsity, cells mean ± std (%)."""
     columns = list(dict.fromkeys((p["task"], p["initial_sparsity"]) for p in points))
     columns.sort(key=lambda c: (list(dict.fromkeys(p["task"] for p in points)).index(c[0]), c[1]))
@@ -153,7 +157,7 @@ def layers_table(points: Sequence[dict[str, Any]], block_order: Sequence[str]) -
             cells.append("–" if point is None else
                          f"{100 * point['dev_mean']:.1f} ± {100 * point['dev_std']:.1f}")
         rows.append([_blocks_label(blocks), *cells])
-    headers = ["Blocks", *(f"{TASK_LABELS.get(t, t)} {100 * s:g}%" for t, s in columns)]
+    headers = ["Blocks", *(f"{task_label(t, task_labels)} {100 * s:g}%" for t, s in columns)]
     model = points[0]["model"] if points else ""
     sparsities = ", ".join(f"{100 * s:g} %" for s in sorted({s for _, s in columns}))
     return Table(name="table7_layers",
@@ -161,17 +165,19 @@ def layers_table(points: Sequence[dict[str, Any]], block_order: Sequence[str]) -
                          f"blocks ({model}), at initial sparsity {sparsities}.",
                  headers=headers, rows=rows,
                  notes=["Pooler and classifier are masked in every row; the other blocks are left as pretrained.",
-                        "Metrics: " + ", ".join(sorted({f"{TASK_LABELS.get(p['task'], p['task'])} "
+                        "Metrics: " + ", ".join(sorted({f"{task_label(p['task'], task_labels)} "
                                                          f"{METRIC_NAMES.get(p['metric'], p['metric'])}"
                                                          for p in points})) + "."])
 
 
 def write_layers(metrics_paths: Sequence[str | Path], block_order: Sequence[str], png: str | Path,
-                 data_csv: str | Path, table_paths: Sequence[str | Path]) -> list[dict]:
-    """Workflow step: Fig. 2, its numbers, and Table 7 (md/tex/csv)."""
+                 data_csv: str | Path, table_paths: Sequence[str | Path],
+                 task_labels: Mapping[str, str] | None = None) -> list[dict]:
+    """Workflow step: Fig. 2, its numbers, and Table 7 (md/tex/csv) (``task_labels``: the configuration's names
+    of tasks)."""
     points = sweep_points(metrics_paths)
     write_csv(points, data_csv, ["task", "metric", "model", "lr", "blocks", "initial_sparsity", "dev_mean",
                                  "dev_std", "final_sparsity_mean", "seeds", "dev_scores"])
-    plot_layers(points, block_order, png)
-    layers_table(points, block_order).write(table_paths)
+    plot_layers(points, block_order, png, task_labels)
+    layers_table(points, block_order, task_labels).write(table_paths)
     return points
