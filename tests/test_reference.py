@@ -20,7 +20,9 @@ import yaml
 
 from conftest import DATA_DIR, REPO, needs_data
 from maskbench import paper, tables
+from maskbench.analysis import generalization
 from maskbench.provenance import versions
+from maskbench.select import format_lr
 from maskbench.settings import TrainConfig
 
 CONFIG = REPO / "config" / "reference.yaml"
@@ -60,9 +62,51 @@ def test_committed_table_regenerates_byte_identical(table, tmp_path, monkeypatch
         records = _records(layout)
         wanted = ("choices", "aggregates", "ensembles", "evaluations")
         tables.write_table("summary", layout.to_dict(), [out], **{k: records[k] for k in wanted})
+    elif name == "table3_generalization":
+        spec = _validated_config()["analyses"]["generalization"]
+        paths = [RESULTS / f"analysis/generalization/{spec['model']}/{method}/{source}.json"
+                 for method in layout.methods for source in spec["sources"] if layout.runs(source, method)]
+        generalization.write_generalization_table(paths, layout.model_label(spec["model"]), [out],
+                                                  layout.task_labels)
     else:
         tables.write_table(name, layout.to_dict(), [out], **_records(layout))
     assert out.read_bytes() == table.read_bytes(), f"{table} differs from what its records give"
+
+
+def _validated_config() -> dict:
+    """config/reference.yaml with the schema's defaults filled in, as the workflow reads it."""
+    from snakemake.utils import validate
+
+    config = yaml.safe_load(CONFIG.read_text())
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    return config
+
+
+def committed_transfer_records() -> list[Path]:
+    return sorted((RESULTS / "analysis" / "generalization").glob("*/*/*.json"))
+
+
+@pytest.mark.skipif(not committed_transfer_records(), reason="no committed Table 3 records yet")
+@pytest.mark.parametrize("path", committed_transfer_records(), ids=lambda p: "-".join(p.with_suffix("").parts[-2:]))
+def test_committed_table3_records_are_what_the_chosen_runs_recorded(path, monkeypatch):
+    """A Table 3 record (one method trained on one source task) holds the scores on each target that its cell's
+    runs at the chosen lr, every seed, recorded when they finished: recomputed from the committed run records,
+    with no model loaded and no data read."""
+    monkeypatch.chdir(REPO)  # records name their runs relative to the repository root
+    config = _validated_config()
+    spec = config["analyses"]["generalization"]
+    committed = json.loads(path.read_text())
+    model, method, source = path.parts[-3], path.parts[-2], path.stem
+    chosen = json.loads((RESULTS / f"selection/{model}/{source}/{method}/chosen.json").read_text())["best_lr"]
+    runs = [f"{config['results_dir']}/runs/{model}/{source}/{method}/lr{format_lr(chosen)}/seed{seed}/metrics.json"
+            for seed in config["seeds"]]
+    assert committed["runs"] == runs, f"{path}: not the runs of the chosen lr {chosen:g}"
+    targets = {target: {"prepared": None, "max_length": config["training"]["max_length"], "limit": None}
+               for target in spec["targets"]}
+    again = generalization.transfer_scores(runs, targets, committed["model"], spec["split"])
+    assert again["recorded"] == [list(spec["targets"])] * len(runs), "a run did not record its transfer scores"
+    committed.pop("versions")
+    assert json.loads(json.dumps(again)) == committed, f"{path} differs from what the runs recorded"
 
 
 @pytest.mark.skipif(not (RESULTS / "runs.md").is_file(), reason="no committed run log")
