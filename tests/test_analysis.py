@@ -163,7 +163,10 @@ def test_generalization_scores_each_source_model_on_every_target(tiny_runs):
     labelled = generalization.generalization_table([result, finetuned], "Tiny", {"sst2": "SST2 (10k of 67k)"})
     assert labelled.headers == ["Method", "Trained on", "SST2 (10k of 67k)", "SEM"]
     assert labelled.rows[0][:2] == ["Masking", "SST2 (10k of 67k)"] and labelled.rows[1][:2] == ["Finetuning", "SEM"]
-    assert "SST2 (10k of 67k) " in labelled.notes[0] and "SEM " in labelled.notes[0]
+    assert labelled.notes[0].index("SST2 (10k of 67k) ") < labelled.notes[0].index("SEM ")  # the columns' order
+    assert "of masked and finetuned Tiny." in labelled.caption
+    assert "of Tiny adapted by each method." in generalization.generalization_table(
+        [result, {**finetuned, "method": "lora"}], "Tiny").caption
     with pytest.raises(ConfigError, match="labels"):
         generalization.label_map("sst2", "trec")
 

@@ -25,7 +25,7 @@ from maskbench.errors import ConfigError
 from maskbench.metrics import score_logits
 from maskbench.models import load_tokenizer
 from maskbench.settings import TrainConfig
-from maskbench.tables import METHOD_LABELS, Table, read_record, task_label
+from maskbench.tables import METHOD_LABELS, PAPER_METHODS, Table, read_record, task_label
 from maskbench.train import predict, raw_splits, sorted_eval_loader
 
 
@@ -183,14 +183,19 @@ def generalization_table(records: Sequence[Mapping[str, Any]], model_label: str,
             rows.append([METHOD_LABELS.get(method, method) if index == 0 else "",
                          task_label(record["source"], task_labels), *cells])
     baselines = {}
-    for record in records:
-        for target, entry in record["targets"].items():
-            baselines.setdefault(target, (entry["majority_baseline"], entry["examples"]))
+    for target in targets:  # in the columns' order
+        for record in records:
+            if target in record["targets"]:
+                entry = record["targets"][target]
+                baselines.setdefault(target, (entry["majority_baseline"], entry["examples"]))
     seeds = sorted({len(r["seeds"]) for r in records})
     split = records[0]["split"] if records else "dev"
+    methods = {r["method"] for r in records}
+    models = (f"masked and finetuned {model_label}" if methods <= set(PAPER_METHODS) else
+              f"{model_label} adapted by each method")
     return Table(
         name="table3_generalization",
-        caption=f"Table 3: Generalization on {split} (%) of masked and finetuned {model_label}. Row: training "
+        caption=f"Table 3: Generalization on {split} (%) of {models}. Row: training "
                 f"dataset; column: evaluated dataset. Improvement over the majority-class baseline (accuracy in "
                 f"brackets), mean over {'/'.join(map(str, seeds))} seed(s).",
         headers=["Method", "Trained on", *(task_label(t, task_labels) for t in targets)], rows=rows,
