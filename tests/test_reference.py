@@ -207,20 +207,12 @@ def test_gitignore_keeps_every_methods_records_and_drops_their_artefacts():
     assert set(dropped) <= ignored, sorted(set(dropped) - ignored)
 
 
-#: masking cells whose served masks were lost before they were committed and could not be trained again bit for
-#: bit (results/reference/README.md, "Continuing the grid"): strict, so that the test says when they are back
-LOST_MASKS = {"mrpc": "MRPC masking lr 1e-3 seed 1: masks lost with an earlier session's machine; retrained on an "
-                      "AVX2 host it differs from epoch 1 (70.3 vs 69.6 % dev); to be trained again on an AVX512 host"}
-
-
-def served_cells() -> list:
-    cells = sorted(RESULTS.glob("selection/*/*/masking/chosen.json"))
-    return [pytest.param(c, id=c.parts[-3], marks=[pytest.mark.xfail(strict=True, reason=LOST_MASKS[c.parts[-3]])]
-                         if c.parts[-3] in LOST_MASKS else []) for c in cells]
+def served_cells() -> list[Path]:
+    return sorted(RESULTS.glob("selection/*/*/masking/chosen.json"))
 
 
 @pytest.mark.skipif(not served_cells(), reason="no masking cell has chosen its lr yet")
-@pytest.mark.parametrize("chosen", served_cells())
+@pytest.mark.parametrize("chosen", served_cells(), ids=lambda c: c.parts[-3])
 def test_the_masks_that_serving_measures_are_committed(chosen):
     """The serving step (Table 8, Fig. 3) serves each task's masks of the chosen lr and first seed. Masks are not
     otherwise committed, and a later working session starts without the earlier ones' files: these must be in the
