@@ -43,7 +43,7 @@ rule fig1_sparsity:
     log:
         log_file("analysis", "fig1_sparsity"),
     params:
-        task_labels=config.get("task_labels") or {},
+        task_labels=LAYOUT.task_labels,
     run:
         from maskbench.analysis import sweeps
 
@@ -61,7 +61,7 @@ rule fig2_layers:
         log_file("analysis", "fig2_layers"),
     params:
         block_order=lambda wildcards: ANALYSES["layers"]["block_sets"],
-        task_labels=config.get("task_labels") or {},
+        task_labels=LAYOUT.task_labels,
     run:
         from maskbench.analysis import sweeps
 
@@ -111,7 +111,7 @@ rule table3_generalization:
         label=lambda wildcards: config["models"][ANALYSES["generalization"]["model"]].get(
             "label", ANALYSES["generalization"]["model"]
         ),
-        task_labels=config.get("task_labels") or {},
+        task_labels=LAYOUT.task_labels,
     run:
         from maskbench.analysis import generalization
 
