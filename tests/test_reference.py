@@ -109,6 +109,29 @@ def test_committed_table3_records_are_what_the_chosen_runs_recorded(path, monkey
     assert json.loads(json.dumps(again)) == committed, f"{path} differs from what the runs recorded"
 
 
+def committed_aggregates() -> list[Path]:
+    return sorted((RESULTS / "aggregate").glob("*/*/*.json"))
+
+
+@pytest.mark.skipif(not committed_aggregates(), reason="no committed aggregates yet")
+@pytest.mark.parametrize("path", committed_aggregates(), ids=lambda p: "-".join(p.with_suffix("").parts[-2:]))
+def test_committed_aggregate_is_what_the_committed_run_records_give(path, monkeypatch):
+    """A fresh clone re-aggregates a cell whenever Snakemake finds a record newer than the aggregate (checkout
+    order decides the files' times), with only what is committed: the masks and adapters of most runs are not.
+    So each run of an aggregated masking, LoRA, BitFit or IA3 cell records its artefact sizes, and aggregating
+    the committed records gives the committed aggregate."""
+    from maskbench.aggregate import aggregate_runs, load_runs
+
+    monkeypatch.chdir(REPO)  # records name their runs relative to the repository root
+    committed = json.loads(path.read_text())
+    records = load_runs(committed["runs"])
+    for run, record in zip(committed["runs"], records):
+        assert record["method"] == "finetuning" or "artefact_sizes" in record, (
+            f"{run}: no artefact_sizes; a clone without its artefact cannot aggregate {path}")
+    again = json.loads(json.dumps(aggregate_runs(records, committed["runs"]), sort_keys=True))
+    assert again == committed, f"{path} differs from what its runs' records give"
+
+
 @pytest.mark.skipif(not (RESULTS / "runs.md").is_file(), reason="no committed run log")
 def test_committed_run_log_is_what_the_records_give():
     """results/reference/runs.md lists every committed run exactly as its records say (after a sync, regenerate it
