@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from safetensors.torch import load_file
 
@@ -29,12 +30,19 @@ def test_every_task_trains_with_both_methods(tiny_bert_dir, tmp_path, task, meth
     spec = TASKS[task]
     assert metrics["metric"] == spec.metric and metrics["dev_score"] is not None
     assert (metrics["test_score"] is not None) == ("test" in metrics["sizes"])
-    predictions = load_file(tmp_path / "run" / "predictions.safetensors")
+    predictions = {key: value.numpy() for key, value in load_file(tmp_path / "run" / "predictions.safetensors").items()}
     width = 4 if spec.kind == "multiple_choice" else spec.num_labels
-    assert predictions["dev_logits"].shape[1] == width
-    if spec.kind == "tagging":
+    if spec.kind == "tagging":  # each word's top tags with float16 log-probabilities, the tag count alongside
+        top = predictions["dev_top_log_probs"]
+        assert top.dtype == np.float16 and predictions["dev_num_labels"].tolist() == [width]
+        assert top.shape == predictions["dev_top_labels"].shape == (len(predictions["dev_labels"]), min(3, width))
+        assert (np.diff(top.astype(np.float32), axis=-1) <= 0).all()  # most probable first
+        assert np.exp(top.astype(np.float64)).sum(-1).max() < 1.01
+        assert not any(key.endswith("_logits") for key in predictions)
         assert predictions["dev_lengths"].sum() == predictions["dev_labels"].shape[0]
         assert metrics["word_counts"]["dev"]["num_words"] == predictions["dev_labels"].shape[0]
+    else:
+        assert predictions["dev_logits"].shape[1] == width
     assert (tmp_path / "run" / "masks").is_dir() == (method == "masking")
 
 

@@ -19,6 +19,7 @@ from maskbench import tasks
 from maskbench.batching import LengthGroupedBatchSampler, example_lengths, sorted_batches
 from maskbench.checkpoint import TrainingState, load_checkpoint, remove_checkpoint, save_checkpoint
 from maskbench.data import IGNORE_INDEX, Collator, tokenize_dataset
+from maskbench.ensemble import prediction_tensors
 from maskbench.errors import ConfigError
 from maskbench.fileio import atomic_directory, atomic_path, write_json
 from maskbench.methods import get_method
@@ -239,8 +240,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     outputs = {name: predict(model, loaders[name], spec.kind, device, config.precision)
                for name in loaders if name != "train"}
     out.mkdir(parents=True, exist_ok=True)
-    tensors = {f"{split}_{key}": torch.from_numpy(np.ascontiguousarray(value))
-               for split, output in outputs.items() for key, value in output.items()}
+    tensors = {key: torch.from_numpy(value) for key, value in prediction_tensors(outputs, spec.kind).items()}
     with atomic_path(out / PREDICTIONS_FILE, "predictions") as tmp:
         save_file(tensors, tmp)
     extra = {"task": config.task, "label_names": list(spec.label_names), "kind": spec.kind, "seed": config.seed}
