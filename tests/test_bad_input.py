@@ -685,3 +685,9 @@ def test_run_log_replaces_only_its_own_earlier_output(tmp_path):
     (results / "runs" / "minilm" / "nosuchtask").mkdir(parents=True)
     with pytest.raises(MaskbenchError, match="nosuchtask.*not tasks"):
         write_run_log(str(results), str(out))
+    (results / "runs" / "minilm" / "nosuchtask").rmdir()
+    (results / "runs" / "minilm" / "rte" / "masking_s0.01_b2-5").mkdir(parents=True)  # an analysis variant: fine
+    write_run_log(str(results), str(out))
+    (results / "runs" / "minilm" / "rte" / "backup").mkdir()
+    with pytest.raises(MaskbenchError, match=r"rte: folders \['backup'\] are neither methods"):
+        write_run_log(str(results), str(out))

@@ -55,9 +55,10 @@ def _finished(folder: Path) -> list[Path]:
 
 
 def run_rows(results: str | Path, model: str, task_order: Sequence[str] | None = None
-             ) -> tuple[list[list[str]], list[list[str]]]:
-    """One row per finished run of ``model`` under ``results/runs``, tasks in ``task_order`` (else the tables'),
-    and one row per task: its dev examples and majority-class score (from a run's saved dev labels)."""
+             ) -> tuple[list[list[str]], list[list[str]], list[list[str]]]:
+    """One row per finished grid run of ``model`` under ``results/runs``, tasks in ``task_order`` (else the
+    tables'); one row per task: its dev examples and majority-class score (from a run's saved dev labels); one row
+    per finished analysis run (folders ``<method>_<variant>``)."""
     results = Path(results)
     root = results / "runs" / model
     present = sorted(path.name for path in root.iterdir() if path.is_dir()) if root.is_dir() else []
@@ -65,37 +66,69 @@ def run_rows(results: str | Path, model: str, task_order: Sequence[str] | None =
     if unknown:
         raise DataError(f"{root}: folders {unknown} are not tasks")
     order = [task for task in (task_order or TASK_LABELS) if task in present]
-    rows, baselines = [], []
+    rows, baselines, analysis_rows = [], [], []
     for task in order:
         spec = tasks.get_task(task)
+        cells = [(method, root / task / method) for method in METHOD_LABELS if (root / task / method).is_dir()]
+        variants = _variant_folders(root / task)
         majority = None
-        for method in (m for m in METHOD_LABELS if (root / task / m).is_dir()):
+        for folder in [folder for _, folder in cells] + variants:
+            runs = _finished(folder)
+            if runs:
+                record = _json(runs[0] / "metrics.json")
+                majority = 100 * majority_baseline(runs[0], record["metric"], spec.label_names)
+                baselines.append([TASK_LABELS[task], METRIC_NAMES[record["metric"]], str(record["sizes"]["dev"]),
+                                  f"{majority:.1f}"])
+                break
+        for method, folder in cells:
             grid, chosen = _selection(results, model, task, method)
-            for run in _finished(root / task / method):
+            for run in _finished(folder):
                 record = _json(run / "metrics.json")
-                if majority is None:
-                    majority = 100 * majority_baseline(run, record["metric"], spec.label_names)
-                    baselines.append([TASK_LABELS[task], METRIC_NAMES[record["metric"]], str(record["sizes"]["dev"]),
-                                      f"{majority:.1f}"])
                 lr, seed = float(record["lr"]), int(record["seed"])
                 tag = short_lr(lr)
                 if seed > 1 and chosen is not None and lr == chosen:
                     tag += " (chosen)"
                 elif grid is not None and lr not in grid:
                     tag += " (extension)"
-                scores = [f"{100 * score:.1f}" for score in record["dev_scores"]]
-                scores[record["best_epoch"] - 1] = f"**{scores[record['best_epoch'] - 1]}**"
-                best = f"{100 * record['dev_score']:.1f}"
-                best += (" = majority class" if abs(100 * record["dev_score"] - majority) < 0.05
-                         else f" (epoch {record['best_epoch']})")
-                rows.append([task_label(task, record), method, tag, str(seed), ", ".join(scores), best,
-                             f"{round(record['train_time_s'] / 60)} min"])
-    return rows, baselines
+                rows.append(_run_row(task, record, method, tag, majority))
+        for folder in variants:
+            for run in _finished(folder):
+                record = _json(run / "metrics.json")
+                analysis_rows.append(_run_row(task, record, _variant_cell(record), short_lr(record["lr"]), majority))
+    return rows, baselines, analysis_rows
+
+
+def _run_row(task: str, record: dict[str, Any], method_cell: str, lr_cell: str, majority: float) -> list[str]:
+    scores = [f"{100 * score:.1f}" for score in record["dev_scores"]]
+    scores[record["best_epoch"] - 1] = f"**{scores[record['best_epoch'] - 1]}**"
+    best = f"{100 * record['dev_score']:.1f}"
+    best += (" = majority class" if abs(100 * record["dev_score"] - majority) < 0.05
+             else f" (epoch {record['best_epoch']})")
+    return [task_label(task, record), method_cell, lr_cell, str(record["seed"]), ", ".join(scores), best,
+            f"{round(record['train_time_s'] / 60)} min"]
+
+
+def _variant_folders(task_folder: Path) -> list[Path]:
+    """The task's analysis-run folders (``<method>_<variant>``, e.g. ``masking_s0.01_b2-5`` of Fig. 1)."""
+    folders = sorted(path for path in task_folder.iterdir() if path.is_dir() and path.name not in METHOD_LABELS)
+    stray = [path.name for path in folders if path.name.split("_", 1)[0] not in METHOD_LABELS]
+    if stray:
+        raise DataError(f"{task_folder}: folders {stray} are neither methods ({sorted(METHOD_LABELS)}) nor their "
+                        f"analysis variants (<method>_<variant>)")
+    return folders
+
+
+def _variant_cell(record: dict[str, Any]) -> str:
+    """What an analysis run varies, from its own configuration."""
+    mask = record["config"].get("mask") or {}
+    if record["method"] != "masking" or "initial_sparsity" not in mask:
+        return record["method"]
+    return f"masking, {100 * mask['initial_sparsity']:g} % initial sparsity, blocks {mask['blocks']}"
 
 
 def render_run_log(results: str | Path, model: str = "minilm", task_order: Sequence[str] | None = None) -> str:
     """The run log as Markdown."""
-    rows, baselines = run_rows(results, model, task_order)
+    rows, baselines, analysis_rows = run_rows(results, model, task_order)
     intro = (f"# Finished runs ({model})\n\nEvery finished training run under `runs/{model}/`, from its "
              "`metrics.json`: the dev score after each epoch (the best epoch, whose parameters the run restored, in "
              "bold), the lr marked as an *extension* of the initial grid or as the *chosen* lr of a later seed, and "
@@ -105,7 +138,12 @@ def render_run_log(results: str | Path, model: str = "minilm", task_order: Seque
     majority = ("\n\nThe majority-class score of each task's dev set (always predicting its most frequent label):"
                 "\n\n" + tabulate(baselines, ["task", "metric", "dev examples", "majority class (%)"],
                                    tablefmt="github", disable_numparse=True))
-    return intro + tabulate(rows, HEADERS, tablefmt="github", disable_numparse=True) + majority + "\n"
+    analyses = ""
+    if analysis_rows:
+        analyses = ("\n\nAnalysis runs (outside the grid, e.g. Fig. 1's initial sparsities; a grid run with the same "
+                    "settings is reused instead and listed above):\n\n"
+                    + tabulate(analysis_rows, ["task", "run", *HEADERS[2:]], tablefmt="github", disable_numparse=True))
+    return intro + tabulate(rows, HEADERS, tablefmt="github", disable_numparse=True) + analyses + majority + "\n"
 
 
 def write_run_log(results: str, out: str, model: str = "minilm", task_order: list[str] | None = None) -> None:
