@@ -12,9 +12,9 @@ Tagging tasks score one row per word — about 100,000 rows on CoNLL-2003, 45 ta
 float16) and the number of tags (``{split}_num_labels``): a tenth of the size of float32 logits on POS. Loading
 spreads the remaining probability evenly over the other tags. Log-probabilities differ from logits by a constant
 per row, to which the three ensembles (majority vote, mean logits, mean probabilities) and every metric are blind;
-the argmax is always kept, so single-run scores and majority votes are exact, and mean probabilities and mean
-logits change only where a tag outside some member's top :data:`TOP_K` decides the ensemble, or where two tags tie
-within float16 rounding.
+the argmax is always kept, so single-run scores are exact, majority votes too except on vote ties (decided by
+mean probabilities), and mean probabilities and mean logits change only where a tag outside some member's top
+:data:`TOP_K` decides the ensemble, or where two tags tie within float16 rounding.
 """
 
 from __future__ import annotations
