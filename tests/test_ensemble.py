@@ -144,10 +144,12 @@ def test_tagging_predictions_keep_the_top_tags_and_ensemble_like_the_logits(tmp_
         assert sorted(tensors) == ["dev_labels", "dev_lengths", "dev_num_labels", "dev_top_labels",
                                    "dev_top_log_probs"]
         assert tensors["dev_top_log_probs"].dtype == np.float16 and tensors["dev_top_labels"].shape == (len(gold), 3)
+        assert tensors["dev_labels"].dtype == tensors["dev_lengths"].dtype == np.uint8  # gold stored compactly
         (tmp_path / f"r{n}").mkdir()
         save_file(tensors, str(tmp_path / f"r{n}" / "predictions.safetensors"))
         loaded.append(load_split(tmp_path / f"r{n}", "dev"))
         assert np.array_equal(loaded[-1]["labels"], gold) and np.array_equal(loaded[-1]["lengths"], lengths)
+        assert loaded[-1]["labels"].dtype == loaded[-1]["lengths"].dtype == np.int64  # and read back as int64
         assert np.array_equal(loaded[-1]["logits"].argmax(-1), member.argmax(-1))  # single-run predictions exact
         np.testing.assert_allclose(np.exp(loaded[-1]["logits"]).sum(-1), 1.0, atol=0.01)  # a distribution
     # per word and tag: kept by every member (among its 3 most probable tags)
@@ -178,6 +180,20 @@ def test_sentence_predictions_keep_float32_logits():
     tensors = prediction_tensors({"dev": {"logits": logits, "labels": np.array([0, 1])}}, "pair")
     assert sorted(tensors) == ["dev_labels", "dev_logits"]
     assert tensors["dev_logits"].dtype == np.float32 and np.array_equal(tensors["dev_logits"], logits)
+    assert tensors["dev_labels"].dtype == np.uint8
+
+
+@pytest.mark.parametrize("values, dtype", [
+    (np.array([0, 8, 255]), np.uint8), (np.array([0, 256]), np.uint16), (np.array([70_000]), np.uint32),
+    (np.array([2**40]), np.int64), (np.array([-1, 0, 3]), np.int64), (np.array([0.5, 1.0]), np.float64),
+    (np.array([], np.int64), np.int64)])
+def test_gold_labels_and_lengths_are_stored_in_the_smallest_exact_dtype(tmp_path, values, dtype):
+    tensors = prediction_tensors({"dev": {"logits": np.zeros((len(values), 2), np.float32), "labels": values}},
+                                 "single")
+    assert tensors["dev_labels"].dtype == dtype and np.array_equal(tensors["dev_labels"], values)
+    save_file(tensors, str(tmp_path / "predictions.safetensors"))
+    loaded = load_split(tmp_path, "dev")["labels"]
+    assert np.array_equal(loaded, values) and loaded.dtype == (np.int64 if values.dtype.kind == "i" else dtype)
 
 
 _TOP = {"dev_top_labels": np.array([[1, 0], [2, 1]], np.uint8),

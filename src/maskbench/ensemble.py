@@ -57,9 +57,23 @@ def prediction_tensors(outputs: Mapping[str, Mapping[str, np.ndarray]], kind: st
                 tensors[f"{split}_top_labels"] = top.astype(np.uint8 if num_labels <= 256 else np.int32)
                 tensors[f"{split}_top_log_probs"] = np.maximum(kept, np.finfo(np.float16).min).astype(np.float16)
                 tensors[f"{split}_num_labels"] = np.array([num_labels], dtype=np.int64)
+            elif key in ("labels", "lengths"):
+                tensors[f"{split}_{key}"] = compact_integers(value)
             else:
                 tensors[f"{split}_{key}"] = value
     return tensors
+
+
+def compact_integers(values: np.ndarray) -> np.ndarray:
+    """``values`` in the smallest unsigned integer dtype that holds them exactly when they are non-negative
+    integers (gold labels and sentence lengths: a tagging split's labels are ~25× smaller as uint8 than int64);
+    anything else (floats, negative sentinels) unchanged. :func:`load_split` returns them as int64 again."""
+    if values.dtype.kind not in "iu" or values.size == 0 or values.min() < 0:
+        return values
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if values.max() <= np.iinfo(dtype).max:
+            return values.astype(dtype)
+    return values
 
 
 def _dense_log_probs(path: Path, split: str, tensors: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -132,10 +146,15 @@ def load_split(run_dir: str | Path, split: str) -> dict[str, np.ndarray] | None:
     if scores.ndim != 2 or len(scores) != len(labels) or not np.isfinite(scores).all():
         raise DataError(f"{path}: {split}_{found[0]} must be a finite (rows, labels) array with one row per label "
                         f"in {split}_labels (shapes {scores.shape}, {labels.shape})")
-    split_tensors = {"logits": scores, "labels": labels}
+    split_tensors = {"logits": scores, "labels": _widened(labels)}
     if f"{split}_lengths" in tensors:
-        split_tensors["lengths"] = tensors[f"{split}_lengths"]
+        split_tensors["lengths"] = _widened(tensors[f"{split}_lengths"])
     return split_tensors
+
+
+def _widened(values: np.ndarray) -> np.ndarray:
+    """Integer arrays stored compactly (:func:`compact_integers`) back as int64; other dtypes unchanged."""
+    return values.astype(np.int64) if values.dtype.kind in "iu" else values
 
 
 def member_predictions(run_dirs: Sequence[str | Path], split: str) -> list[dict[str, np.ndarray]] | None:

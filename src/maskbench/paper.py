@@ -57,18 +57,14 @@ def paper_gap(model: str, task: str) -> float | None:
 
 def majority_baseline(run_dir: str | Path, metric: str, label_names: tuple[str, ...] | list[str]) -> float:
     """The dev score of always predicting the most frequent gold label, from a run's saved dev labels."""
-    from safetensors.numpy import load_file
-
+    from maskbench.ensemble import load_split
     from maskbench.metrics import score_predictions
 
-    path = Path(run_dir) / "predictions.safetensors"
-    try:
-        tensors = load_file(path)
-    except (FileNotFoundError, OSError) as error:
-        raise DataError(f"{path}: cannot read the run's dev labels ({error})") from None
-    labels = tensors["dev_labels"]
+    dev = load_split(run_dir, "dev")
+    if dev is None:
+        raise DataError(f"{Path(run_dir) / 'predictions.safetensors'}: the run saved no dev predictions")
+    labels, lengths = dev["labels"], dev.get("lengths")
     majority = int(np.bincount(labels.astype(np.int64)).argmax())
-    lengths = tensors.get("dev_lengths")
     return score_predictions(metric, np.full_like(labels, majority), labels, label_names, lengths)
 
 
