@@ -182,13 +182,18 @@ def test_ci_config_runs_every_stage_and_is_cached(tmp_path):
     clean = tmp_path / "clean"
     for stage in ("runs", "selection"):
         shutil.copytree(results / stage, clean / "results" / stage)
-    for path in sorted((clean / "results").rglob("*"), reverse=True):  # runs newer than the selection that read them
-        os.utime(path)
+    # runs newer than the selection that read them, as a fresh checkout may leave them: the selection is planned
+    # again, and Snakemake takes the runs for plain input files
+    now = time.time()
+    for path in (clean / "results").rglob("*"):
+        stamp = now if path.relative_to(clean / "results").parts[0] == "runs" else now - 60
+        os.utime(path, (stamp, stamp))
     plan = snakemake(clean, "-n", "--configfile", config, timeout=120)
     counts = job_counts(plan.stdout + plan.stderr)
     assert plan.returncode == 0 and "train" not in counts and "prepare" not in counts, plan.stdout[-3000:]
 
-    # ... and a finished run of other settings is refused, not silently reused or overwritten
+    # ... and a finished run of other settings is refused, not silently reused or overwritten (also with the
+    # selection out of date, where Snakemake would take the run for a plain input file)
     other = tmp_path / "other.yaml"
     other.write_text(Path(config).read_text().replace("epochs: 1", "epochs: 2"))
     plan = snakemake(clean, "-n", "--configfile", str(other), timeout=120)

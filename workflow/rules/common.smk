@@ -518,6 +518,39 @@ def variant_overrides(variant):
     return {"initial_sparsity": sparsity, "blocks": blocks}
 
 
+def check_finished_runs():
+    """Refuse, before any job is planned, a finished run under ``results_dir`` that this configuration would use
+    at its path but that holds other settings (:func:`finished_run`).
+
+    The train jobs' input functions check this too, but Snakemake drops a producer job whose input function fails
+    when the file it would make exists: with a selection older than its runs (a fresh checkout's modification
+    times) such a run would be read as a plain input file, i.e. reused silently under the changed settings.
+    """
+    root = Path(RESULTS) / "runs"
+    variant_tasks = {  # (model, task) where the analyses train mask variants (Figs. 1 and 2)
+        (ANALYSES[name]["model"], task)
+        for name in ("sparsity", "layers")
+        if name in ANALYSES
+        for task in analysis_tasks(name)
+    }
+    for metrics in sorted(root.glob("*/*/*/lr*/seed*/metrics.json")):
+        model, task, method, lr, seed = metrics.parent.relative_to(root).parts
+        wildcards = SimpleNamespace(model=model, task=task, lr=lr[len("lr") :], seed=seed[len("seed") :])
+        try:
+            float(wildcards.lr), int(wildcards.seed)
+        except ValueError:
+            continue  # not a path this workflow makes
+        if model not in config["models"]:
+            continue
+        if method in METHODS and task in TASKS and LAYOUT.runs(task, method):
+            finished_run(metrics, expected_config(wildcards, method))
+        elif method.startswith("masking_s") and "_b" in method and (model, task) in variant_tasks:
+            finished_run(metrics, expected_config(wildcards, "masking", variant_overrides(method)))
+
+
+check_finished_runs()
+
+
 def sweep_run(model, task, initial_sparsity, blocks, lr, seed):
     """metrics.json of a masking run with these mask settings: the grid's own run where the settings match."""
     lr = format_lr(lr)
