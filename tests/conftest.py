@@ -58,3 +58,15 @@ def tiny_bert_dir(tmp_path: Path) -> Path:
     BertForSequenceClassification(tiny_bert_config()).bert.save_pretrained(path)
     load_tokenizer("minilm").save_pretrained(path)
     return path
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the ``slow`` tests first, the longest first (``@pytest.mark.slow(seconds=...)``: about how long the test
+    takes on 2 CPU cores; 60 when not given), so that pytest-xdist's workers share them from the start instead of
+    one worker finishing the longest of them alone at the end. The other tests keep their order."""
+
+    def cost(item: pytest.Item) -> float:
+        marker = item.get_closest_marker("slow")
+        return 0.0 if marker is None else float(marker.kwargs.get("seconds", 60))
+
+    items.sort(key=cost, reverse=True)

@@ -202,7 +202,7 @@ def _report(capsys, cluster: Cluster, message: str) -> None:
               f"{message}")
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=200)
 @pytest.mark.timeout(INSTALL_TIMEOUT + START_TIMEOUT + WORKFLOW_TIMEOUT + 300)
 def test_ci_workflow_runs_every_cluster_job_through_slurm(slurm_cluster, tmp_path, data_dir, capsys):
     if not SNAKEFILE.is_file() or not CI_CONFIG.is_file():

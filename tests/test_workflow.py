@@ -137,7 +137,7 @@ def test_lint_has_no_findings(tmp_path):
 
 
 @needs_data
-@pytest.mark.slow
+@pytest.mark.slow(seconds=170)
 @pytest.mark.timeout(1200)
 def test_ci_config_runs_every_stage_and_is_cached(tmp_path):
     config = str(REPO / "config" / "ci.yaml")
@@ -218,7 +218,7 @@ def test_ci_config_runs_every_stage_and_is_cached(tmp_path):
 
 
 @needs_data
-@pytest.mark.slow
+@pytest.mark.slow(seconds=170)
 @pytest.mark.timeout(1200)
 def test_ci_methods_config_trains_every_method_and_renders_the_tables(tmp_path):
     config = str(REPO / "config" / "ci_methods.yaml")
@@ -303,7 +303,7 @@ def test_a_wrong_analysis_setting_stops_the_run_naming_it(tmp_path, change, expe
 
 
 @needs_data
-@pytest.mark.slow
+@pytest.mark.slow(seconds=350)
 @pytest.mark.timeout(1200)
 def test_ci_analyses_config_runs_every_analysis(tmp_path):
     config = str(REPO / "config" / "ci_analyses.yaml")
