@@ -23,6 +23,7 @@ from maskbench.settings import (
     command_line,
     from_arguments,
     options,
+    recorded_transfer,
     run_config,
     run_identity,
 )
@@ -143,3 +144,19 @@ def test_the_workflow_schema_names_exactly_the_library_s_tasks_methods_and_setti
     assert training_keys <= {option.name for option in options()}
     text = yaml.safe_dump(schema)
     assert text.count("- mrpc") == 1 and text.count("- lora") == 1  # the lists are written once
+
+
+_ENTRY = {"split": "dev", "max_length": 128, "limit": None, "accuracy": 0.8, "majority_baseline": 0.5, "examples": 9}
+
+
+@pytest.mark.parametrize("record, found", [
+    ({"transfer": {"imdb": _ENTRY}}, True),
+    ({"transfer": {"imdb": {**_ENTRY, "max_length": 64}}}, False),  # made otherwise than the table asks
+    ({"transfer": {"imdb": {**_ENTRY, "limit": 100}}}, False),
+    ({"transfer": {"sst2": _ENTRY}}, False),  # another target
+    ({}, False), ({"transfer": None}, False),
+    ({"transfer": {"imdb": {"split": "dev", "max_length": 128, "limit": None}}}, False),  # no score in it
+    ({"transfer": {"imdb": "0.8"}}, False), ([], False)])
+def test_a_recorded_transfer_score_counts_only_when_made_as_asked(record, found):
+    entry = recorded_transfer(record, "imdb", "dev", 128, None)
+    assert (entry is not None) == found and (entry is None or entry["accuracy"] == 0.8)

@@ -226,6 +226,17 @@ def run_identity(config: Mapping[str, Any]) -> str:
     return config_hash(key)
 
 
+def recorded_transfer(record: Mapping[str, Any], target: str, split: str, max_length: int,
+                      limit: int | None) -> dict[str, Any] | None:
+    """A run record's own score on ``target`` (:func:`maskbench.analysis.generalization.run_transfer`) when it was
+    made as asked (split, max length, subset), else None (also for a malformed entry)."""
+    entry = (record.get("transfer") or {}).get(target) if isinstance(record, Mapping) else None
+    if isinstance(entry, Mapping) and (entry.get("split"), entry.get("max_length"), entry.get("limit")) == (
+            split, max_length, limit) and {"accuracy", "majority_baseline", "examples"} <= entry.keys():
+        return entry
+    return None
+
+
 # --- the command line and the workflow's run settings, generated from the fields -----------------------------
 
 

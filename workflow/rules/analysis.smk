@@ -71,7 +71,6 @@ rule fig2_layers:
 rule generalization:
     input:
         unpack(generalization_inputs),
-        downloaded=downloaded(),
     output:
         GENERALIZATION,
     log:

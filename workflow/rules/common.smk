@@ -21,6 +21,7 @@ from maskbench.settings import (
     METHODS as REGISTERED_METHODS,
     command_line,
     options,
+    recorded_transfer,
     run_config,
     run_identity,
 )
@@ -635,11 +636,31 @@ def eval_target(task):
 
 
 def generalization_inputs(wildcards):
+    """The source's runs at the chosen lr; the targets' prepared data only when a run has not recorded its own
+    scores on them (it is then scored from its saved model): finished runs need no data preparation."""
     spec = ANALYSES["generalization"]
+    runs = [chosen_run(wildcards.model, wildcards.source, wildcards.method, seed) for seed in SEEDS]
+    if all(transfer_recorded(run) for run in runs):
+        return {"runs": runs}
     return {
-        "runs": [chosen_run(wildcards.model, wildcards.source, wildcards.method, seed) for seed in SEEDS],
+        "runs": runs,
         "prepared": [PREPARED.format(model=wildcards.model, task=target) for target in spec["targets"]],
+        "downloaded": downloaded(),
     }
+
+
+def transfer_recorded(metrics_path):
+    """Whether the run at ``metrics_path`` is finished and recorded its scores on every target of Table 3, made
+    as the table asks (split, max length, subset)."""
+    try:
+        record = json.loads(Path(metrics_path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    spec = ANALYSES["generalization"]
+    return all(
+        recorded_transfer(record, target, spec["split"], **eval_target(target)) is not None
+        for target in spec["targets"]
+    )
 
 
 def generalization_files():

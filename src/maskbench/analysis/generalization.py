@@ -24,7 +24,7 @@ from maskbench.analysis.runs import eval_loader, load_run_model, run_record, wri
 from maskbench.errors import ConfigError
 from maskbench.metrics import score_logits
 from maskbench.models import load_tokenizer
-from maskbench.settings import TrainConfig
+from maskbench.settings import TrainConfig, recorded_transfer
 from maskbench.tables import METHOD_LABELS, PAPER_METHODS, Table, read_record, task_label
 from maskbench.train import predict, raw_splits, sorted_eval_loader
 
@@ -94,15 +94,6 @@ def run_transfer(model: nn.Module, config: TrainConfig, device: str | torch.devi
                           "limit": config.max_eval_examples, "accuracy": accuracy, "majority_baseline": baseline,
                           "examples": len(loader.dataset)}
     return result
-
-
-def recorded_transfer(record: Mapping[str, Any], target: str, split: str, max_length: int,
-                      limit: int | None) -> dict[str, Any] | None:
-    """A run's own score on ``target`` (:func:`run_transfer`) when it was made as asked, else None."""
-    entry = (record.get("transfer") or {}).get(target)
-    if entry and (entry["split"], entry["max_length"], entry["limit"]) == (split, max_length, limit):
-        return entry
-    return None
 
 
 def transfer_scores(run_dirs: Sequence[str | Path], targets: Mapping[str, Mapping[str, Any]], model_name: str,
