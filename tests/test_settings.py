@@ -156,7 +156,7 @@ _ENTRY = {"split": "dev", "max_length": 128, "limit": None, "accuracy": 0.8, "ma
     ({"transfer": {"sst2": _ENTRY}}, False),  # another target
     ({}, False), ({"transfer": None}, False),
     ({"transfer": {"imdb": {"split": "dev", "max_length": 128, "limit": None}}}, False),  # no score in it
-    ({"transfer": {"imdb": "0.8"}}, False), ([], False)])
+    ({"transfer": {"imdb": "0.8"}}, False), ({"transfer": ["imdb"]}, False), ([], False)])
 def test_a_recorded_transfer_score_counts_only_when_made_as_asked(record, found):
     entry = recorded_transfer(record, "imdb", "dev", 128, None)
     assert (entry is not None) == found and (entry is None or entry["accuracy"] == 0.8)

@@ -230,7 +230,8 @@ def recorded_transfer(record: Mapping[str, Any], target: str, split: str, max_le
                       limit: int | None) -> dict[str, Any] | None:
     """A run record's own score on ``target`` (:func:`maskbench.analysis.generalization.run_transfer`) when it was
     made as asked (split, max length, subset), else None (also for a malformed entry)."""
-    entry = (record.get("transfer") or {}).get(target) if isinstance(record, Mapping) else None
+    transfer = record.get("transfer") if isinstance(record, Mapping) else None
+    entry = transfer.get(target) if isinstance(transfer, Mapping) else None
     if isinstance(entry, Mapping) and (entry.get("split"), entry.get("max_length"), entry.get("limit")) == (
             split, max_length, limit) and {"accuracy", "majority_baseline", "examples"} <= entry.keys():
         return entry
