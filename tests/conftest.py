@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,17 @@ REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("MASKBENCH_DATA_DIR", REPO.parent / "shared" / "data"))
 
 needs_data = pytest.mark.skipif(not DATA_DIR.is_dir(), reason=f"offline task data not found at {DATA_DIR}")
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """This checkout's workflow run in ``workdir`` (offline, with the task data when it is there)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    if DATA_DIR.is_dir():
+        env["MASKBENCH_DATA_DIR"] = str(DATA_DIR)
+    return subprocess.run([*SNAKEMAKE, "--directory", str(workdir), *args], capture_output=True, text=True,
+                          env=env, timeout=timeout)
 
 
 def tiny_bert_config(**overrides) -> BertConfig:

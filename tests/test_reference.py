@@ -10,18 +10,16 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from itertools import takewhile
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import DATA_DIR, REPO, needs_data
+from conftest import DATA_DIR, REPO, needs_data, snakemake
 from maskbench import paper, tables
 from maskbench.analysis import generalization
 from maskbench.provenance import versions
@@ -175,7 +173,6 @@ def _cheapest_run() -> Path | None:
     return min(runs, key=cost)
 
 
-@needs_data
 def _planned_jobs(output: str) -> list[tuple[str, dict[str, str], str]]:
     """(rule, wildcards, input line) of each job of a Snakemake dry run's output."""
     jobs = []
@@ -201,10 +198,7 @@ def test_a_clean_checkout_plans_to_train_only_the_runs_not_committed(tmp_path):
             copy = tmp_path / path.relative_to(REPO)
             copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, copy)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "MASKBENCH_DATA_DIR": str(DATA_DIR)}
-    plan = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
-                           str(tmp_path), "-n", "--configfile", str(CONFIG)], capture_output=True, text=True,
-                          env=env, timeout=600)
+    plan = snakemake(tmp_path, "-n", "--configfile", str(CONFIG))
     output = plan.stdout + plan.stderr
     assert plan.returncode == 0, output[-3000:]
     jobs = _planned_jobs(output)
@@ -223,6 +217,7 @@ def test_a_clean_checkout_plans_to_train_only_the_runs_not_committed(tmp_path):
             assert "metrics.json" in inputs and "prepared/" not in inputs, (wildcards, inputs)
 
 
+@needs_data
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 @pytest.mark.skipif(not committed_runs(), reason="no committed reference runs yet")

@@ -20,17 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DATA_DIR, REPO, needs_data
-
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
-
-
-def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    if DATA_DIR.is_dir():
-        env["MASKBENCH_DATA_DIR"] = str(DATA_DIR)
-    return subprocess.run([*SNAKEMAKE, "--directory", str(workdir), *args], capture_output=True, text=True,
-                          env=env, timeout=timeout)
+from conftest import REPO, SNAKEMAKE, needs_data, snakemake
 
 
 def job_counts(output: str) -> dict[str, int]:

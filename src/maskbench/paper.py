@@ -64,7 +64,7 @@ def majority_baseline(run_dir: str | Path, metric: str, label_names: tuple[str, 
     if dev is None:
         raise DataError(f"{Path(run_dir) / 'predictions.safetensors'}: the run saved no dev predictions")
     labels, lengths = dev["labels"], dev.get("lengths")
-    majority = int(np.bincount(labels.astype(np.int64)).argmax())
+    majority = int(np.bincount(labels).argmax())  # load_split gives integer labels as int64
     return score_predictions(metric, np.full_like(labels, majority), labels, label_names, lengths)
 
 
