@@ -161,6 +161,18 @@ def test_all_tables_write_three_formats(tmp_path):
     assert len(summary) == 4 and summary[0]["dev_mean"] == "0.861"
 
 
+@pytest.mark.parametrize(("selection_seeds", "table1", "table4"), [
+    (None, "2 seeds (1, 2) at the lr chosen on dev.", "(highest mean dev score over seeds)"),
+    ([1], "2 seeds (1, 2) at the lr chosen on dev with seed 1 only.", "(highest dev score of seed 1)"),
+    ([1, 2], "2 seeds (1, 2) at the lr chosen on dev.", "(highest mean dev score over seeds)")])
+def test_captions_say_on_which_seeds_the_lr_was_chosen(tmp_path, selection_seeds, table1, table4):
+    layout = {**LAYOUT, "selection_seeds": selection_seeds} if selection_seeds else LAYOUT
+    paths, _ = _cells(tmp_path, layout=layout)
+    results = load_results(layout, aggregates=paths["aggregates"], choices=paths["choices"])
+    assert table1_dev(results).caption.endswith(table1)
+    assert table4 in TABLES["table4_lr"](results).caption
+
+
 def test_tables_refuse_cells_mixing_configurations(tmp_path):
     paths, _ = _cells(tmp_path, override={("trec", "masking", "evaluations"): {"setting_hash": "stale"}})
     with pytest.raises(ConfigError, match=r"refusing to mix runs of different configurations.*stale"):

@@ -321,6 +321,16 @@ def _seeds_text(results: Results) -> str:
     return text
 
 
+def _selection_rule_text(results: Results) -> str:
+    """How the lr was chosen: on the mean over every seed, or on the selection seeds only (``selection_seeds``)."""
+    chosen_on = results.layout.selection_seeds
+    if not chosen_on or set(chosen_on) == set(results.layout.seeds):
+        return "highest mean dev score over seeds"
+    if len(chosen_on) == 1:
+        return f"highest dev score of seed {chosen_on[0]}"
+    return f"highest mean dev score over seeds {', '.join(map(str, chosen_on))}"
+
+
 def _metrics_note(results: Results) -> str:
     metrics: dict[str, list[str]] = {}
     for (model, task, method), record in results.aggregates.items():
@@ -444,7 +454,7 @@ def table4_lr(results: Results) -> Table:
     if capped:
         notes.append("*: still on the border of the grid when the cap on extensions was reached.")
     return Table(name="table4_lr",
-                 caption="Table 4: The learning rate chosen on dev (highest mean dev score over seeds) per task, "
+                 caption=f"Table 4: The learning rate chosen on dev ({_selection_rule_text(results)}) per task, "
                          "model and method.",
                  headers=["", "", *[layout.task_label(t) for t in layout.tasks]], rows=rows,
                  notes=[n for n in notes if n])
