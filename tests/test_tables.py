@@ -291,3 +291,10 @@ def test_a_method_on_some_tasks_leaves_the_other_cells_empty(tmp_path):
     assert "mean over the tasks (TREC)" in table9.notes[0]
     with pytest.raises(ConfigError, match="8 cells"):  # the records of the left-out cells are not expected
         load_results(layout, aggregates=[*paths["aggregates"], paths["aggregates"][0]])
+    # Fig. 3: LoRA serves TREC only, so its one point counts 1 task, placed at TREC (the second task added)
+    out = tmp_path / "fig"
+    points = write_memory_figure(layout, out / "fig3.png", out / "fig3.csv", paths["aggregates"], references)
+    assert [(p["tasks"], p["position"], p["last_task"]) for p in points if p["method"] == "lora"] == [(1, 2, "trec")]
+    assert [(p["tasks"], p["position"]) for p in points if p["method"] == "bitfit"] == [(1, 1), (2, 2)]
+    lora = [row for row in csv.DictReader((out / "fig3.csv").open()) if row["method"] == "lora"]
+    assert [(row["tasks"], row["position"]) for row in lora] == [("1", "2")]

@@ -16,14 +16,16 @@ from matplotlib.figure import Figure
 
 from maskbench.fileio import atomic_path
 from maskbench.sizes import BYTES_PER_MB
-from maskbench.tables import TASK_LABELS, Results, extra_methods, load_results, memory_per_task
+from maskbench.tables import METHOD_LABELS, TASK_LABELS, Results, extra_methods, load_results, memory_per_task
 
 
 def memory_curves(results: Results) -> list[dict[str, Any]]:
     """Accumulated parameters and bytes after 1..n tasks (layout order), per model and method.
 
     The finetuning curve comes from the reference artefacts alone, so it is drawn even for a configuration
-    without finetuning runs; the masking curve needs the masking runs' saved masks.
+    without finetuning runs; the masking curve needs the masking runs' saved masks. A method run on only some of
+    the tasks (``method_tasks``) adds only those: its point's ``tasks`` counts the tasks it serves, ``position`` is
+    the place of the task just added in the layout order (the x axis shared by every curve).
     """
     points = []
     for model in results.layout.models:
@@ -33,7 +35,8 @@ def memory_curves(results: Results) -> list[dict[str, Any]]:
         extras = extra_methods(results.layout)
         totals = {method: [per_task[0]["pretrained_parameters"], per_task[0]["pretrained_bytes"]]
                   for method in ("finetuning", "masking", *extras)}
-        for count, row in enumerate(per_task, start=1):
+        served = dict.fromkeys(totals, 0)
+        for position, row in enumerate(per_task, start=1):
             totals["finetuning"][0] += row["finetuning_head_parameters"] + row["finetuning_model_parameters"]
             totals["finetuning"][1] += row["finetuning_head_bytes"] + row["finetuning_model_bytes"]
             methods = ["finetuning"]
@@ -47,9 +50,10 @@ def memory_curves(results: Results) -> list[dict[str, Any]]:
                     totals[method][1] += row[f"{method}_bytes"]
                     methods.append(method)
             for method in methods:
+                served[method] += 1
                 points.append({"model": model, "label": results.layout.model_label(model), "method": method,
-                               "tasks": count, "last_task": row["task"], "parameters": totals[method][0],
-                               "bytes": totals[method][1]})
+                               "tasks": served[method], "position": position, "last_task": row["task"],
+                               "parameters": totals[method][0], "bytes": totals[method][1]})
     return points
 
 
@@ -61,7 +65,7 @@ def serving_curves(results: Results) -> list[dict[str, Any]]:
 
 
 def _write_csv(points: Sequence[Mapping[str, Any]], path: Path) -> None:
-    columns = ["model", "label", "method", "tasks", "last_task", "parameters", "bytes", "resident_mib"]
+    columns = ["model", "label", "method", "tasks", "position", "last_task", "parameters", "bytes", "resident_mib"]
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
@@ -77,25 +81,26 @@ def plot_memory(points: Sequence[Mapping[str, Any]], png: str | Path, title_note
     styles = {"finetuning": {"marker": "o", "linestyle": "-"}, "masking": {"marker": "s", "linestyle": "--"},
               "lora": {"marker": "^", "linestyle": ":"}, "bitfit": {"marker": "v", "linestyle": "-."},
               "ia3": {"marker": "D", "linestyle": ":"}}
+    partial = any(point["tasks"] != point["position"] for point in points)
     series: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for point in points:
         series.setdefault((point["label"], point["method"]), []).append(point)
-    tick_labels: list[str] = []
+    positions: dict[int, str] = {}
     for (label, method), values in series.items():
-        x = [v["tasks"] for v in values]
-        if len(values) > len(tick_labels):
-            tick_labels = [TASK_LABELS.get(v["last_task"], v["last_task"]) for v in values]
-        name = f"{label} {method}"
+        x = [v["position"] for v in values]
+        positions.update((v["position"], TASK_LABELS.get(v["last_task"], v["last_task"])) for v in values)
+        name = f"{label} {METHOD_LABELS.get(method, method)}"
         axes[0].plot(x, [v["parameters"] / 1e6 for v in values], label=name, **styles[method])
         axes[1].plot(x, [v["bytes"] / BYTES_PER_MB for v in values], label=name, **styles[method])
     for ax, ylabel, title in ((axes[0], "parameters (millions; a mask bit counts as one)", "(a) Number of parameters"),
                               (axes[1], "memory of the saved files (MB)", "(b) Memory consumption")):
-        ax.set_xlabel("number of tasks served (tasks added in this order)")
+        ax.set_xlabel("tasks added in this order\n(a method's curve adds only the tasks it ran)"
+                      if partial else "number of tasks served (tasks added in this order)")
         ax.set_ylabel(ylabel)
         ax.set_title(title)
-        if tick_labels:
-            ax.set_xticks(range(1, len(tick_labels) + 1))
-            ax.set_xticklabels([f"{i}\n{t}" for i, t in enumerate(tick_labels, start=1)], fontsize=8)
+        if positions:
+            ax.set_xticks(sorted(positions))
+            ax.set_xticklabels([f"{i}\n{positions[i]}" for i in sorted(positions)], fontsize=8)
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -106,8 +111,8 @@ def plot_memory(points: Sequence[Mapping[str, Any]], png: str | Path, title_note
             lines.setdefault((point["label"], point["method"]), []).append(point)
         order = {method: index for index, method in enumerate(styles)}  # colours as in (a) and (b)
         for (label, method), values in sorted(lines.items(), key=lambda item: (item[0][0], order[item[0][1]])):
-            ax.plot([v["tasks"] for v in values], [v["resident_mib"] for v in values], label=f"{label} {method}",
-                    **styles[method])
+            ax.plot([v["tasks"] for v in values], [v["resident_mib"] for v in values],
+                    label=f"{label} {METHOD_LABELS.get(method, method)}", **styles[method])
         ax.set_xlabel("classification tasks served by one process")
         ax.set_ylabel("resident memory above imports (MiB)")
         ax.set_title("(c) Measured memory when serving")
@@ -116,7 +121,8 @@ def plot_memory(points: Sequence[Mapping[str, Any]], png: str | Path, title_note
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     methods = list(dict.fromkeys(point["method"] for point in points))
-    versus = " vs ".join(methods) if set(methods) - {"finetuning", "masking"} else "finetuning vs masking"
+    versus = " vs ".join(METHOD_LABELS.get(m, m) if m not in ("finetuning", "masking") else m for m in methods) \
+        if set(methods) - {"finetuning", "masking"} else "finetuning vs masking"
     figure.suptitle(f"Fig. 3: accumulated parameters and memory of {versus} as tasks are added"
                     + (f" ({title_note})" if title_note else ""), fontsize=10)
     figure.tight_layout()
