@@ -205,3 +205,18 @@ def test_bitfit_task_restores_the_backbone_biases(tiny_bert_dir, task_dirs, tmp_
     model.activate("bits")
     model._restore()
     assert all(torch.equal(p, pristine[name]) for name, p in model.backbone.named_parameters())
+
+
+def test_a_half_precision_checkpoint_is_trained_and_served_in_fp32(tiny_bert_dir, tmp_path):
+    """transformers >= 5 loads a checkpoint in its stored dtype; maskbench holds every weight in fp32 regardless
+    (Adam's state and the scores' gradients would otherwise be bf16, silently)."""
+    base = tmp_path / "tiny-bert-bf16"
+    BertModel.from_pretrained(tiny_bert_dir).to(torch.bfloat16).save_pretrained(base)
+    load_tokenizer(str(tiny_bert_dir)).save_pretrained(base)
+    assert BertModel.from_pretrained(base).dtype == torch.bfloat16  # the library default this guards against
+    model = load_model(str(base), "single", ("neg", "pos"))
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    directory = _save_task(base, tmp_path / "masks", 1, *TASKS[0])
+    assert {p.dtype for p in load_masked_model(directory).parameters()} == {torch.float32}
+    served = MultiTaskModel(str(base))
+    assert {p.dtype for p in served.backbone.parameters()} == {torch.float32}

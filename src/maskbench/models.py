@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import torch
 import transformers
 from torch import nn
 
 from maskbench.errors import ConfigError
 from maskbench.locations import OFFLINE_MODEL_ALIASES, resolve_model  # noqa: F401  (re-exported)
+
+# Weights are held in fp32 whatever dtype a checkpoint stores: transformers >= 5 loads a checkpoint in its stored
+# dtype by default, and a bf16/fp16 checkpoint would otherwise train (Adam state, mask scores' gradients) and serve in
+# half precision, silently. `--precision bf16` is autocast over these fp32 weights. Every load passes this.
+WEIGHTS_DTYPE = torch.float32
 
 HEAD_CLASSES = {
     "single": transformers.AutoModelForSequenceClassification,
@@ -30,7 +36,8 @@ def load_model(name: str, kind: str, label_names: list[str] | tuple[str, ...]) -
         kwargs = {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
                   "label2id": {label: i for i, label in enumerate(label_names)}}
     try:
-        model, info = HEAD_CLASSES[kind].from_pretrained(path, output_loading_info=True, **kwargs)
+        model, info = HEAD_CLASSES[kind].from_pretrained(path, output_loading_info=True, dtype=WEIGHTS_DTYPE,
+                                                            **kwargs)
     except (OSError, ValueError) as error:
         raise ConfigError(f"cannot load model {name!r}: {str(error).splitlines()[0]}") from None
     model.maskbench_new_parameters = sorted(info.get("missing_keys", ()))

@@ -40,7 +40,7 @@ from maskbench.masking.serialization import (
     read_masks,
 )
 from maskbench.methods.base import DESCRIPTION_FILE, check_base, read_description
-from maskbench.models import load_tokenizer, resolve_model
+from maskbench.models import WEIGHTS_DTYPE, load_tokenizer, resolve_model
 from maskbench.storage import decode_mask, zero_positions
 
 #: the task kinds :meth:`MultiTaskModel.predict` serves (sequence classification heads)
@@ -136,7 +136,8 @@ class MultiTaskModel:
         self.max_length = max_length
         self._path = resolve_model(base)
         try:
-            self.backbone = transformers.AutoModel.from_pretrained(self._path).to(self.device).eval()
+            backbone = transformers.AutoModel.from_pretrained(self._path, dtype=WEIGHTS_DTYPE)
+            self.backbone = backbone.to(self.device).eval()
         except (OSError, ValueError) as error:
             raise ConfigError(f"cannot load base model {base!r}: {str(error).splitlines()[0]}") from None
         self.tokenizer = load_tokenizer(base)

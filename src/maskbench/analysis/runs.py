@@ -23,7 +23,7 @@ from maskbench.errors import DataError
 from maskbench.fileio import atomic_path
 from maskbench.masking.serialization import load_masked_model
 from maskbench.metrics import score_logits
-from maskbench.models import HEAD_CLASSES, load_tokenizer
+from maskbench.models import HEAD_CLASSES, WEIGHTS_DTYPE, load_tokenizer
 from maskbench.prepare import WORD_COUNTS, load_prepared
 from maskbench.provenance import versions
 from maskbench.train import METRICS_FILE, fixed_subset, predict
@@ -61,7 +61,7 @@ def load_run_model(run: str | Path, device: str | torch.device = "cpu") -> nn.Mo
         raise DataError(f"{weights}: missing; this finetuning run did not save its weights (maskbench train "
                         f"--save-weights), which the analysis needs")
     head_class = HEAD_CLASSES[record["kind"]]
-    return head_class.from_pretrained(str(weights)).to(device).eval()
+    return head_class.from_pretrained(str(weights), dtype=WEIGHTS_DTYPE).to(device).eval()
 
 
 def eval_loader(prepared: str | Path, task: str, model: str, max_length: int, split: str = "dev",

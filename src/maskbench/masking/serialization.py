@@ -18,7 +18,7 @@ from maskbench.errors import ConfigError, MaskFileError
 from maskbench.fileio import atomic_directory, read_json_file, sha256_file
 from maskbench.masking.apply import mask_model, mask_sparsity, masked_layers, merge_masks
 from maskbench.masking.config import MaskConfig
-from maskbench.models import resolve_model
+from maskbench.models import WEIGHTS_DTYPE, resolve_model
 from maskbench.outputs import MASK_FILES
 from maskbench.storage import COMPRESSED, MASK_FORMATS, PACKED_BITS, encode_mask, from_stored, to_stored
 
@@ -219,7 +219,8 @@ def load_masked_model(directory: str | Path, base: str | None = None, merge: boo
     description = read_mask_description(directory)
     base_name = base or description["base_model"]
     model_class = model_class_of(description, directory)
-    model = model_class.from_pretrained(resolve_model(base_name), **head_config_kwargs(description))
+    model = model_class.from_pretrained(resolve_model(base_name), dtype=WEIGHTS_DTYPE,
+                                         **head_config_kwargs(description))
     mask_model(model, MaskConfig.from_dict(description["mask_config"]))
     layers = masked_layers(model)
     if set(layers) != set(description["layers"]):

@@ -163,11 +163,12 @@ def load_base(description: dict[str, Any], directory: str | Path, base: str | No
               fingerprints: dict[tuple[str, ...], str] | None = None) -> nn.Module:
     """The base model with the saved head's class and labels, refused unless it is the model trained on."""
     from maskbench.masking.serialization import head_config_kwargs, model_class_of
-    from maskbench.models import resolve_model
+    from maskbench.models import WEIGHTS_DTYPE, resolve_model
 
     base_name = base or description["base_model"]
     model_class = model_class_of(description, directory)
-    model = model_class.from_pretrained(resolve_model(base_name), **head_config_kwargs(description))
+    model = model_class.from_pretrained(resolve_model(base_name), dtype=WEIGHTS_DTYPE,
+                                         **head_config_kwargs(description))
     check_base(model, description, directory, base_name, fingerprints)
     return model
 

@@ -12,6 +12,7 @@ from torch import nn
 from maskbench.errors import MaskFileError
 from maskbench.fileio import atomic_directory
 from maskbench.methods.base import Method
+from maskbench.models import WEIGHTS_DTYPE
 from maskbench.outputs import MODEL_FILES
 from maskbench.settings import TrainConfig
 
@@ -44,7 +45,7 @@ class Finetuning(Method):
         model_class = getattr(transformers, architectures[0], None) if architectures else None
         if model_class is None:
             raise MaskFileError(f"{directory}: config.json names no known model class ({architectures})")
-        model = model_class.from_pretrained(directory)
+        model = model_class.from_pretrained(directory, dtype=WEIGHTS_DTYPE)
         model.eval()
         return model.to(device) if device is not None else model
 
