@@ -21,7 +21,7 @@ from transformers import BertConfig, BertForSequenceClassification
 from maskbench import MaskConfig, mask_model
 from maskbench.models import load_model
 from maskbench.provenance import device_name, versions
-from maskbench.train import adam, autocast, resolve_device
+from maskbench.train import adam, autocast, configure_cuda_backends, resolve_device
 
 
 def build(name: str, method: str) -> torch.nn.Module:
@@ -68,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device, args.precision)
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
+        configure_cuda_backends()  # as in maskbench train
     generator = torch.Generator().manual_seed(0)
     rows, records = [], []
     for name in args.models:

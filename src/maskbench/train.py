@@ -146,6 +146,19 @@ def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
 
 
+def configure_cuda_backends() -> None:
+    """CUDA settings of every training run: TF32 matmuls, and no cuDNN attention.
+
+    cuDNN's fused attention (which torch picks for bf16 on Hopper GPUs) plans a graph for each new sequence length,
+    and with length-grouped dynamic padding almost every batch has a new length: on an H200, a MiniLM masking run
+    in bf16 (SST-2, 4,000 examples, 2 epochs) took 18.6 s with it and 5.8 s without (fp32 with TF32: 5.3 s).
+    Flash and memory-efficient attention have no such cost.
+    """
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cuda.enable_cudnn_sdp(False)
+
+
 def train(config: TrainConfig) -> dict[str, Any]:
     """Run one training job and write ``metrics.json``, predictions and the method's artefact to ``config.out``.
 
@@ -163,8 +176,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     device = resolve_device(config.device, config.precision)
     check_run_directory(out, config_hash(config.result_key()))  # before any work: the results can be saved
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        configure_cuda_backends()
     seed_everything(config.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
 
