@@ -156,7 +156,8 @@ def configure_cuda_backends() -> None:
     """
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    torch.backends.cuda.enable_cudnn_sdp(False)
+    if hasattr(torch.backends.cuda, "enable_cudnn_sdp"):  # an older torch has no cuDNN attention
+        torch.backends.cuda.enable_cudnn_sdp(False)
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
