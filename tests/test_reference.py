@@ -74,17 +74,17 @@ def test_committed_table_regenerates_byte_identical(table, tmp_path, monkeypatch
     assert out.read_bytes() == table.read_bytes(), f"{table} differs from what its records give"
 
 
-
 def _sparsity_runs(config: dict) -> list[Path]:
     """Fig. 1's runs in the workflow's order: the grid's own run at the configured sparsity, variants otherwise."""
     spec, grid = config["analyses"]["sparsity"], config["lr_grid"]["masking"]
+    lr = format_lr(spec["lr"])
     runs = []
     for task in spec["tasks"]:
         for sparsity in spec["initial_sparsities"]:
             for seed in spec["seeds"]:
-                lr = format_lr(spec["lr"])
                 own = (float(sparsity) == float(config["training"]["initial_sparsity"]) and spec["lr"] in grid
                        and spec["blocks"] == config["models"][spec["model"]]["blocks"] and seed in config["seeds"])
+                # the folder name of workflow/rules/common.smk: variant_name (result paths live there only)
                 method = "masking" if own else f"masking_s{format_lr(sparsity)}_b{spec['blocks']}"
                 runs.append(RESULTS / f"runs/{spec['model']}/{task}/{method}/lr{lr}/seed{seed}/metrics.json")
     return runs
@@ -110,6 +110,7 @@ def test_committed_figure_data_regenerates_byte_identical(figure, tmp_path, monk
                                     records["serving"])
     assert csv.read_bytes() == committed.read_bytes(), f"{committed} differs from what its records give"
     assert png.stat().st_size > 10_000
+
 
 def _validated_config() -> dict:
     """config/reference.yaml with the schema's defaults filled in, as the workflow reads it."""
