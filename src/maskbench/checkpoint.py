@@ -2,7 +2,8 @@
 
 A checkpoint is a directory (written atomically) holding safetensors and JSON only — no pickle:
 ``tensors.safetensors`` (current and best trainable parameters, Adam's state, RNG states) and ``state.json``
-(epoch, history, best score, counters, the run's config hash, Adam's hyper-parameters).
+(epoch, history, best score, counters, the run's config hash, the fingerprint of the data it reads
+(:mod:`maskbench.fingerprint`), Adam's hyper-parameters).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from maskbench.errors import ConfigError
 from maskbench.fileio import atomic_directory, recover_directory, remove_directory
+from maskbench.fingerprint import DATA_KEY, check_recorded
 from maskbench.outputs import CHECKPOINT_FILES
 
 CHECKPOINT_DIR = "checkpoint"
@@ -39,7 +41,9 @@ class TrainingState:
 
 
 def save_checkpoint(run_dir: Path, config_hash: str, state: TrainingState, model: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer, generator: torch.Generator) -> None:
+                    optimizer: torch.optim.Optimizer, generator: torch.Generator,
+                    data: dict[str, str] | None = None) -> None:
+    """Write the checkpoint of ``state`` (``data``: the fingerprint of the data the run reads)."""
     tensors = {f"current.{name}": p.detach().cpu().clone() for name, p in model.named_parameters() if p.requires_grad}
     tensors.update({f"best.{name}": value.cpu().clone() for name, value in (state.best_state or {}).items()})
     optimizer_state = optimizer.state_dict()
@@ -52,15 +56,18 @@ def save_checkpoint(run_dir: Path, config_hash: str, state: TrainingState, model
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
     meta = {key: getattr(state, key) for key in ("epoch", "history", "best_score", "best_epoch", "bad_epochs",
                                                    "stopped", "train_time", "examples_seen")}
-    meta.update(config_hash=config_hash, optimizer_param_groups=optimizer_state["param_groups"])
+    meta.update({DATA_KEY: data}, config_hash=config_hash, optimizer_param_groups=optimizer_state["param_groups"])
     with atomic_directory(run_dir / CHECKPOINT_DIR, "checkpoint", CHECKPOINT_FILES) as tmp:
         save_file(tensors, tmp / "tensors.safetensors")
         (tmp / "state.json").write_text(json.dumps(meta, indent=1))
 
 
 def load_checkpoint(run_dir: Path, config_hash: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    generator: torch.Generator) -> TrainingState | None:
-    """Restore model, optimizer and RNGs from ``run_dir``'s checkpoint; None when there is none."""
+                    generator: torch.Generator, data: dict[str, str] | None = None) -> TrainingState | None:
+    """Restore model, optimizer and RNGs from ``run_dir``'s checkpoint; None when there is none.
+
+    ``data`` (the fingerprint of the data this run reads): a checkpoint made from other data, or one that does not
+    say (an older maskbench), is refused, so that a resumed run never mixes two data sets across its epochs."""
     directory = run_dir / CHECKPOINT_DIR
     recover_directory(directory)  # a save killed between its two renames leaves the previous checkpoint aside
     if not (directory / "state.json").is_file():
@@ -77,6 +84,9 @@ def load_checkpoint(run_dir: Path, config_hash: str, model: torch.nn.Module, opt
                           f"!= {config_hash}); delete it or use another --out")
     parameters = dict(model.named_parameters())
     _check_complete(directory, meta, tensors, parameters)
+    if data is not None:
+        check_recorded(directory, "the checkpoint", meta.get(DATA_KEY), data,
+                       "delete it to start the run afresh, or use the data it was made from")
     with torch.no_grad():
         for name, parameter in parameters.items():
             if parameter.requires_grad:

@@ -127,6 +127,7 @@ STEPS = {
     "mode-connectivity": "maskbench.analysis.connectivity:write_line_scores",
     "bezier": "maskbench.analysis.connectivity:write_bezier",
     "run-log": "maskbench.runlog:write_run_log",
+    "data-fingerprints": "maskbench.fingerprint:add_data_fingerprints",  # migration of records made before them
 }
 
 

@@ -255,18 +255,21 @@ def add_data_fingerprints(results_dir: str, data_dir: str | None = None, force: 
 
 def data_changes(path: str | Path, record: Mapping[str, Any], expected: Mapping[str, Any],
                  data_dir: str | Path | None, manifest: Mapping[str, Any] | None = None) -> str | None:
-    """For the workflow's planning: why the finished run at ``path`` (its ``record``) does not hold the data a run
-    of ``expected`` (a TrainConfig as a dict) reads now, or None when it does or the current data is unknown."""
+    """For the workflow's planning: why the finished run at ``path`` (its ``record``) cannot stand for a run of
+    ``expected`` (a TrainConfig as a dict) on the data it would read now (the end of a sentence about the run), or
+    None when it can, or when the current data is unknown (hub data before the download stage recorded it)."""
     sizes = record.get("sizes")
     current = run_fingerprint(expected, data_dir, manifest, sizes.keys() if isinstance(sizes, Mapping) else None)
     if current is None:
-        return None  # e.g. hub data before the download stage recorded it: checked once it has
+        return None
     recorded = record.get(DATA_KEY)
     if not isinstance(recorded, Mapping):
-        return ("it has no record of the data it read (made by an older maskbench): if it was made from the data "
-                "this configuration reads, add the record with `python -m maskbench.cli step data-fingerprints "
-                f"'{{\"results_dir\": \"{Path(path).parents[6]}\"}}'`")
-    return changes(recorded, current)
+        results = Path(path).parents[6] if len(Path(path).parents) > 6 else "RESULTS_DIR"
+        return ("has no record of the data it read (made by an older maskbench): if it was made from the data this "
+                "configuration reads, add the record with `python -m maskbench.cli step data-fingerprints "
+                f"'{{\"results_dir\": \"{results}\"}}'`, else")
+    changed = changes(recorded, current)
+    return None if changed is None else f"was made from other data than this configuration reads ({changed}):"
 
 
 __all__ = ["DATA_KEY", "PARTIAL_FILES", "SPLIT_FILES", "add_data_fingerprints", "changes", "check_recorded",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from maskbench.errors import OutputError
 from maskbench.fileio import MARKER_FILE, check_output_directory, check_output_file, is_writable_directory
+from maskbench.fingerprint import DATA_KEY, check_recorded
 
 #: (Snakemake marks a directory() output with .snakemake_timestamp)
 PREPARED_FILES = frozenset({"data", "prepared.json", ".snakemake_timestamp"})
@@ -64,3 +65,20 @@ def check_run_directory(out: str | Path, run_hash: str) -> None:
         if recorded != run_hash:
             raise OutputError(f"{metrics}: holds a finished run of another configuration (config_hash {recorded} "
                               f"!= {run_hash}); refusing to mix two runs — remove {out} or choose another --out")
+
+
+def check_run_data(out: str | Path, data: dict[str, str]) -> None:
+    """Raise :class:`~maskbench.errors.DataError` when ``out`` holds a finished run made from other data than
+    ``data`` (the fingerprint of what this run reads), naming what changed: it is never replaced by, or mixed with,
+    a run on other data. A finished run that does not say (an older maskbench) is replaced as before: the run
+    starts afresh and mixes nothing."""
+    metrics = Path(out) / "metrics.json"
+    if not metrics.is_file():
+        return
+    try:
+        recorded = json.loads(metrics.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return  # an unreadable record is no finished run (check_run_directory reports what it must)
+    if isinstance(recorded, dict) and DATA_KEY in recorded:
+        check_recorded(metrics, "the finished run", recorded[DATA_KEY], data,
+                       f"refusing to mix two runs — remove {out} or choose another --out")

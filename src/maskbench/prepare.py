@@ -12,6 +12,7 @@ from maskbench import tasks
 from maskbench.data import tokenize_dataset
 from maskbench.errors import ConfigError, DataError
 from maskbench.fileio import atomic_directory, check_output_directory
+from maskbench.fingerprint import DATA_KEY, loaded_fingerprint
 from maskbench.models import load_tokenizer
 from maskbench.outputs import PREPARED_FILES
 from maskbench.provenance import versions
@@ -31,7 +32,8 @@ def encode_task(task: str, model: str, data_dir: str | Path | None = None, max_l
                            for name, split in data.items()})
     meta = {"task": task, "model": model, "max_length": max_length, "allow_partial": allow_partial,
             "kind": spec.kind, "label_names": list(spec.label_names), "sizes": {k: len(v) for k, v in data.items()},
-            "word_counts": word_counts(encoded) if spec.kind == "tagging" else None, "versions": versions()}
+            "word_counts": word_counts(encoded) if spec.kind == "tagging" else None, "versions": versions(),
+            DATA_KEY: loaded_fingerprint(task, data_dir, allow_partial, data)}  # what the cache was made from
     notes = {name: split.info.description for name, split in data.items() if split.info.description}
     if notes:  # e.g. tags read in another scheme and converted (IOB1 -> IOB2)
         meta["data_notes"] = notes
@@ -57,7 +59,11 @@ def prepare(task: str, model: str, out: str | Path, data_dir: str | Path | None 
 
 
 def load_prepared(path: str | Path, task: str, model: str, max_length: int) -> tuple[DatasetDict, dict[str, Any]]:
-    """Read prepared data and check that it was made for this task, model and length limit."""
+    """Read prepared data and check that it was made for this task, model and length limit, and records the
+    fingerprint of the data it was made from (``meta["data"]``).
+
+    A cache without one (made by an older maskbench) is refused: it does not say which data directory it was made
+    from, so no run could say what it read; preparing again takes seconds to minutes."""
     path = Path(path)
     meta_path = path / META_FILE
     if not meta_path.is_file():
@@ -73,6 +79,9 @@ def load_prepared(path: str | Path, task: str, model: str, max_length: int) -> t
     for key, value in expected.items():
         if meta.get(key) != value:
             raise ConfigError(f"{meta_path}: prepared for {key}={meta.get(key)!r}, but this run has {key}={value!r}")
+    if not isinstance(meta.get(DATA_KEY), dict):
+        raise DataError(f"{meta_path}: no record of the data it was made from (prepared by an older maskbench); "
+                        f"run 'maskbench prepare' again")
     try:
         return load_from_disk(str(path / "data")), meta
     except (OSError, ValueError) as error:  # missing, truncated or foreign files (pyarrow errors are ValueErrors)

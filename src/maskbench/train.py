@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -22,10 +23,11 @@ from maskbench.data import IGNORE_INDEX, Collator, tokenize_dataset
 from maskbench.ensemble import prediction_tensors
 from maskbench.errors import ConfigError
 from maskbench.fileio import atomic_directory, atomic_path, write_json
+from maskbench.fingerprint import DATA_KEY, loaded_fingerprint, local_task_dir, transfer_targets
 from maskbench.methods import get_method
 from maskbench.metrics import score_logits
 from maskbench.models import load_model, load_tokenizer
-from maskbench.outputs import MODEL_FILES, check_run_directory
+from maskbench.outputs import MODEL_FILES, check_run_data, check_run_directory
 from maskbench.prepare import WORD_COUNTS, load_prepared, word_counts
 from maskbench.provenance import config_hash, device_name, versions
 from maskbench.settings import METHODS, PRECISIONS, TrainConfig  # noqa: F401  (re-exported)
@@ -52,10 +54,12 @@ def seed_everything(seed: int) -> None:
 
 
 def raw_splits(task: str, data_dir: str | None, allow_partial: bool, tokenizer: Any, max_length: int,
-               limits: Mapping[str, int | None], only: Sequence[str] | None = None) -> dict[str, Any]:
-    """A task's splits (or those named in ``only``) from its raw data, each cut to its fixed subset (``limits``,
-    none where a split is not named) and then tokenised: a small run does not tokenise a whole corpus."""
-    data = tasks.load(task, data_dir, allow_partial=allow_partial)
+               limits: Mapping[str, int | None], only: Sequence[str] | None = None,
+               loaded: DatasetDict | None = None) -> dict[str, Any]:
+    """A task's splits (or those named in ``only``) from its raw data (``loaded``: as loaded already), each cut to
+    its fixed subset (``limits``, none where a split is not named) and then tokenised: a small run does not
+    tokenise a whole corpus."""
+    data = loaded if loaded is not None else tasks.load(task, data_dir, allow_partial=allow_partial)
     missing = sorted(set(only or ()) - set(data))
     if missing:
         raise ConfigError(f"task {task!r} has no {', '.join(map(repr, missing))} split (it has {sorted(data)})")
@@ -160,6 +164,29 @@ def configure_cuda_backends() -> None:
         torch.backends.cuda.enable_cudnn_sdp(False)
 
 
+def transfer_fingerprint(config: TrainConfig) -> dict[str, str]:
+    """The fingerprint of the ``transfer_split`` of each transfer target the run scores itself on: from the
+    target's prepared data (``transfer_prepared``), else from its files, else from its rows as loaded."""
+    from maskbench.fingerprint import dataset_fingerprint, local_fingerprint
+
+    found: dict[str, str] = {}
+    for target in transfer_targets(config.to_dict()):
+        prefix = f"{target}/{config.transfer_split}/"
+        if config.transfer_prepared:
+            meta_path = Path(config.transfer_prepared) / target / "prepared.json"
+            try:
+                recorded = json.loads(meta_path.read_text()).get(DATA_KEY)
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+                recorded = None  # reported by the transfer scoring's load_prepared, which names the problem
+            found.update({k: v for k, v in (recorded or {}).items() if k.startswith(prefix)})
+        elif (task_dir := local_task_dir(target, config.data_dir)) is not None:
+            found.update(local_fingerprint(target, task_dir, config.allow_partial, [config.transfer_split]))
+        else:
+            loaded = tasks.load(target, config.data_dir, allow_partial=config.allow_partial)
+            found.update(dataset_fingerprint(target, {config.transfer_split: loaded[config.transfer_split]}))
+    return found
+
+
 def train(config: TrainConfig) -> dict[str, Any]:
     """Run one training job and write ``metrics.json``, predictions and the method's artefact to ``config.out``.
 
@@ -184,10 +211,16 @@ def train(config: TrainConfig) -> dict[str, Any]:
     tokenizer = load_tokenizer(config.model)
     limits = {"train": config.max_train_examples, "dev": config.max_eval_examples, "test": config.max_eval_examples}
     if config.prepared:
-        encoded, _ = load_prepared(config.prepared, config.task, config.model, config.max_length)
+        encoded, prepared_meta = load_prepared(config.prepared, config.task, config.model, config.max_length)
+        data = dict(prepared_meta[DATA_KEY])  # the data the cache was made from
         splits = {name: fixed_subset(split, limits[name]) for name, split in encoded.items()}
     else:
-        splits = raw_splits(config.task, config.data_dir, config.allow_partial, tokenizer, config.max_length, limits)
+        loaded = tasks.load(config.task, config.data_dir, allow_partial=config.allow_partial)
+        data = loaded_fingerprint(config.task, config.data_dir, config.allow_partial, loaded)
+        splits = raw_splits(config.task, config.data_dir, config.allow_partial, tokenizer, config.max_length, limits,
+                            loaded=loaded)
+    data.update(transfer_fingerprint(config))
+    check_run_data(out, data)  # a finished run in --out made from other data is never replaced
     model = load_model(config.model, spec.kind, spec.label_names)
     model = method.prepare(model, config)
     model.to(device)
@@ -212,7 +245,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     trainable = method.trainable_parameters(model)
     optimizer, optimizer_name = adam(trainable, config.lr)
     run_hash = config_hash(config.result_key())
-    state = load_checkpoint(out, run_hash, model, optimizer, train_generator) or TrainingState()
+    state = load_checkpoint(out, run_hash, model, optimizer, train_generator, data) or TrainingState()
     if state.epoch:
         tqdm.write(f"resuming {out} after epoch {state.epoch}")
     while not state.stopped and state.epoch < config.epochs:
@@ -244,7 +277,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         else:
             state.bad_epochs += 1
             state.stopped = state.bad_epochs >= config.patience
-        save_checkpoint(out, run_hash, state, model, optimizer, train_generator)
+        save_checkpoint(out, run_hash, state, model, optimizer, train_generator, data)
 
     with torch.no_grad():
         parameters = dict(model.named_parameters())
@@ -285,7 +318,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "sparsity": method.sparsity(model),
         "artefact_bytes": method.artefact_bytes(out / method.artefact) if method.artefact is not None else None,
         "artefact_sizes": run_artefact_sizes(out, config.method),
-        "config": config.to_dict(), "config_hash": run_hash,
+        "config": config.to_dict(), "config_hash": run_hash, DATA_KEY: data,
         "versions": versions(), "device": device_name(device),
         "precision": config.precision, "optimizer": optimizer_name,
         "tf32": device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32,

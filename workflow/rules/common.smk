@@ -2,7 +2,8 @@
 # functions that turn the configuration and the lr-selection checkpoints into file lists.
 #
 # Planning must stay fast and offline (the paper's grid plans ~1,700 jobs in seconds): nothing here loads a
-# model or touches data, and only maskbench's torch-free modules are imported (maskbench.settings, .locations).
+# model or parses data (the task files are only checksummed, maskbench.fingerprint: ~0.2 s for all of them), and
+# only maskbench's torch-free modules are imported (maskbench.settings, .locations, .fingerprint).
 
 import json
 import os
@@ -15,6 +16,7 @@ import jsonschema
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from maskbench.fingerprint import data_changes, task_fingerprint
 from maskbench.locations import restore_offline_settings, workflow_environment
 from maskbench.settings import (
     BLOCK_METHODS,
@@ -257,7 +259,8 @@ def finished_run(metrics_path, expected):
     if not path.is_file():
         return False
     try:
-        recorded = json.loads(path.read_text())["config"]
+        record = json.loads(path.read_text())
+        recorded = record["config"]
     except (json.JSONDecodeError, KeyError, TypeError):
         return False  # a broken record: the run is redone
     if run_identity(recorded) != run_identity(expected.to_dict()):
@@ -266,7 +269,29 @@ def finished_run(metrics_path, expected):
             f"(it was not made by this configuration, or the configuration changed); move or "
             f"delete its directory to train it again, or use another 'results_dir'"
         )
+    # the data it read is part of its identity (maskbench.fingerprint): refused when the data changed
+    changed = data_changes(path, record, expected.to_dict(), ENVIRONMENT.data_dir, download_manifest())
+    if changed is not None:
+        raise WorkflowError(
+            f"{path} holds a finished run that {changed} move or delete its directory to train it again, "
+            f"or use another 'results_dir'"
+        )
     return True
+
+
+def download_manifest():
+    """The download stage's manifest (hub tasks' data fingerprints), or None before it ran."""
+    try:
+        return json.loads(Path(DOWNLOAD_MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def data_fingerprint(wildcards):
+    """The fingerprint of a task's current data (files, or the hub data the download stage recorded): a prepare
+    job's params, so that a prepared cache made from other data is made again."""
+    found = task_fingerprint(wildcards.task, ENVIRONMENT.data_dir, config["allow_partial_data"], download_manifest())
+    return json.dumps(found, sort_keys=True)
 
 
 def train_inputs(wildcards, method=None, mask_overrides=None, pattern=None):

@@ -17,6 +17,8 @@ rule prepare:
         model=lambda wildcards: config["models"][wildcards.model]["name"],
         max_length=lambda wildcards: max_length(wildcards.task),
         data=data_options,
+        # not in the command, but a change of the task's data (maskbench.fingerprint) prepares it again
+        fingerprint=data_fingerprint,
     shell:
         "python -m maskbench.cli prepare --task {wildcards.task} --model {params.model} "
         "--max-length {params.max_length} {params.data} --out {output} > {log} 2>&1"
