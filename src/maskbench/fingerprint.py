@@ -6,11 +6,13 @@ strings, one entry per source of one split: ``"<task>/<split>/<file>": "<sha256 
 - Local original files: the SHA-256 of each file the task's reader reads for that split (:data:`SPLIT_FILES`, a
   declaration per task of which files feed which split). A split carved from another (TREC's, AG News' and IMDB's
   dev from train, QNLI's offline stand-in) names the file it is carved from, so a change of that file changes
-  both splits. Checksums are cached in the process by (path, size, mtime_ns): hashing the whole data directory
-  (~60 MB) takes ~0.2 s, so planning needs no cache on disk.
+  both splits. Checksums are cached in the process by (path, size, mtime_ns), except for a file modified in the
+  last seconds (whose change within one clock tick would keep its mtime, as git's "racily clean" entries): hashing
+  the whole data directory (~60 MB) takes ~0.2 s, so planning needs no cache on disk.
 - Hub data (no local files): the SHA-256 of the split's rows as loaded (our columns, after conversion and carving;
-  canonical JSON), under ``"<task>/<split>/hub:<dataset>[:<config>]"``. The download stage records it in its
-  manifest, so that the workflow can compare it while planning without loading anything.
+  canonical JSON), under ``"<task>/<split>/hub:<dataset>[:<config>]"``, computed where the data is loaded
+  (prepare, train). The workflow cannot know it while planning without loading the data: it checks finished runs
+  of local data only (hub data comes from the download stage's cache, which a run does not change).
 
 A run records the fingerprint of its task's splits and of the split of each ``transfer`` target it scores
 (:func:`run_fingerprint`); ``maskbench prepare`` records its task's in ``prepared.json``.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -56,6 +59,8 @@ PARTIAL_FILES: dict[str, dict[str, tuple[tuple[str, ...], ...]]] = {
 }
 
 _CHECKSUMS: dict[tuple[str, int, int], str] = {}
+#: a file modified less than this long ago (ns) is hashed again at each call, never taken from the cache
+_RACY_NS = 3_000_000_000
 
 
 def file_checksum(path: str | Path) -> str:
@@ -63,13 +68,15 @@ def file_checksum(path: str | Path) -> str:
     path = Path(path)
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _CHECKSUMS:
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+    if key in _CHECKSUMS:
+        return _CHECKSUMS[key]
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if time.time_ns() - stat.st_mtime_ns > _RACY_NS:
         _CHECKSUMS[key] = digest.hexdigest()
-    return _CHECKSUMS[key]
+    return digest.hexdigest()
 
 
 def split_files(task: str, task_dir: Path, allow_partial: bool = False) -> dict[str, list[Path]]:
@@ -140,31 +147,22 @@ def loaded_fingerprint(task: str, data_dir: str | Path | None, allow_partial: bo
 
 
 def task_fingerprint(task: str, data_dir: str | Path | None, allow_partial: bool = False,
-                     manifest: Mapping[str, Any] | None = None, splits: Iterable[str] | None = None,
-                     ) -> dict[str, str] | None:
-    """The current data of ``task`` without loading it: its local files' checksums, else the hub fingerprint the
-    download stage recorded in ``manifest``; None when neither is known."""
+                     splits: Iterable[str] | None = None) -> dict[str, str] | None:
+    """The current data of ``task`` without loading it: its local files' checksums; None for hub data."""
     task_dir = local_task_dir(task, data_dir)
-    if task_dir is not None:
-        return local_fingerprint(task, task_dir, allow_partial, splits)
-    record = ((manifest or {}).get("tasks") or {}).get(task)
-    recorded = record.get(DATA_KEY) if isinstance(record, Mapping) else None
-    if not isinstance(recorded, Mapping):
-        return None
-    wanted = set(splits) if splits is not None else None
-    return {key: value for key, value in recorded.items() if wanted is None or key.split("/")[1] in wanted}
+    return local_fingerprint(task, task_dir, allow_partial, splits) if task_dir is not None else None
 
 
-def run_fingerprint(config: Mapping[str, Any], data_dir: str | Path | None, manifest: Mapping[str, Any] | None = None,
+def run_fingerprint(config: Mapping[str, Any], data_dir: str | Path | None,
                     splits: Iterable[str] | None = None) -> dict[str, str] | None:
     """What a run of ``config`` (a TrainConfig as a dict) reads now: its task's splits (``splits``: only those) and
     the ``transfer_split`` of each transfer target; None when some of it is unknown (:func:`task_fingerprint`)."""
     allow_partial = bool(config.get("allow_partial"))
-    result = task_fingerprint(config["task"], data_dir, allow_partial, manifest, splits)
+    result = task_fingerprint(config["task"], data_dir, allow_partial, splits)
     if result is None:
         return None
     for target in transfer_targets(config):
-        found = task_fingerprint(target, data_dir, allow_partial, manifest, [config.get("transfer_split") or "dev"])
+        found = task_fingerprint(target, data_dir, allow_partial, [config.get("transfer_split") or "dev"])
         if found is None:
             return None
         result.update(found)
@@ -254,12 +252,12 @@ def add_data_fingerprints(results_dir: str, data_dir: str | None = None, force: 
 
 
 def data_changes(path: str | Path, record: Mapping[str, Any], expected: Mapping[str, Any],
-                 data_dir: str | Path | None, manifest: Mapping[str, Any] | None = None) -> str | None:
+                 data_dir: str | Path | None) -> str | None:
     """For the workflow's planning: why the finished run at ``path`` (its ``record``) cannot stand for a run of
     ``expected`` (a TrainConfig as a dict) on the data it would read now (the end of a sentence about the run), or
-    None when it can, or when the current data is unknown (hub data before the download stage recorded it)."""
+    None when it can, or when the current data is unknown (hub data)."""
     sizes = record.get("sizes")
-    current = run_fingerprint(expected, data_dir, manifest, sizes.keys() if isinstance(sizes, Mapping) else None)
+    current = run_fingerprint(expected, data_dir, sizes.keys() if isinstance(sizes, Mapping) else None)
     if current is None:
         return None
     recorded = record.get(DATA_KEY)

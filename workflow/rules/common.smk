@@ -270,7 +270,7 @@ def finished_run(metrics_path, expected):
             f"delete its directory to train it again, or use another 'results_dir'"
         )
     # the data it read is part of its identity (maskbench.fingerprint): refused when the data changed
-    changed = data_changes(path, record, expected.to_dict(), ENVIRONMENT.data_dir, download_manifest())
+    changed = data_changes(path, record, expected.to_dict(), ENVIRONMENT.data_dir)
     if changed is not None:
         raise WorkflowError(
             f"{path} holds a finished run that {changed} move or delete its directory to train it again, "
@@ -279,18 +279,10 @@ def finished_run(metrics_path, expected):
     return True
 
 
-def download_manifest():
-    """The download stage's manifest (hub tasks' data fingerprints), or None before it ran."""
-    try:
-        return json.loads(Path(DOWNLOAD_MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def data_fingerprint(wildcards):
-    """The fingerprint of a task's current data (files, or the hub data the download stage recorded): a prepare
-    job's params, so that a prepared cache made from other data is made again."""
-    found = task_fingerprint(wildcards.task, ENVIRONMENT.data_dir, config["allow_partial_data"], download_manifest())
+    """The fingerprint of a task's current files (null for hub data): a prepare job's params, so that a prepared
+    cache made from other data is made again."""
+    found = task_fingerprint(wildcards.task, ENVIRONMENT.data_dir, config["allow_partial_data"])
     return json.dumps(found, sort_keys=True)
 
 
