@@ -266,20 +266,20 @@ def test_the_workflow_refuses_a_finished_run_of_other_data_and_prepares_changed_
     path.write_text(yaml.safe_dump(config))
     run = tmp_path / "results" / "runs" / "tiny" / "rte" / "finetuning" / "lr0.0003" / "seed1"
     target = str((run / "metrics.json").relative_to(tmp_path))
-    done = snakemake(tmp_path, "--cores", "1", "--configfile", str(path), target)
+    done = snakemake(tmp_path, target, "--cores", "1", "--configfile", str(path))
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((run / "metrics.json").read_text())["data"] == fingerprint.task_fingerprint("rte", rte_data)
 
     # the run set aside: with the same data only the run is planned, the prepared cache is reused ...
     aside = tmp_path / "aside"
     run.rename(aside)
-    plan = snakemake(tmp_path, "-n", "--configfile", str(path), target)
+    plan = snakemake(tmp_path, target, "-n", "--configfile", str(path))
     assert job_counts(plan.stdout + plan.stderr) == {"train": 1}, plan.stdout[-3000:]
     # ... with a label changed, the cache made from the old data is made again
     old = fingerprint.file_checksum(rte_data / "rte" / "train.tsv")
     _flip_label(rte_data / "rte" / "train.tsv")
     new = fingerprint.file_checksum(rte_data / "rte" / "train.tsv")
-    plan = snakemake(tmp_path, "-n", "--configfile", str(path), target)
+    plan = snakemake(tmp_path, target, "-n", "--configfile", str(path))
     assert job_counts(plan.stdout + plan.stderr) == {"prepare": 1, "train": 1}, plan.stdout[-3000:]
 
     # the finished run of the old data is refused at planning, saying what changed
@@ -301,5 +301,5 @@ def test_the_workflow_refuses_a_finished_run_of_other_data_and_prepares_changed_
     migrated = subprocess.run(step, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert migrated.returncode == 0, migrated.stderr[-2000:]
     assert json.loads((run / "metrics.json").read_text()) == record  # the same fingerprint the run recorded
-    plan = snakemake(tmp_path, "-n", "--configfile", str(path), target)
+    plan = snakemake(tmp_path, target, "-n", "--configfile", str(path))
     assert plan.returncode == 0 and "train" not in job_counts(plan.stdout + plan.stderr), plan.stdout[-3000:]
