@@ -303,3 +303,18 @@ def test_the_workflow_refuses_a_finished_run_of_other_data_and_prepares_changed_
     assert json.loads((run / "metrics.json").read_text()) == record  # the same fingerprint the run recorded
     plan = snakemake(tmp_path, target, "-n", "--configfile", str(path))
     assert plan.returncode == 0 and "train" not in job_counts(plan.stdout + plan.stderr), plan.stdout[-3000:]
+
+
+@needs_data
+def test_every_committed_record_names_the_data_it_was_trained_on():
+    """The migrated reference records (results/reference/runs, 160): each names the files of its task's splits (and
+    of its Table 3 targets) under the offline data directory, checksums as they are now."""
+    from conftest import REPO
+
+    runs = sorted((REPO / "results" / "reference").glob("runs/*/*/*/*/*/metrics.json"))
+    assert runs
+    for path in runs:
+        record = json.loads(path.read_text())
+        assert record["data"] == fingerprint.record_fingerprint(record, DATA_DIR), path
+        assert {key.split("/")[1] for key in record["data"] if key.startswith(f"{record['task']}/")} == \
+            set(record["sizes"]), path

@@ -282,6 +282,8 @@ def test_first_epoch_of_a_committed_run_is_reproduced(tmp_path):
         again = train(config)
     finally:
         torch.set_num_threads(previous)
+    # the data it read is the data the migrated record names (maskbench.fingerprint; added from the same files)
+    assert again["data"] == record["data"], path
     recorded = record["history"][0]["dev_score"]
     # exact where the record proves the same kernels: same versions, and a device string that names torch's CPU
     # capability (AVX2, AVX512; recorded since 2026-12-02) and thread count. Older records name neither the CPU
