@@ -6,20 +6,21 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-import torch
-from transformers import (
-    BertConfig,
-    BertForSequenceClassification,
-    DistilBertConfig,
-    RobertaConfig,
-)
+
+if TYPE_CHECKING:
+    from transformers import BertConfig, DistilBertConfig, RobertaConfig
 
 REPO = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("MASKBENCH_DATA_DIR", REPO.parent / "shared" / "data"))
+DATA_DIR = Path(os.environ.get("MASKBENCH_DATA_DIR") or REPO.parent / "shared" / "data")
 
-needs_data = pytest.mark.skipif(not DATA_DIR.is_dir(), reason=f"offline task data not found at {DATA_DIR}")
+#: set (to anything but "" or "0") where the task data must be there, as in CI (.ci/run): then a test that needs the
+#: data fails instead of being skipped when MASKBENCH_DATA_DIR (or ../shared/data) is missing
+REQUIRE_DATA_ENV = "MASKBENCH_REQUIRE_DATA"
+#: a test that reads the offline task data: skipped without it, failed without it where REQUIRE_DATA_ENV is set
+needs_data = pytest.mark.needs_data
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
 
@@ -34,6 +35,8 @@ def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.Compl
 
 
 def tiny_bert_config(**overrides) -> BertConfig:
+    from transformers import BertConfig  # (imported here: a pytest that only loads this plugin starts quickly)
+
     values = dict(vocab_size=30522, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
                   intermediate_size=64, max_position_embeddings=256, num_labels=2)
     values.update(overrides)
@@ -41,6 +44,8 @@ def tiny_bert_config(**overrides) -> BertConfig:
 
 
 def tiny_roberta_config(**overrides) -> RobertaConfig:
+    from transformers import RobertaConfig
+
     values = dict(vocab_size=1000, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
                   intermediate_size=64, max_position_embeddings=256, num_labels=2)
     values.update(overrides)
@@ -48,22 +53,46 @@ def tiny_roberta_config(**overrides) -> RobertaConfig:
 
 
 def tiny_distilbert_config(**overrides) -> DistilBertConfig:
+    from transformers import DistilBertConfig
+
     values = dict(vocab_size=1000, dim=32, n_layers=4, n_heads=2, hidden_dim=64, max_position_embeddings=256,
                   num_labels=2)
     values.update(overrides)
     return DistilBertConfig(**values)
 
 
+def require_data() -> Path:
+    """The offline task data directory; without it the calling test (or fixture) is skipped, or failed where
+    ``MASKBENCH_REQUIRE_DATA`` is set: CI must not go green with the data-dependent tests skipped."""
+    if not DATA_DIR.is_dir():
+        message = f"offline task data not found at {DATA_DIR} (set MASKBENCH_DATA_DIR)"
+        if os.environ.get(REQUIRE_DATA_ENV, "") not in ("", "0"):
+            pytest.fail(f"{message}; {REQUIRE_DATA_ENV} is set, so this test needs it", pytrace=False)
+        pytest.skip(message)
+    return DATA_DIR
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs_data: reads the offline task data (MASKBENCH_DATA_DIR); skipped "
+                            f"without it, failed without it where {REQUIRE_DATA_ENV} is set")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("needs_data") is not None:
+        require_data()
+
+
 @pytest.fixture
 def data_dir() -> Path:
-    if not DATA_DIR.is_dir():
-        pytest.skip(f"offline task data not found at {DATA_DIR}")
-    return DATA_DIR
+    return require_data()
 
 
 @pytest.fixture
 def tiny_bert_dir(tmp_path: Path) -> Path:
     """A tiny random BERT saved as a local model directory, with the offline model's (uncased) tokenizer."""
+    import torch
+    from transformers import BertForSequenceClassification
+
     from maskbench.models import load_tokenizer
 
     torch.manual_seed(0)

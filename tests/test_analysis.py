@@ -13,7 +13,7 @@ import pytest
 import torch
 from transformers import BertForSequenceClassification
 
-from conftest import DATA_DIR, needs_data, tiny_bert_config
+from conftest import DATA_DIR, needs_data, require_data, tiny_bert_config
 from maskbench.analysis import connectivity, generalization, mask_similarity, sweeps, tsne
 from maskbench.analysis.runs import load_run_model
 from maskbench.errors import ConfigError, MaskbenchError
@@ -107,8 +107,7 @@ def test_sweeps_average_seeds_and_render_fig1_fig2_table7(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_runs(tmp_path_factory):
     """A tiny random BERT, SST-2 and SEM prepared for it, and masking / finetuning runs (seed 1)."""
-    if not DATA_DIR.is_dir():
-        pytest.skip(f"offline task data not found at {DATA_DIR}")
+    require_data()
     from maskbench.models import load_tokenizer
 
     root = tmp_path_factory.mktemp("analysis")

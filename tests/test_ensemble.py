@@ -30,6 +30,57 @@ def test_the_three_methods_can_disagree():
     assert ensemble_predictions("mean_probabilities", logits).tolist() == [0]
 
 
+#: one example on which the three rules give three answers: member logits (rows) over labels (0, 1, 2).
+#: majority vote: members 1 and 2 vote 0 → 0. Mean logits (−2, −1.7, 1.33) → 2: labels 0 and 1 each have one
+#: −10. Mean probabilities (0.340, 0.414, 0.246) → 1: member 3 is sure of 1 (0.88), the −10s cost no probability.
+DISAGREE = np.array([[2.0, -10.0, 1.5], [2.0, 1.9, 1.5], [-10.0, 3.0, 1.0]])
+DISAGREE_ANSWERS = {"majority_vote": 0, "mean_probabilities": 1, "mean_logits": 2}
+
+
+def _disagreeing(rows: list[tuple[int, int, int]], width: int = 3) -> list[np.ndarray]:
+    """Members' logits of examples like :data:`DISAGREE`, example ``(a, b, c)`` with majority vote ``a``, mean
+    probabilities ``b`` and mean logits ``c``; the other labels get −20 (from every member)."""
+    members = np.full((3, len(rows), width), -20.0)
+    for n, labels in enumerate(rows):
+        members[:, n, list(labels)] = DISAGREE
+    return list(members)
+
+
+@pytest.mark.parametrize("method", ENSEMBLE_METHODS)
+def test_each_rule_gives_its_own_answer_where_the_three_disagree(method):
+    """Fails for mean probabilities computed as the softmax of the mean logits (that answers 2), for mean logits
+    computed from probabilities (answers 1), and for a vote weighted by confidence (answers 1)."""
+    assert ensemble_predictions(method, list(DISAGREE[:, None, :])).tolist() == [DISAGREE_ANSWERS[method]]
+    # the same with the labels renamed, among other labels: each rule follows its label
+    rows = [(0, 1, 2), (2, 0, 1), (1, 2, 0), (4, 3, 5), (5, 1, 3)]
+    position = {"majority_vote": 0, "mean_probabilities": 1, "mean_logits": 2}[method]
+    assert ensemble_predictions(method, _disagreeing(rows, 6)).tolist() == [row[position] for row in rows]
+
+
+def test_the_ensemble_chosen_on_dev_is_the_one_scored_on_test(tmp_path):
+    """Dev: every example is a :data:`DISAGREE` example; gold labels picked so that majority vote gets 1, mean
+    logits 2 and mean probabilities 3 of 6 right: mean probabilities is chosen. Test: majority vote would get 3,
+    mean probabilities 2 and mean logits 1 of 6: the recorded ensemble test score must be 2/6 (fails when test is
+    scored with another rule than the chosen one, with the rule best on test, or on the dev predictions)."""
+    dev_rows = [(0, 1, 2), (1, 2, 0), (2, 0, 1), (0, 2, 1), (1, 0, 2), (2, 1, 0)]
+    dev_gold = [1, 2, 0, 1, 2, 2]  # mean probabilities (row[1]) right on 1-3, mean logits on 4-5, majority vote on 6
+    test_rows = [(0, 1, 2), (2, 0, 1), (1, 2, 0), (0, 2, 1), (2, 1, 0), (1, 0, 2)]
+    test_gold = [0, 2, 1, 2, 1, 2]  # majority vote right on 1-3, mean probabilities on 4-5, mean logits on 6
+    dev, test = _disagreeing(dev_rows), _disagreeing(test_rows)
+    paths = [_write_run(tmp_path / f"s{seed}", seed, "trec", "accuracy", dev[n], dev_gold,
+                        test=(test[n], np.array(test_gold))) for n, seed in enumerate((1, 2, 3))]
+    choice = write_ensemble(paths, tmp_path / "ensemble.json")
+    assert choice["dev_scores"] == {"majority_vote": 1 / 6, "mean_logits": 2 / 6, "mean_probabilities": 3 / 6}
+    assert choice["chosen"] == "mean_probabilities" and choice["chosen_dev_score"] == 0.5
+    singles = [float((member.argmax(-1) == dev_gold).mean()) for member in dev]
+    assert choice["single_dev_mean"] == pytest.approx(np.mean(singles))
+    result = write_evaluation(paths, tmp_path / "ensemble.json", tmp_path / "evaluation.json")
+    assert result["ensemble"] == {"method": "mean_probabilities", "members": 3, "score": 2 / 6,
+                                  "error_rate": pytest.approx(100 * 4 / 6)}
+    assert json.loads((tmp_path / "evaluation.json").read_text())["ensemble"]["score"] == 2 / 6
+    assert result["single"]["scores"] == [float((m.argmax(-1) == test_gold).mean()) for m in test]
+
+
 def test_majority_vote_ties_go_to_the_higher_mean_probability():
     logits = [np.array([[2.0, 0.0, 0.0]]), np.array([[3.0, 0.0, 0.0]]),
               np.array([[0.0, 5.0, 0.0]]), np.array([[0.0, 5.0, 0.0]])]

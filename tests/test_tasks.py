@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -11,12 +10,11 @@ import datasets
 import pytest
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
+from conftest import DATA_DIR, needs_data
 from maskbench.errors import ConfigError, DataError
 from maskbench.tasks import TASKS, TaskSpec, get_task, load, readers, resolve_data_dir
 
-DATA_DIR = Path(os.environ.get("MASKBENCH_DATA_DIR") or Path(__file__).parents[2] / "shared" / "data")
 FIXTURES = Path(__file__).parent / "fixtures"
-needs_data = pytest.mark.skipif(not DATA_DIR.is_dir(), reason=f"offline task data not found at {DATA_DIR}")
 
 COLUMNS = {
     "single": ["text", "label"],
