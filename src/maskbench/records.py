@@ -78,7 +78,8 @@ def load_json(path: str | Path, expected: str) -> Any:
     except _NonFinite as error:
         raise RecordError(f"{path}: {error}; expected {expected}") from None
     except json.JSONDecodeError as error:
-        where = "truncated or empty" if error.pos >= len(text.rstrip()) else "not valid JSON"
+        ends_early = error.pos >= len(text.rstrip()) or error.msg.startswith("Unterminated string")
+        where = "truncated or empty" if ends_early else "not valid JSON"
         raise RecordError(f"{path}: {where} ({error.msg} at line {error.lineno} column {error.colno}); "
                           f"expected {expected}") from None
     except RecursionError:
