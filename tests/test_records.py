@@ -279,3 +279,23 @@ def test_a_record_missing_a_required_value_or_holding_a_wrong_one_is_refused_nam
         assert str(error.value).startswith(f"{file}: ") and "\n" not in str(error.value)
         with pytest.raises(RecordError):  # the same record built in memory (not read from a file)
             check_run_record(record, file)
+
+
+@pytest.mark.skipif(not COMMITTED, reason="no committed reference runs")
+@pytest.mark.parametrize("damage", ["null mean", "NaN token", "not an object"])
+def test_table1_refuses_an_aggregate_without_finite_scores_naming_it(tmp_path, monkeypatch, damage):
+    """An aggregate whose dev mean is null (a NaN run written by maskbench's JSON writer) or NaN crashed Table 1 with
+    a TypeError; now a RecordError names the file."""
+    from maskbench import tables
+
+    monkeypatch.chdir(REPO)
+    layout = tables.Layout.from_config(yaml.safe_load((REPO / "config" / "reference.yaml").read_text()))
+    paths = [str(RESULTS / f"aggregate/{m}/{t}/{k}.json") for m, t, k in layout.cells()]
+    record = json.loads(Path(paths[0]).read_text())
+    text = {"null mean": json.dumps({**record, "dev": {**record["dev"], "mean": None}}),
+            "NaN token": json.dumps({**record, "dev": {**record["dev"], "mean": math.nan}}),
+            "not an object": "[]"}[damage]
+    (tmp_path / "bad.json").write_text(text)
+    paths[0] = str(tmp_path / "bad.json")
+    with pytest.raises(RecordError, match=rf"^{re.escape(paths[0])}: "):
+        tables.write_table("table1_dev", layout.to_dict(), [tmp_path / "t1.md"], aggregates=paths)
