@@ -19,6 +19,7 @@ from maskbench.analysis.runs import load_run_model
 from maskbench.errors import ConfigError, MaskbenchError
 from maskbench.prepare import prepare
 from maskbench.train import TrainConfig, train
+from run_records import complete_record
 
 pytestmark = pytest.mark.xdist_group("analysis")  # the module fixture `tiny_runs` trains once, on one worker
 
@@ -62,7 +63,7 @@ def _fake_run(path: Path, task: str, seed: int, sparsity: float, blocks: str, de
     record = {"task": task, "method": "masking", "model": "m", "seed": seed, "lr": lr, "metric": "accuracy",
               "dev_score": dev, "sparsity": sparsity + 0.01,
               "config": {"batch_size": 32, "epochs": 3, "mask": {"initial_sparsity": sparsity, "blocks": blocks}}}
-    (path / "metrics.json").write_text(json.dumps(record))
+    (path / "metrics.json").write_text(json.dumps(complete_record(record)))  # what maskbench.records accepts
     return str(path / "metrics.json")
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from maskbench.errors import ConfigError
 from maskbench.select import LrExtension, format_lr, next_lr, round_grid, select_lr, write_choice, write_selection
+from run_records import write_run
 
 
 def _run(lr, seed, dev, **config_overrides):
@@ -104,11 +103,8 @@ def test_extension_config_is_checked():
 def test_rounds_on_disk_and_the_choice(tmp_path):
     def write_runs(scores):
         paths = []
-        for run in _runs(scores):
-            path = tmp_path / "runs" / format_lr(run["lr"]) / str(run["seed"]) / "metrics.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(run))
-            paths.append(path)
+        for run in _runs(scores):  # complete records whose dev scores are what their stored predictions give
+            paths.append(write_run(tmp_path / "runs" / format_lr(run["lr"]) / str(run["seed"]), run))
         return paths
 
     scores = {1e-4: [0.5, 0.6], 3e-4: [0.6, 0.7]}

@@ -15,23 +15,24 @@ from typing import Any
 
 import numpy as np
 
-from maskbench.errors import ConfigError, DataError
+from maskbench.errors import ConfigError
 from maskbench.fileio import write_json
+from maskbench.records import check_dev_score, read_run_record
 from maskbench.settings import NON_RESULT_KEYS, config_hash, result_key
 from maskbench.sizes import run_artefact_sizes
 
 
-def load_runs(metrics_paths: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """Read runs' ``metrics.json`` files (a clear error for a missing or unreadable one)."""
+def load_runs(metrics_paths: Sequence[str | Path], check_scores: bool = False) -> list[dict[str, Any]]:
+    """Read runs' ``metrics.json`` files, each checked (:func:`maskbench.records.read_run_record`); with
+    ``check_scores`` also each dev score against the run's stored predictions
+    (:func:`maskbench.records.check_dev_score`). A :class:`~maskbench.errors.RecordError` names the first bad file.
+    """
     records = []
     for path in metrics_paths:
-        path = Path(path)
-        try:
-            records.append(json.loads(path.read_text()))
-        except FileNotFoundError:
-            raise DataError(f"{path}: missing; expected a run's metrics.json") from None
-        except json.JSONDecodeError as error:
-            raise DataError(f"{path}: not valid JSON ({error})") from None
+        record = read_run_record(path)
+        if check_scores:
+            check_dev_score(path, record)
+        records.append(record)
     return records
 
 
@@ -126,7 +127,8 @@ def aggregate_runs(records: Sequence[Mapping[str, Any]], paths: Sequence[str | P
 
 
 def write_aggregate(metrics_paths: Sequence[str | Path], out: str | Path) -> dict[str, Any]:
-    """Workflow step: :func:`aggregate_runs` of the given ``metrics.json`` files to ``out`` (JSON)."""
-    result = aggregate_runs(load_runs(metrics_paths), metrics_paths)
+    """Workflow step: :func:`aggregate_runs` of the given ``metrics.json`` files to ``out`` (JSON); each record is
+    checked and its dev score recomputed from the run's stored predictions first (a disagreement is refused)."""
+    result = aggregate_runs(load_runs(metrics_paths, check_scores=True), metrics_paths)
     write_json(out, result)
     return result

@@ -12,9 +12,10 @@ Tagging tasks score one row per word — about 100,000 rows on CoNLL-2003, 45 ta
 float16) and the number of tags (``{split}_num_labels``): a tenth of the size of float32 logits on POS. Loading
 spreads the remaining probability evenly over the other tags. Log-probabilities differ from logits by a constant
 per row, to which the three ensembles (majority vote, mean logits, mean probabilities) and every metric are blind;
-the argmax is always kept, so single-run scores are exact, majority votes too except on vote ties (decided by
-mean probabilities), and mean probabilities and mean logits change only where a tag outside some member's top
-:data:`TOP_K` decides the ensemble, or where two tags tie within float16 rounding.
+the top tag is always kept, so single-run scores are exact (computed from the stored top tag,
+:func:`split_predictions`, since two top tags may tie after float16 rounding), majority votes too except on vote
+ties (decided by mean probabilities), and mean probabilities and mean logits change only where a tag outside some
+member's top :data:`TOP_K` decides the ensemble, or where two tags tie within float16 rounding.
 """
 
 from __future__ import annotations
@@ -123,15 +124,22 @@ def ensemble_predictions(method: str, logits: Sequence[np.ndarray]) -> np.ndarra
     raise ConfigError(f"unknown ensemble method {method!r}; expected one of {ENSEMBLE_METHODS}")
 
 
+def _load_predictions(run_dir: str | Path) -> tuple[Path, dict[str, np.ndarray]]:
+    path = Path(run_dir) / PREDICTIONS_FILE
+    try:
+        return path, load_file(str(path))
+    except (FileNotFoundError, SafetensorError, OSError) as error:
+        raise DataError(f"{path}: cannot read predictions ({error})") from None
+
+
 def load_split(run_dir: str | Path, split: str) -> dict[str, np.ndarray] | None:
     """A run's saved predictions of ``split``: ``logits`` (float64 logits, or for tagging log-probabilities —
     interchangeable for ensembles and metrics), ``labels`` and, for tagging, ``lengths``; None when the run has no
     such split."""
-    path = Path(run_dir) / PREDICTIONS_FILE
-    try:
-        tensors = load_file(str(path))
-    except (FileNotFoundError, SafetensorError, OSError) as error:
-        raise DataError(f"{path}: cannot read predictions ({error})") from None
+    return _split(*_load_predictions(run_dir), split)
+
+
+def _split(path: Path, tensors: Mapping[str, np.ndarray], split: str) -> dict[str, np.ndarray] | None:
     found = [key for key in ("logits", "top_log_probs") if f"{split}_{key}" in tensors]
     if not found:
         return None
@@ -150,6 +158,27 @@ def load_split(run_dir: str | Path, split: str) -> dict[str, np.ndarray] | None:
     if f"{split}_lengths" in tensors:
         split_tensors["lengths"] = _widened(tensors[f"{split}_lengths"])
     return split_tensors
+
+
+def split_predictions(run_dir: str | Path, split: str) -> dict[str, np.ndarray] | None:
+    """A single run's predicted label ids of ``split`` (``predictions``), with ``labels`` and (tagging)
+    ``lengths``: exactly the predictions its recorded scores were computed from. None without such a split.
+
+    For logits that is their argmax. For tagging it is each word's stored top tag (``{split}_top_labels[:, 0]``),
+    not the argmax of the loaded log-probabilities: two top tags whose log-probabilities differ in float64 can
+    round to the same float16 value, and the argmax of equal values is the lower tag id, not the run's prediction
+    (two of the 23 committed tagging runs have one such word among ~50,000 dev words each).
+    """
+    path, tensors = _load_predictions(run_dir)
+    loaded = _split(path, tensors, split)
+    if loaded is None:
+        return None
+    result = {key: value for key, value in loaded.items() if key != "logits"}
+    if f"{split}_top_labels" in tensors:
+        result["predictions"] = tensors[f"{split}_top_labels"][:, 0].astype(np.int64)
+    else:
+        result["predictions"] = loaded["logits"].argmax(-1)
+    return result
 
 
 def _widened(values: np.ndarray) -> np.ndarray:
@@ -189,7 +218,7 @@ def task_facts(records: Sequence[Mapping[str, Any]]) -> tuple[str, tuple[str, ..
 
 def choose_ensemble(metrics_paths: Sequence[str | Path]) -> dict[str, Any]:
     """Score the three ensembles of the runs (their ``metrics.json`` paths) on dev and choose the best."""
-    records = load_runs(metrics_paths)
+    records = load_runs(metrics_paths, check_scores=True)  # the single runs' mean is reported next to the ensembles
     setting = check_same_setting(records, vary=("seed",), paths=metrics_paths)
     run_dirs = [Path(p).parent for p in metrics_paths]
     metric, label_names = task_facts(records)

@@ -19,3 +19,9 @@ class MaskFileError(MaskbenchError, ValueError):
 
 class OutputError(MaskbenchError, ValueError):
     """An output path cannot be written, or holds something that is not maskbench's to replace."""
+
+
+class RecordError(DataError):
+    """A record maskbench wrote (a run's ``metrics.json``, a selection round, an aggregate) is missing, not valid
+    JSON, of the wrong shape, inconsistent, or disagrees with the run's stored predictions
+    (:mod:`maskbench.records`)."""

@@ -17,15 +17,12 @@ from tabulate import tabulate
 
 from maskbench import tasks
 from maskbench.errors import DataError
-from maskbench.fileio import atomic_path, read_json_file
+from maskbench.fileio import atomic_path
 from maskbench.paper import majority_baseline
+from maskbench.records import read_chosen, read_run_record, read_selection_round
 from maskbench.tables import METHOD_LABELS, METRIC_NAMES, TASK_LABELS, short_lr
 
 HEADERS = ["task", "method", "lr", "seed", "dev per epoch (%)", "best", "train time"]
-
-
-def _json(path: Path) -> dict[str, Any]:
-    return read_json_file(path, DataError, "a record written by maskbench")
 
 
 def _selection(results: Path, model: str, task: str, method: str) -> tuple[list[float] | None, float | None]:
@@ -33,9 +30,9 @@ def _selection(results: Path, model: str, task: str, method: str) -> tuple[list[
     folder = results / "selection" / model / task / method
     grid = chosen = None
     if (folder / "round0.json").is_file():
-        grid = [float(lr) for lr in _json(folder / "round0.json")["initial_grid"]]
+        grid = [float(lr) for lr in read_selection_round(folder / "round0.json")["initial_grid"]]
     if (folder / "chosen.json").is_file():
-        chosen = float(_json(folder / "chosen.json")["best_lr"])
+        chosen = float(read_chosen(folder / "chosen.json")["best_lr"])
     return grid, chosen
 
 
@@ -75,7 +72,7 @@ def run_rows(results: str | Path, model: str, task_order: Sequence[str] | None =
         for folder in [folder for _, folder in cells] + variants:
             runs = _finished(folder)
             if runs:
-                record = _json(runs[0] / "metrics.json")
+                record = read_run_record(runs[0] / "metrics.json")
                 majority = 100 * majority_baseline(runs[0], record["metric"], spec.label_names)
                 baselines.append([TASK_LABELS[task], METRIC_NAMES[record["metric"]], str(record["sizes"]["dev"]),
                                   f"{majority:.1f}"])
@@ -83,7 +80,7 @@ def run_rows(results: str | Path, model: str, task_order: Sequence[str] | None =
         for method, folder in cells:
             grid, chosen = _selection(results, model, task, method)
             for run in _finished(folder):
-                record = _json(run / "metrics.json")
+                record = read_run_record(run / "metrics.json")
                 lr, seed = float(record["lr"]), int(record["seed"])
                 tag = short_lr(lr)
                 if seed > 1 and chosen is not None and lr == chosen:
@@ -93,7 +90,7 @@ def run_rows(results: str | Path, model: str, task_order: Sequence[str] | None =
                 rows.append(_run_row(task, record, method, tag, majority))
         for folder in variants:
             for run in _finished(folder):
-                record = _json(run / "metrics.json")
+                record = read_run_record(run / "metrics.json")
                 analysis_rows.append(_run_row(task, record, _variant_cell(record), short_lr(record["lr"]), majority))
     return rows, baselines, analysis_rows
 

@@ -23,7 +23,6 @@ after ``max_extensions`` rounds (the result then says ``capped``) or when the ne
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -35,6 +34,7 @@ import numpy as np
 from maskbench.aggregate import check_same_setting, load_runs
 from maskbench.errors import ConfigError
 from maskbench.fileio import write_json
+from maskbench.records import read_selection_round
 
 EXTENSION_RULES = ("decade", "ratio", "spacing")
 
@@ -192,15 +192,16 @@ def write_selection(metrics_paths: Sequence[str | Path], out: str | Path, initia
                     previous: str | Path | None = None) -> dict:
     """Workflow step: selection round ``round_index`` over the runs' ``metrics.json`` files, to ``out`` (JSON).
 
-    ``previous`` is the output of the round before (None for round 0); it determines this round's grid.
+    ``previous`` is the output of the round before (None for round 0); it determines this round's grid. Every run
+    record is checked and its dev score recomputed from the run's stored predictions before it counts.
     """
     if not isinstance(extension, LrExtension):
         extension = LrExtension.from_dict(extension)
-    before = json.loads(Path(previous).read_text()) if previous else None
+    before = read_selection_round(previous) if previous else None
     if (before is None) != (round_index == 0) or (before is not None and before["round"] != round_index - 1):
         raise ConfigError(f"selection round {round_index}: expected the output of round {round_index - 1} "
                           f"as 'previous', got {previous!r}")
-    records = load_runs(metrics_paths)
+    records = load_runs(metrics_paths, check_scores=True)  # a NaN or edited dev score never chooses an lr
     grid = round_grid(initial_grid, before)
     result = select_lr(records, [float(v) for v in grid], seeds, extension, round_index, paths=metrics_paths)
     result["initial_grid"] = round_grid(initial_grid, None)
@@ -211,7 +212,7 @@ def write_selection(metrics_paths: Sequence[str | Path], out: str | Path, initia
 
 def write_choice(final_round: str | Path, out: str | Path, initial_grid: Sequence[float]) -> dict:
     """Workflow step: the chosen lr of a (model, task, method), from its final selection round."""
-    selection = json.loads(Path(final_round).read_text())
+    selection = read_selection_round(final_round)
     if not selection.get("final"):
         raise ConfigError(f"{final_round}: not a final selection round (next_lr = {selection.get('next_lr')})")
     initial = sorted({format_lr(v) for v in initial_grid}, key=float)

@@ -16,6 +16,7 @@ import numpy as np
 
 from maskbench.errors import DataError
 from maskbench.fileio import write_json
+from maskbench.records import read_run_record
 
 BYTES_PER_MB = 1_000_000  # the paper's units: KB = 1,000 bytes, MB = 1,000,000 bytes
 
@@ -109,9 +110,7 @@ def record_artefact_sizes(run_dir: str | Path) -> dict[str, Any] | None:
     """Add ``artefact_sizes`` to the ``metrics.json`` of a run finished before runs recorded it, measured from the
     artefact on disk (which must still be there); a record that has them is left as it is."""
     path = Path(run_dir) / "metrics.json"
-    if not path.is_file():
-        raise DataError(f"{path}: missing; expected a finished run")
-    record = json.loads(path.read_text())
+    record = read_run_record(path)
     if "artefact_sizes" not in record:
         record["artefact_sizes"] = run_artefact_sizes(run_dir, record["method"])
         write_json(path, record, "metrics")

@@ -21,8 +21,9 @@ from typing import Any
 
 from tabulate import tabulate
 
-from maskbench.errors import ConfigError, DataError
+from maskbench.errors import ConfigError, DataError, RecordError
 from maskbench.fileio import atomic_path
+from maskbench.records import load_json
 from maskbench.sizes import BYTES_PER_MB
 
 TASK_LABELS = {"mrpc": "MRPC", "sst2": "SST2", "cola": "CoLA", "rte": "RTE", "qnli": "QNLI", "sem": "SEM",
@@ -144,6 +145,27 @@ def read_record(path: str | Path) -> dict:
         raise DataError(f"{path}: not valid JSON ({error})") from None
 
 
+def read_cell_record(path: str | Path, kind: str) -> dict:
+    """A cell's record (``kind``: choices, aggregates, ensembles, evaluations, references, serving), strictly valid
+    JSON (no NaN, :func:`maskbench.records.load_json`) holding an object; an aggregate's dev (and test) summary
+    must hold finite numbers. A :class:`~maskbench.errors.RecordError` names the file otherwise."""
+    what = {"choices": "chosen-lr", "aggregates": "aggregate", "ensembles": "ensemble", "evaluations": "evaluation",
+            "references": "reference-size", "serving": "serving-memory"}[kind]
+    record = load_json(path, f"a {what} record written by maskbench")
+    if not isinstance(record, dict):
+        raise RecordError(f"{path}: expected a JSON object (a {what} record), got {type(record).__name__}")
+    if kind == "aggregates":
+        for split in ("dev", "test"):
+            summary = record.get(split)
+            if split == "test" and summary is None:
+                continue
+            numbers = [summary.get(key) for key in ("mean", "std")] if isinstance(summary, dict) else [None]
+            if not all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in numbers):
+                raise RecordError(f"{path}: invalid aggregate at '{split}': expected an object with numbers 'mean' "
+                                  f"and 'std', got {json.dumps(summary)[:80]}")
+    return record
+
+
 def load_results(layout: Mapping[str, Any] | Layout, choices: Sequence[str] = (), aggregates: Sequence[str] = (),
                  ensembles: Sequence[str] = (), evaluations: Sequence[str] = (),
                  references: Sequence[str] = (), serving: Sequence[str] = ()) -> Results:
@@ -165,7 +187,7 @@ def load_results(layout: Mapping[str, Any] | Layout, choices: Sequence[str] = ()
             raise ConfigError(f"{kind}: {len(paths)} files for {len(cells)} cells (models × tasks × methods)")
         store = getattr(results, kind)
         for key, path in zip(cells, paths):
-            record = read_record(path)
+            record = read_cell_record(path, kind)
             model, task, method = key
             expected = {"task": task, "method": method, "model": layout.models[model]["name"]}
             for field_name, value in expected.items():
@@ -178,12 +200,12 @@ def load_results(layout: Mapping[str, Any] | Layout, choices: Sequence[str] = ()
         if len(references) != len(layout.pairs()):
             raise ConfigError(f"references: {len(references)} files for {len(layout.pairs())} model × task pairs")
         for pair, path in zip(layout.pairs(), references):
-            results.references[pair] = read_record(path)
+            results.references[pair] = read_cell_record(path, "references")
     if serving:
         if len(serving) != len(layout.models):
             raise ConfigError(f"serving: {len(serving)} files for {len(layout.models)} models")
         for model, path in zip(layout.models, serving):
-            results.serving[model] = read_record(path)
+            results.serving[model] = read_cell_record(path, "serving")
     _check_cells(results)
     return results
 

@@ -3,7 +3,7 @@
 #
 # Planning must stay fast and offline (the paper's grid plans ~1,700 jobs in seconds): nothing here loads a
 # model or parses data (the task files are only checksummed, maskbench.fingerprint: ~0.2 s for all of them), and
-# only maskbench's torch-free modules are imported (maskbench.settings, .locations, .fingerprint).
+# only maskbench's torch-free modules are imported (maskbench.settings, .locations, .fingerprint, .records).
 
 import json
 import os
@@ -16,8 +16,10 @@ import jsonschema
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from maskbench.errors import RecordError
 from maskbench.fingerprint import data_changes, task_fingerprint
 from maskbench.locations import restore_offline_settings, workflow_environment
+from maskbench.records import read_run_record, read_selection_round
 from maskbench.settings import (
     BLOCK_METHODS,
     METHODS as REGISTERED_METHODS,
@@ -258,11 +260,8 @@ def finished_run(metrics_path, expected):
     path = Path(metrics_path)
     if not path.is_file():
         return False
-    try:
-        record = json.loads(path.read_text())
-        recorded = record["config"]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        return False  # a broken record: the run is redone
+    record = run_record(path)
+    recorded = record["config"]
     if run_identity(recorded) != run_identity(expected.to_dict()):
         raise WorkflowError(
             f"{path} holds a finished run of other settings than this configuration asks for "
@@ -284,6 +283,24 @@ def data_fingerprint(wildcards):
     cache made from other data is made again."""
     found = task_fingerprint(wildcards.task, ENVIRONMENT.data_dir, config["allow_partial_data"])
     return json.dumps(found, sort_keys=True)
+
+
+def run_record(path):
+    """The checked record of a finished run (maskbench.records). An invalid one (truncated, wrong shape, NaN
+    score...) stops the workflow at planning: Snakemake takes an existing output for made and would neither retrain
+    the run nor let anything read it safely, so the user deletes the run folder and the next invocation trains it."""
+    try:
+        return read_run_record(path)
+    except RecordError as error:
+        raise WorkflowError(f"{error} — delete {Path(path).parent} to train this run again") from None
+
+
+def checked_selection_round(path):
+    """A selection round's checked record (maskbench.records); an invalid one stops the workflow naming it."""
+    try:
+        return read_selection_round(path)
+    except RecordError as error:
+        raise WorkflowError(f"{error} — delete it to run this lr selection round again") from None
 
 
 def train_inputs(wildcards, method=None, mask_overrides=None, pattern=None):
@@ -339,7 +356,7 @@ def round_grid(wildcards):
     index = int(wildcards.round)
     if index == 0:
         return initial_grid(wildcards.method)
-    previous = json.loads(Path(selection_round(wildcards, index - 1)).read_text())
+    previous = checked_selection_round(selection_round(wildcards, index - 1))
     if previous["next_lr"] is None:
         raise WorkflowError(
             f"selection round {index} of {wildcards.model}/{wildcards.task}/{wildcards.method} "
@@ -360,13 +377,13 @@ def final_selection(wildcards):
     index = 0
     while True:
         path = selection_round(wildcards, index)
-        if json.loads(Path(path).read_text())["final"]:
+        if checked_selection_round(path)["final"]:
             return path
         index += 1
 
 
 def chosen_lr(wildcards):
-    return json.loads(Path(final_selection(wildcards)).read_text())["best_lr"]
+    return checked_selection_round(final_selection(wildcards))["best_lr"]
 
 
 def chosen_runs(wildcards):
@@ -436,7 +453,7 @@ def run_targets(wildcards):
         while True:
             path = selection_round(cell, index)
             files.append(path)
-            selection = json.loads(Path(path).read_text())
+            selection = checked_selection_round(path)
             if selection["final"]:
                 break
             index += 1
@@ -669,10 +686,9 @@ def generalization_inputs(wildcards):
 def transfer_recorded(metrics_path):
     """Whether the run at ``metrics_path`` is finished and recorded its scores on every target of Table 3, made
     as the table asks (split, max length, subset)."""
-    try:
-        record = json.loads(Path(metrics_path).read_text())
-    except (OSError, json.JSONDecodeError):
+    if not Path(metrics_path).is_file():
         return False
+    record = run_record(metrics_path)
     spec = ANALYSES["generalization"]
     return all(
         recorded_transfer(record, target, spec["split"], **eval_target(target)) is not None

@@ -17,7 +17,6 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from maskbench import tasks
-from maskbench.aggregate import load_runs
 from maskbench.data import Collator
 from maskbench.errors import DataError
 from maskbench.fileio import atomic_path
@@ -26,6 +25,7 @@ from maskbench.metrics import score_logits
 from maskbench.models import HEAD_CLASSES, WEIGHTS_DTYPE, load_tokenizer
 from maskbench.prepare import WORD_COUNTS, load_prepared
 from maskbench.provenance import versions
+from maskbench.records import read_run_record
 from maskbench.train import METRICS_FILE, fixed_subset, predict
 
 
@@ -36,8 +36,8 @@ def run_directory(path: str | Path) -> Path:
 
 
 def run_record(run: str | Path) -> dict[str, Any]:
-    """A finished run's ``metrics.json``."""
-    return load_runs([run_directory(run) / METRICS_FILE])[0]
+    """A finished run's ``metrics.json``, checked (:func:`maskbench.records.read_run_record`)."""
+    return read_run_record(run_directory(run) / METRICS_FILE)
 
 
 def load_run_model(run: str | Path, device: str | torch.device = "cpu") -> nn.Module:
