@@ -19,3 +19,13 @@ class MaskFileError(MaskbenchError, ValueError):
 
 class OutputError(MaskbenchError, ValueError):
     """An output path cannot be written, or holds something that is not maskbench's to replace."""
+
+
+class SettingError(ConfigError):
+    """A value of the workflow's configuration is unusable; ``key`` is its place (``results_dir``,
+    ``lr_grid.masking``), ``problem`` what is wrong and what was expected."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+        self.problem = problem

@@ -18,5 +18,5 @@ rule prepare:
         max_length=lambda wildcards: max_length(wildcards.task),
         data=data_options,
     shell:
-        "python -m maskbench.cli prepare --task {wildcards.task} --model {params.model} "
-        "--max-length {params.max_length} {params.data} --out {output} > {log} 2>&1"
+        "python -m maskbench.cli prepare --task {wildcards.task:q} --model {params.model:q} "
+        "--max-length {params.max_length:q} {params.data:q} --out {output:q} > {log:q} 2>&1"
