@@ -94,6 +94,10 @@ def test_train_options_are_quoted_one_by_one_and_left_out_of_the_params_trigger(
     for name in ("train", "train_analysis"):
         assert "{params.options:q}" in rules[name]["shell"]
         assert rules[name]["params"]["options"] == {"callable": True, "derived": True}, name
+    # prepare: the arguments are derived too; the trigger compares their text as earlier versions gave it, so
+    # prepared data made before is not made again (nor the analyses that read it rerun)
+    assert "{params.data:q}" in rules["prepare"]["shell"] and "data_setting" not in rules["prepare"]["shell"]
+    assert rules["prepare"]["params"]["data"]["derived"] and not rules["prepare"]["params"]["data_setting"]["derived"]
 
 
 def test_snakemake_quotes_each_item_of_a_list():

@@ -7,6 +7,7 @@
 import json
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -324,6 +325,13 @@ def data_options(wildcards):
     if config["allow_partial_data"]:
         options.append("--allow-partial-data")
     return options
+
+
+def data_setting(wildcards):
+    """:func:`data_options` as one text, for the ``params`` rerun trigger of the prepare step (a changed data
+    directory prepares again): the text earlier versions gave the command, so their prepared data is not made
+    again (and the analyses that read it not rerun) only because the command now takes a list."""
+    return shlex.join(data_options(wildcards))
 
 
 def train_runtime(wildcards, attempt):

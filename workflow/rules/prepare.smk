@@ -16,7 +16,10 @@ rule prepare:
     params:
         model=lambda wildcards: config["models"][wildcards.model]["name"],
         max_length=lambda wildcards: max_length(wildcards.task),
-        data=data_options,
+        # the arguments (quoted one by one); a derived param (it takes `output`), left out of the params trigger,
+        # which compares data_setting instead (common.smk)
+        data=lambda wildcards, output: data_options(wildcards),
+        data_setting=data_setting,
     shell:
         "python -m maskbench.cli prepare --task {wildcards.task:q} --model {params.model:q} "
         "--max-length {params.max_length:q} {params.data:q} --out {output:q} > {log:q} 2>&1"
