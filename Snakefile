@@ -4,6 +4,7 @@
 # ensemble → evaluate → tables → analyses. Result paths are defined in workflow/rules/common.smk; the work is done
 # by maskbench.
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -13,7 +14,9 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from maskbench.locations import shell_exports
 
-# config.yaml (the demo) only when no --configfile is given: Snakemake would otherwise merge the two
+# config.yaml (the demo) only when no --configfile is given: Snakemake would otherwise merge the two. A
+# --configfile that does not exist is Snakemake's own error: it reads the file before this Snakefile, and ends
+# with the line "FileNotFoundError: [Errno 2] No such file or directory: '<file>'" after a traceback of its CLI
 if not workflow.config_settings.configfiles:
 
     configfile: "config.yaml"
@@ -26,10 +29,11 @@ include: "workflow/rules/common.smk"
 
 
 # shell jobs use the maskbench of this checkout, also inside a --use-conda environment, with the absolute data
-# directory and caches and the hub switched off (common.smk: ENVIRONMENT; the download stage switches it back)
+# directory and caches and the hub switched off (common.smk: ENVIRONMENT; the download stage switches it back).
+# Every value is quoted: a checkout path may hold spaces or shell characters.
 shell.prefix(
     (
-        f"export PYTHONPATH={Path(workflow.basedir) / 'src'}${{PYTHONPATH:+:$PYTHONPATH}} "
+        f"export PYTHONPATH={shlex.quote(str(Path(workflow.basedir) / 'src'))}\"${{PYTHONPATH:+:$PYTHONPATH}}\" "
         f"TOKENIZERS_PARALLELISM=false TQDM_MININTERVAL=30; {shell_exports(ENVIRONMENT.jobs())}"
     )
     .replace("{", "{{")

@@ -25,3 +25,13 @@ class RecordError(DataError):
     """A record maskbench wrote (a run's ``metrics.json``, a selection round, an aggregate) is missing, not valid
     JSON, of the wrong shape, inconsistent, or disagrees with the run's stored predictions
     (:mod:`maskbench.records`)."""
+
+
+class SettingError(ConfigError):
+    """A value of the workflow's configuration is unusable; ``key`` is its place (``results_dir``,
+    ``lr_grid.masking``), ``problem`` what is wrong and what was expected."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+        self.problem = problem

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import os
 import shlex
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from maskbench.errors import ConfigError
+from maskbench.errors import ConfigError, SettingError
 
 #: environment variable naming the directory of the original task files
 DATA_DIR_ENV = "MASKBENCH_DATA_DIR"
@@ -147,14 +149,106 @@ def shell_exports(env: Mapping[str, str]) -> str:
     return "export " + " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items()) + "; "
 
 
+def restore_offline_arguments(environ: Mapping[str, str]) -> list[str]:
+    """The arguments of an ``env`` command that gives a command the hub switches of ``environ`` (the launching
+    shell's): each set as there, or unset. One list item per argument, for a rule's ``{params.x:q}``."""
+    unset = [part for name in OFFLINE_VARIABLES if name not in environ for part in ("-u", name)]  # options first
+    kept = [f"{name}={environ[name]}" for name in OFFLINE_VARIABLES if name in environ]
+    return ["env", *unset, *kept]
+
+
 def restore_offline_settings(environ: Mapping[str, str]) -> str:
-    """An ``env`` command prefix that gives a command the hub switches of ``environ`` (the launching shell's):
-    each set as there, or unset. The download stage runs with it, online unless the user switched the hub off."""
-    unset = [f"-u {name}" for name in OFFLINE_VARIABLES if name not in environ]  # options before assignments
+    """An ``env`` command prefix (shell text) that gives a command the hub switches of ``environ``: each set as
+    there, or unset (:func:`restore_offline_arguments`, quoted). The download stage runs with it, online unless
+    the user switched the hub off."""
+    unset = [f"-u {name}" for name in OFFLINE_VARIABLES if name not in environ]
     kept = [f"{name}={shlex.quote(environ[name])}" for name in OFFLINE_VARIABLES if name in environ]
     return " ".join(["env", *unset, *kept])
 
 
+# --- path settings of the workflow's configuration -------------------------------------------------------------
+
+
+def _control_character(text: str) -> str | None:
+    """The first control character of ``text`` (newline, tab, NUL, DEL, C1 ...) as its escape, else None."""
+    for char in text:
+        if unicodedata.category(char) == "Cc":
+            return repr(char)[1:-1]
+    return None
+
+
+def check_path_setting(key: str, value: str) -> str:
+    """``value`` of the path setting ``key`` with a leading ``~`` / ``~user`` expanded.
+
+    Refused (:class:`SettingError`): a control character (a shell, a log line or a file name would cut or
+    misread it), and a ``~user`` that names no user's home. The expanded text is what every process uses:
+    Snakemake's own paths and the shell commands of its jobs (which quote it, so no shell expands it later).
+    """
+    control = _control_character(value)
+    if control is not None:
+        raise SettingError(key, f"{value!r} contains the control character '{control}'; expected a path "
+                                f"without newlines, tabs or other control characters")
+    if not value.startswith("~"):
+        return value
+    expanded = os.path.expanduser(value)
+    if expanded.startswith("~"):
+        user = value[1:].split("/", 1)[0]
+        raise SettingError(key, f"{value!r}: '~{user}' is not the home directory of a known user; "
+                                f"write the path in full")
+    return expanded
+
+
+def check_results_dir(value: str, cwd: Path, checkout: Path, home: Path | None = None) -> str:
+    """The ``results_dir`` setting checked (:func:`check_path_setting`) and its ``~`` expanded.
+
+    Also refused: a directory whose contents the workflow must not own, i.e. the filesystem root, the home
+    directory itself and the checkout's own root (``cwd``: what a relative ``results_dir`` is relative to,
+    Snakemake's working directory). Symbolic links are followed for the comparison.
+    """
+    text = check_path_setting("results_dir", value)
+    resolved = (cwd / text).resolve()
+    if home is None:
+        try:
+            home = Path.home()
+        except RuntimeError:  # no $HOME and no password entry
+            home = None
+    forbidden = {"the filesystem root": Path(resolved.anchor)}
+    if home is not None:
+        forbidden["your home directory"] = home.resolve()
+    forbidden["the workflow's checkout"] = checkout.resolve()
+    for what, path in forbidden.items():
+        if resolved == path:
+            raise SettingError("results_dir", f"{value!r} is {what} ({path}); expected a directory of its "
+                                              f"own, e.g. 'results'")
+    return text
+
+
+def check_model_name(key: str, name: str) -> str:
+    """A model ``name`` (hub id, local path or alias) checked like a path (:func:`check_path_setting`); returned
+    as written: a leading ``~`` is expanded where the model is resolved (:func:`resolve_model`), and the name as
+    written is part of a run's recorded settings."""
+    check_path_setting(key, name)
+    return name
+
+
+def check_path_settings(config: Mapping[str, Any], cwd: Path, checkout: Path) -> dict[str, Any]:
+    """The path settings of a workflow configuration checked (:class:`SettingError` naming the key).
+
+    Returns ``results_dir``, ``data_dir`` and ``cache_dir`` with a leading ``~`` expanded (None stays None), to
+    update the configuration with; the models' names are checked (:func:`check_model_name`). ``cwd`` is what a
+    relative ``results_dir`` is relative to, ``checkout`` the workflow's own directory.
+    """
+    checked: dict[str, Any] = {"results_dir": check_results_dir(config["results_dir"], cwd, checkout)}
+    for key in ("data_dir", "cache_dir"):
+        value = config.get(key)
+        checked[key] = None if value is None else check_path_setting(key, value)
+    for model_key, model in (config.get("models") or {}).items():
+        check_model_name(f"models.{model_key}.name", model["name"])
+    return checked
+
+
 __all__ = ["CACHE_VARIABLES", "DATA_DIR_ENV", "LAUNCH_DIR_ENV", "OFFLINE_MODEL_ALIASES", "OFFLINE_VARIABLES",
-           "WorkflowEnvironment", "absolute", "cache_environment", "is_local_model", "launch_directory",
-           "resolve_data_dir", "resolve_model", "restore_offline_settings", "shell_exports", "workflow_environment"]
+           "WorkflowEnvironment", "absolute", "cache_environment", "check_model_name",
+           "check_path_setting", "check_path_settings", "check_results_dir", "is_local_model", "launch_directory",
+           "resolve_data_dir", "resolve_model", "restore_offline_arguments", "restore_offline_settings",
+           "shell_exports", "workflow_environment"]

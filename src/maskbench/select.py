@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from maskbench.aggregate import check_same_setting, load_runs
-from maskbench.errors import ConfigError
+from maskbench.errors import ConfigError, SettingError
 from maskbench.fileio import write_json
 from maskbench.records import read_selection_round
 
@@ -40,8 +40,34 @@ EXTENSION_RULES = ("decade", "ratio", "spacing")
 
 
 def format_lr(lr: float) -> str:
-    """The canonical text of an lr, used in paths and JSON keys (``1e-05``, ``0.0003``); ``float()`` reads it back."""
-    return f"{float(lr):.6g}"
+    """The canonical text of an lr, used in paths and JSON keys (``1e-05``, ``0.0003``): ``float()`` reads back
+    exactly the value (a run folder never trains another lr than the configured one).
+
+    Six significant digits (``:.6g``, the text of every folder made so far) where they read back exactly, else
+    the fewest digits that do (``0.0012345678``, ``0.0010000001``).
+    """
+    value = float(lr)
+    for digits in range(6, 18):  # 17 significant digits always read back a double exactly
+        text = f"{value:.{digits}g}"
+        if float(text) == value:
+            return text
+    return repr(value)  # nan / inf (never an lr: the configuration and TrainConfig refuse them)
+
+
+def folder_labels(key: str, values: Sequence[float | str]) -> list[str]:
+    """The :func:`format_lr` texts of the configured ``values`` at ``key`` (``lr_grid.masking``), in order.
+
+    Two values with one text would share a run folder: the same value written twice (``1.0e-3`` and
+    ``0.001``); refused with a :class:`SettingError` naming ``key``.
+    """
+    labels: dict[str, float | str] = {}
+    for value in values:
+        label = format_lr(value)
+        if label in labels:
+            raise SettingError(key, f"{labels[label]!r} and {value!r} are the same value (folder label "
+                                    f"{label!r}); write each value once")
+        labels[label] = value
+    return list(labels)
 
 
 @dataclass(frozen=True)

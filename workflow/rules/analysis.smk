@@ -25,13 +25,16 @@ rule train_analysis:
         mem_mb=config["resources"]["train"]["mem_mb"],
         runtime=train_runtime,
     params:
-        options=lambda wildcards: train_options(wildcards, variant_overrides(wildcards.variant), "masking"),
+        # a list of arguments, left out of the params trigger (common.smk: train_options)
+        options=lambda wildcards, output: train_options(
+            wildcards, output, variant_overrides(wildcards.variant), "masking"
+        ),
         run_dir=lambda wildcards, output: str(Path(output.metrics).parent),
         prepared=lambda wildcards: PREPARED.format(model=wildcards.model, task=wildcards.task),
     shell:
-        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m maskbench.cli train --method masking "
-        "--task {wildcards.task} --seed {wildcards.seed} --lr {wildcards.lr} --prepared {params.prepared} "
-        "{params.options} --out {params.run_dir} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads:q} MKL_NUM_THREADS={threads:q} python -m maskbench.cli train --method masking "
+        "--task {wildcards.task:q} --seed {wildcards.seed:q} --lr {wildcards.lr:q} --prepared {params.prepared:q} "
+        "{params.options:q} --out {params.run_dir:q} > {log:q} 2>&1"
 
 
 rule fig1_sparsity:
@@ -91,8 +94,8 @@ rule generalization:
             split=ANALYSES["generalization"]["split"],
         ),
     shell:
-        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m maskbench step generalization "
-        "{params.arguments:q} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads:q} MKL_NUM_THREADS={threads:q} python -m maskbench step generalization "
+        "{params.arguments:q} > {log:q} 2>&1"
 
 
 rule table3_generalization:
@@ -146,8 +149,8 @@ rule fig4_tsne:
             limit=eval_target(ANALYSES["tsne"]["task"])["limit"],
         ),
     shell:
-        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m maskbench step tsne "
-        "{params.arguments:q} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads:q} MKL_NUM_THREADS={threads:q} python -m maskbench step tsne "
+        "{params.arguments:q} > {log:q} 2>&1"
 
 
 rule fig5_mask_dissimilarity:
@@ -175,8 +178,8 @@ rule fig5_mask_dissimilarity:
             data_csv=output.csv,
         ),
     shell:
-        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m maskbench step mask-similarity "
-        "{params.arguments:q} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads:q} MKL_NUM_THREADS={threads:q} python -m maskbench step mask-similarity "
+        "{params.arguments:q} > {log:q} 2>&1"
 
 
 rule mode_connectivity:
@@ -207,8 +210,8 @@ rule mode_connectivity:
             limit=eval_target(wildcards.task)["limit"],
         ),
     shell:
-        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m maskbench step mode-connectivity "
-        "{params.arguments:q} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads:q} MKL_NUM_THREADS={threads:q} python -m maskbench step mode-connectivity "
+        "{params.arguments:q} > {log:q} 2>&1"
 
 
 rule fig6_mode_connectivity:
@@ -259,8 +262,8 @@ rule bezier:
             **bezier_options(),
         ),
     shell:
-        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m maskbench step bezier "
-        "{params.arguments:q} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads:q} MKL_NUM_THREADS={threads:q} python -m maskbench step bezier "
+        "{params.arguments:q} > {log:q} 2>&1"
 
 
 rule fig7_bezier:

@@ -7,6 +7,7 @@
 
 import json
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -16,9 +17,9 @@ import jsonschema
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from maskbench.errors import RecordError
+from maskbench.errors import RecordError, SettingError
 from maskbench.fingerprint import data_changes, task_fingerprint
-from maskbench.locations import restore_offline_settings, workflow_environment
+from maskbench.locations import check_path_settings, restore_offline_arguments, workflow_environment
 from maskbench.records import read_run_record, read_selection_round
 from maskbench.settings import (
     BLOCK_METHODS,
@@ -29,24 +30,46 @@ from maskbench.settings import (
     run_config,
     run_identity,
 )
-from maskbench.select import format_lr
+from maskbench.select import folder_labels, format_lr
 from maskbench.tables import Layout
 
 # --- configuration ----------------------------------------------------------------------------------------
 
 
+# a number in exponent form without a dot (1e-5): YAML 1.1 (PyYAML) reads it as text
+_EXPONENT_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)[eE][+-]?[0-9]+")
+
+
+def _config_files():
+    return ", ".join(map(str, workflow.config_settings.configfiles)) or "config.yaml"
+
+
+def _type_hint(error):
+    """What to write instead, for text where the schema expects a number (YAML's exponent form, quotes)."""
+    if error.validator != "type" or not isinstance(error.instance, str):
+        return ""
+    expected = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+    text = error.instance.strip()
+    if "number" in expected and _EXPONENT_TEXT.fullmatch(text):
+        return " (YAML reads 1e-5 as text: write 1.0e-5)"
+    if {"number", "integer"} & set(expected) and not _EXPONENT_TEXT.fullmatch(text):
+        try:
+            float(text)
+        except ValueError:
+            return ""
+        return " (the value is text: write the number without quotes)"
+    return ""
+
+
 def _config_error(error):
     """One message that names the offending key, from a jsonschema error wrapped by snakemake's validate()."""
     location = ".".join(str(part) for part in error.absolute_path) or "(top level)"
-    hint = ""
-    if error.validator == "type" and isinstance(error.instance, str):
-        try:
-            float(error.instance)
-            hint = " (YAML reads 1e-5 as text: write 1.0e-5)"
-        except ValueError:
-            pass
-    files = ", ".join(map(str, workflow.config_settings.configfiles)) or "config.yaml"
-    return f"invalid configuration at '{location}' ({files}): {error.message}{hint}"
+    return f"invalid configuration at '{location}' ({_config_files()}): {error.message}{_type_hint(error)}"
+
+
+def _setting_error(error):
+    """The message of a :class:`maskbench.errors.SettingError` in the form of :func:`_config_error`."""
+    return WorkflowError(f"invalid configuration at '{error.key}' ({_config_files()}): {error.problem}")
 
 
 def check_config(config):
@@ -62,11 +85,23 @@ def check_config(config):
         raise WorkflowError(
             f"invalid configuration at 'lr_grid': no grid for method(s) {missing} listed in " f"'methods'"
         )
+    try:
+        # paths: no control characters, `~` expanded here for Snakemake and the jobs alike, results_dir not
+        # the filesystem root, the home directory or this checkout (maskbench.locations)
+        config.update(check_path_settings(config, Path.cwd(), Path(workflow.basedir)))
+        # values that name run folders (lr<lr>, masking_s<sparsity>_b<blocks>): one folder per value
+        for method, grid in config["lr_grid"].items():
+            folder_labels(f"lr_grid.{method}", grid)
+        for name, spec in config["analyses"].items():
+            if "initial_sparsities" in spec:
+                folder_labels(f"analyses.{name}.initial_sparsities", spec["initial_sparsities"])
+    except SettingError as error:
+        raise _setting_error(error) from None
 
 
 check_config(config)
 
-RESULTS = config["results_dir"]
+RESULTS = config["results_dir"]  # `~` expanded (check_config)
 MODELS = list(config["models"])
 TASKS = list(config["tasks"])
 METHODS = list(config["methods"])
@@ -97,8 +132,9 @@ MASKED_TASKS = [task for task in TASKS if "masking" in METHODS and LAYOUT.runs(t
 # (sbatch --export=ALL) and re-read this file, which then sets the same variables in the job's own process (for
 # `run:` steps); shell steps get them from the shell prefix (Snakefile).
 
-# the launching shell's hub switches, for the download stage (it runs online unless the user switched it off)
-DOWNLOAD_HUB_SETTINGS = restore_offline_settings(os.environ)
+# the launching shell's hub switches, for the download stage (it runs online unless the user switched it off):
+# the arguments of an `env` command
+DOWNLOAD_HUB_SETTINGS = restore_offline_arguments(os.environ)
 ENVIRONMENT = workflow_environment(
     config["data_dir"],
     config["cache_dir"],
@@ -191,18 +227,6 @@ SETTING_DEFAULTS = {option.name: option.default for option in options()}
 RUN_ARGUMENTS = ("method", "task", "seed", "lr", "out", "prepared")
 
 
-class ShellOptions:
-    """Options for a job's command line that Snakemake's ``params`` rerun trigger does not compare (it skips
-    values it cannot represent): whether a finished run is the run asked for is decided by its settings
-    (:func:`finished_run`), not by how a version of maskbench spells its command line."""
-
-    def __init__(self, text):
-        self.text = text
-
-    def __str__(self):
-        return self.text
-
-
 def training_settings(task):
     """The training keys of ``task``: ``training`` overridden by ``task_settings[task]``."""
     return {**config["training"], **config["task_settings"].get(task, {})}
@@ -212,13 +236,20 @@ def max_length(task):
     return training_settings(task).get("max_length", SETTING_DEFAULTS["max_length"])
 
 
-def train_options(wildcards, mask_overrides=None, method=None):
-    """The ``maskbench train`` options of a run besides method, task, seed, lr and paths.
+def train_options(wildcards, output, mask_overrides=None, method=None):
+    """The ``maskbench train`` options of a run besides method, task, seed, lr and paths: one list item per
+    argument, for ``{params.options:q}`` (Snakemake quotes a list's items one by one).
 
     ``mask_overrides`` (initial_sparsity, blocks) replace the configured values: the analysis runs of Figs. 1/2.
+
+    ``output`` is not used: a params function that takes ``input``, ``output``, ``threads`` or ``resources``
+    is a *derived* param for Snakemake (``Rule._is_deriving_function``), and derived params are left out of its
+    ``params`` rerun trigger (``Persistence._params`` compares ``job.non_derived_params``). Whether a finished
+    run is the run asked for is decided by its settings (:func:`finished_run`), not by how a version of
+    maskbench spells its command line (tests/test_shell_quoting.py checks that this param stays derived).
     """
     run = expected_config(wildcards, method or wildcards.method, mask_overrides)
-    return ShellOptions(shlex.join(command_line(run, exclude=RUN_ARGUMENTS)))
+    return command_line(run, exclude=RUN_ARGUMENTS)
 
 
 def expected_config(wildcards, method, mask_overrides=None):
@@ -320,12 +351,20 @@ def train_inputs(wildcards, method=None, mask_overrides=None, pattern=None):
 
 
 def data_options(wildcards):
+    """The data options of the download and prepare jobs: one list item per argument (``{params.data:q}``)."""
     options = []
     if ENVIRONMENT.data_dir_configured:  # the config's data_dir (absolute): the task's directory must be there
-        options += ["--data-dir", shlex.quote(str(ENVIRONMENT.data_dir))]
+        options += ["--data-dir", str(ENVIRONMENT.data_dir)]
     if config["allow_partial_data"]:
         options.append("--allow-partial-data")
-    return " ".join(options)
+    return options
+
+
+def data_setting(wildcards):
+    """:func:`data_options` as one text, for the ``params`` rerun trigger of the prepare step (a changed data
+    directory prepares again): the text earlier versions gave the command, so their prepared data is not made
+    again (and the analyses that read it not rerun) only because the command now takes a list."""
+    return shlex.join(data_options(wildcards))
 
 
 def train_runtime(wildcards, attempt):

@@ -12,17 +12,19 @@ rule download:
     conda:
         "../envs/maskbench.yaml"
     params:
-        models=lambda wildcards: " ".join(shlex.quote(model["name"]) for model in config["models"].values()),
-        tasks=lambda wildcards: " ".join(download_tasks()),
+        # lists: the shell command quotes each item ({params.x:q})
+        models=lambda wildcards: [model["name"] for model in config["models"].values()],
+        tasks=lambda wildcards: download_tasks(),
         data=data_options,
         cache=lambda wildcards: (
-            f"--cache-dir {shlex.quote(str(ENVIRONMENT.cache_dir))}" if ENVIRONMENT.cache_dir is not None else ""
+            ["--cache-dir", str(ENVIRONMENT.cache_dir)] if ENVIRONMENT.cache_dir is not None else []
         ),
         # not in the command (the environment carries them), but a change fetches again
         data_dir=lambda wildcards: str(ENVIRONMENT.data_dir),
         caches=lambda wildcards: json.dumps(dict(ENVIRONMENT.caches), sort_keys=True),
         # the hub switches of the launching shell, not the jobs' (offline): online unless the user switched it off
+        # (the arguments of an `env` command)
         hub=DOWNLOAD_HUB_SETTINGS,
     shell:
-        "{params.hub} python -m maskbench.cli download --models {params.models} --tasks {params.tasks} "
-        "{params.data} {params.cache} --out {output} > {log} 2>&1"
+        "{params.hub:q} python -m maskbench.cli download --models {params.models:q} --tasks {params.tasks:q} "
+        "{params.data:q} {params.cache:q} --out {output:q} > {log:q} 2>&1"

@@ -16,9 +16,12 @@ rule prepare:
     params:
         model=lambda wildcards: config["models"][wildcards.model]["name"],
         max_length=lambda wildcards: max_length(wildcards.task),
-        data=data_options,
+        # the arguments (quoted one by one); a derived param (it takes `output`), left out of the params trigger,
+        # which compares data_setting instead (common.smk)
+        data=lambda wildcards, output: data_options(wildcards),
+        data_setting=data_setting,
         # not in the command, but a change of the task's data (maskbench.fingerprint) prepares it again
         fingerprint=data_fingerprint,
     shell:
-        "python -m maskbench.cli prepare --task {wildcards.task} --model {params.model} "
-        "--max-length {params.max_length} {params.data} --out {output} > {log} 2>&1"
+        "python -m maskbench.cli prepare --task {wildcards.task:q} --model {params.model:q} "
+        "--max-length {params.max_length:q} {params.data:q} --out {output:q} > {log:q} 2>&1"

@@ -20,5 +20,5 @@ rule serving_memory:
             base=model_name(wildcards), runs=[named_input(input, task) for task in MASKED_TASKS], out=output[0]
         ),
     shell:
-        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m maskbench step serving-memory "
-        "{params.arguments:q} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads:q} MKL_NUM_THREADS={threads:q} python -m maskbench step serving-memory "
+        "{params.arguments:q} > {log:q} 2>&1"

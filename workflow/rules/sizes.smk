@@ -18,5 +18,5 @@ rule reference_model:
             model=model_name(wildcards), task=wildcards.task, out=output[0]
         ),
     shell:
-        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m maskbench step reference-sizes "
-        "{params.arguments:q} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads:q} MKL_NUM_THREADS={threads:q} python -m maskbench step reference-sizes "
+        "{params.arguments:q} > {log:q} 2>&1"

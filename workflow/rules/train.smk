@@ -20,10 +20,10 @@ rule train:
         mem_mb=config["resources"]["train"]["mem_mb"],
         runtime=train_runtime,
     params:
-        options=train_options,
+        options=train_options,  # a list of arguments, left out of the params trigger (common.smk)
         run_dir=lambda wildcards, output: str(Path(output.metrics).parent),
         prepared=lambda wildcards: PREPARED.format(model=wildcards.model, task=wildcards.task),
     shell:
-        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m maskbench.cli train "
-        "--method {wildcards.method} --task {wildcards.task} --seed {wildcards.seed} --lr {wildcards.lr} "
-        "--prepared {params.prepared} {params.options} --out {params.run_dir} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads:q} MKL_NUM_THREADS={threads:q} python -m maskbench.cli train "
+        "--method {wildcards.method:q} --task {wildcards.task:q} --seed {wildcards.seed:q} --lr {wildcards.lr:q} "
+        "--prepared {params.prepared:q} {params.options:q} --out {params.run_dir:q} > {log:q} 2>&1"
