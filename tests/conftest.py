@@ -112,3 +112,51 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return 0.0 if marker is None else float(marker.kwargs.get("seconds", 60))
 
     items.sort(key=cost, reverse=True)
+
+
+def rescore(run_dir: Path, split: str) -> float | None:
+    """A run's ``split`` score recomputed from its saved ``predictions.safetensors`` with scikit-learn / seqeval
+    directly (not through ``maskbench.metrics``): the argmax of the logits, or for tagging tasks the first of each
+    word's kept top tags (the most probable), against the saved gold labels; None when the split was not saved."""
+    import json
+
+    import numpy as np
+    from safetensors.numpy import load_file
+    from seqeval.metrics import f1_score
+    from seqeval.scheme import IOB2
+    from sklearn.metrics import accuracy_score, matthews_corrcoef
+
+    from maskbench.tasks import get_task
+
+    record = json.loads((run_dir / "metrics.json").read_text())
+    tensors = load_file(str(run_dir / "predictions.safetensors"))
+    if f"{split}_labels" not in tensors:
+        return None
+    gold = tensors[f"{split}_labels"].astype(np.int64)
+    if f"{split}_logits" in tensors:
+        predicted = tensors[f"{split}_logits"].argmax(-1)
+    else:
+        predicted = tensors[f"{split}_top_labels"][:, 0].astype(np.int64)
+    if record["metric"] in ("accuracy", "word_accuracy"):
+        return float(accuracy_score(gold, predicted))
+    if record["metric"] == "matthews":
+        return float(matthews_corrcoef(gold, predicted))
+    assert record["metric"] == "seqeval_f1", record["metric"]
+    names = list(get_task(record["task"]).label_names)
+    ends = np.cumsum(tensors[f"{split}_lengths"].astype(np.int64))
+    sentences = list(zip([0, *ends[:-1]], ends))
+    return float(f1_score([[names[t] for t in gold[a:b]] for a, b in sentences],
+                          [[names[t] for t in predicted[a:b]] for a, b in sentences],
+                          mode="strict", scheme=IOB2, average="micro", zero_division=0))
+
+
+def check_recorded_scores(run_dir: Path) -> dict:
+    """The dev and test scores in ``run_dir/metrics.json`` are those of the saved predictions (:func:`rescore`): the
+    dev score the run selected its best epoch by, and the test score of that epoch's model. Returns the record."""
+    import json
+
+    record = json.loads((run_dir / "metrics.json").read_text())
+    assert record["dev_score"] == rescore(run_dir, "dev"), (run_dir, record["dev_score"], rescore(run_dir, "dev"))
+    assert record["dev_score"] == max(record["dev_scores"]) == record["dev_scores"][record["best_epoch"] - 1]
+    assert record["test_score"] == rescore(run_dir, "test"), (run_dir, record["test_score"])
+    return record

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from maskbench.errors import ConfigError
+from maskbench.methods import MODULES
 from maskbench.train import TrainConfig, train
 
 
@@ -22,9 +25,28 @@ def _config(model_dir, data_dir, out, **overrides) -> TrainConfig:
     return TrainConfig(**values)
 
 
-@pytest.mark.parametrize("method", ["masking", "finetuning", "lora"])
-def test_kill_and_resume_gives_identical_metrics(tiny_bert_dir, data_dir, tmp_path, method):
+def _count_optimizer_steps(monkeypatch) -> list[int]:
+    """Count Adam steps from now on (every method trains with Adam): one per training batch actually trained."""
+    steps = [0]
+    original = torch.optim.Adam.step
+
+    def step(self, *args, **kwargs):
+        steps[0] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    return steps
+
+
+@pytest.mark.parametrize("method", list(MODULES))
+def test_kill_and_resume_gives_identical_metrics(tiny_bert_dir, data_dir, tmp_path, method, monkeypatch, capsys):
+    """The resumed run ends with the uninterrupted run's numbers, and it did resume: it says so, and it trains only
+    the epochs after its checkpoint (counted in optimizer steps and in its per-epoch log lines). A run that restarted
+    from scratch would give the same numbers (training is deterministic) and fail only these checks."""
+    steps = _count_optimizer_steps(monkeypatch)
     reference = train(_config(tiny_bert_dir, data_dir, tmp_path / "reference", method=method))
+    steps_per_epoch = steps[0] / reference["epochs_run"]
+    assert steps_per_epoch == 600 / 8, steps  # (the count works: 600 examples in batches of 8 per epoch)
 
     run_dir = tmp_path / "killed"
     config = _config(tiny_bert_dir, data_dir, run_dir, method=method)
@@ -40,8 +62,16 @@ def test_kill_and_resume_gives_identical_metrics(tiny_bert_dir, data_dir, tmp_pa
     process.wait()
     assert process.returncode == -signal.SIGKILL
     assert not (run_dir / "metrics.json").exists(), "the run finished before it was killed"
+    done = json.loads(state_file.read_text())["epoch"]  # the epochs the checkpoint holds
 
+    steps[0] = 0
+    capsys.readouterr()
     resumed = train(config)
+    log = capsys.readouterr().out
+    assert f"resuming {run_dir} after epoch {done}" in log, log
+    trained = [int(n) for n in re.findall(r"\] epoch (\d+): loss", log)]
+    assert trained == list(range(done + 1, reference["epochs_run"] + 1)), log
+    assert steps[0] == steps_per_epoch * len(trained)
     for key in ("history", "dev_score", "best_epoch", "epochs_run", "config_hash", "sparsity"):
         assert resumed[key] == reference[key], key
     a = load_file(run_dir / "predictions.safetensors")

@@ -14,12 +14,14 @@ import torch
 import transformers
 from safetensors.torch import load_file
 
+from conftest import check_recorded_scores
 from maskbench import load_masked_model
 from maskbench.aggregate import aggregate_runs
 from maskbench.cli import main
 from maskbench.errors import MaskbenchError
+from maskbench.models import load_tokenizer
 from maskbench.sizes import record_artefact_sizes, run_artefact_sizes
-from maskbench.train import TrainConfig, seed_everything, train
+from maskbench.train import TrainConfig, predict, raw_splits, seed_everything, sorted_eval_loader, train
 
 
 def _config(model_dir, data_dir, out, **overrides) -> TrainConfig:
@@ -80,10 +82,23 @@ def test_run_directory_contents(tiny_bert_dir, data_dir, tmp_path):
     assert 0 < on_disk["sparsity"] < 1 and on_disk["train_examples_per_s"] > 0
     predictions = load_file(tmp_path / "run" / "predictions.safetensors")
     assert predictions["dev_logits"].shape == (48, 2)
-    # the saved masks rebuild the best epoch's model: same dev logits
+    check_recorded_scores(tmp_path / "run")  # dev and test scores are those of the saved predictions
+    # the saved masks rebuild the best epoch's model: same dev logits as the saved predictions (the best epoch's),
+    # and not the last epoch's model: the run stopped one epoch after its best (fails when the best epoch's
+    # parameters are not restored before saving, or the masks are rebuilt from another seed's initial scores)
+    assert on_disk["best_epoch"] < on_disk["epochs_run"]
     model = load_masked_model(tmp_path / "run" / "masks")
     description = model.maskbench_mask_description
     assert description["task"] == "sst2" and description["label_names"] == ["negative", "positive"]
+    config = _config(tiny_bert_dir, data_dir, tmp_path / "run")
+    tokenizer = load_tokenizer(str(tiny_bert_dir))
+    dev = raw_splits("sst2", str(data_dir), False, tokenizer, config.max_length, {"dev": 48}, only=["dev"])["dev"]
+    for merge in (True, False):  # masks multiplied into the weights, or kept as masked layers
+        rebuilt = load_masked_model(tmp_path / "run" / "masks", merge=merge)
+        logits = predict(rebuilt, sorted_eval_loader(dev, tokenizer.pad_token_id, config.eval_batch_size), "single",
+                         torch.device("cpu"))["logits"]
+        torch.testing.assert_close(torch.from_numpy(logits), predictions["dev_logits"], rtol=1e-5, atol=1e-5)
+        assert (logits.argmax(-1) == predictions["dev_logits"].numpy().argmax(-1)).all()
 
 
 def test_finetuning_run_saves_weights_on_request(tiny_bert_dir, data_dir, tmp_path):
@@ -142,3 +157,4 @@ def test_real_masking_run_beats_majority_baseline_on_sst2(data_dir, tmp_path):
     assert metrics["sizes"]["dev"] == 872
     majority = 444 / 872  # positive sentences in the SST-2 dev set
     assert metrics["dev_score"] > majority + 0.05
+    check_recorded_scores(tmp_path / "run")  # the recorded score is that of the saved predictions
