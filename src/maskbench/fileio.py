@@ -104,6 +104,19 @@ def follow_umask(path: str | Path, directory: bool = False) -> None:
     os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
 
 
+def _follow_umask_tree(root: Path) -> None:
+    """:func:`follow_umask` for ``root`` and everything in it (links left alone): writers such as safetensors
+    create their files 0600 whatever the umask."""
+    follow_umask(root, directory=True)
+    for folder, directories, files in os.walk(root):
+        for name in directories:
+            if not os.path.islink(os.path.join(folder, name)):
+                follow_umask(os.path.join(folder, name), directory=True)
+        for name in files:
+            if not os.path.islink(os.path.join(folder, name)):
+                follow_umask(os.path.join(folder, name))
+
+
 def check_resolvable(path: str | Path) -> None:
     """Raise :class:`OutputError` when ``path`` or one of its ancestors cannot be looked up for another reason
     than not existing (yet) or not being a folder (the callers name that case): a symbolic link loop (ELOOP), no
@@ -273,8 +286,8 @@ def atomic_path(path: str | Path, kind: str | None = None) -> Iterator[Path]:
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             tmp_path = Path(tmp)
             os.close(fd)
-            follow_umask(tmp_path)
             yield tmp_path
+            follow_umask(tmp_path)  # after the write: a writer may have replaced the file (safetensors: 0600)
             check_output_file(path, kind)
             os.replace(tmp_path, path)
     finally:
@@ -336,9 +349,9 @@ def atomic_directory(path: str | Path, kind: str, known: Collection[str] = ()) -
             path.parent.mkdir(parents=True, exist_ok=True)
             _remove_stale_temporaries(path, directories=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-            follow_umask(tmp, directory=True)
             (tmp / MARKER_FILE).write_text(json.dumps({"kind": kind, "writer": "maskbench"}) + "\n")
             yield tmp
+            _follow_umask_tree(tmp)
             check_output_directory(path, kind, known)
             if path.exists():
                 shutil.rmtree(old, ignore_errors=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import pickle
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,25 +48,31 @@ def _first_line(error: BaseException) -> str:
     return detail or (lines[0] if lines else type(error).__name__)
 
 
+def _raised_reading_weights(error: BaseException) -> bool:
+    """Whether ``error`` was raised while torch read a weight file (its loader or weights-only unpickler): a
+    garbage file fails there with anything from UnpicklingError to IndexError."""
+    return any(frame.filename.replace("\\", "/").endswith(("torch/serialization.py",
+                                                            "torch/_weights_only_unpickler.py"))
+               for frame in traceback.extract_tb(error.__traceback__))
+
+
 @contextlib.contextmanager
 def weights_load_errors(name: str, path: str | Path, what: str = "model") -> Iterator[None]:
-    """Turn the errors of loading a model's files into one :class:`ConfigError`: a missing or unreadable folder
-    (OSError, ValueError), and a weight file that is not a valid weights-only pickle (``torch.load`` with
-    ``weights_only=True`` refuses it: UnpicklingError; a truncated zip: "PytorchStreamReader") or not valid
-    safetensors — naming the file."""
+    """Turn the errors of loading a model's files into one :class:`ConfigError`: a weight file that is not a valid
+    weights-only pickle (``torch.load`` with ``weights_only=True`` refuses it, or fails reading it) or not valid
+    safetensors, naming the file; a missing or unreadable folder (OSError, ValueError)."""
     try:
         yield
-    except (pickle.UnpicklingError, EOFError, SafetensorError, RuntimeError) as error:
-        if isinstance(error, RuntimeError) and "PytorchStreamReader" not in str(error):
-            raise
-        weights = weights_file(path) or path
-        expected = ("a state dict saved by torch.save (tensors only)" if str(weights).endswith(".bin")
-                    else "safetensors written by save_pretrained")
-        raise ConfigError(f"{weights}: cannot load the weights of {what} {name!r}: not a valid weights file "
-                          f"({_first_line(error)}); expected {expected}") from None
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"cannot load {what} {name!r}: {str(error).splitlines()[0]}") from None
-
+    except Exception as error:
+        if isinstance(error, (pickle.UnpicklingError, SafetensorError)) or _raised_reading_weights(error):
+            weights = weights_file(path) or path
+            expected = ("a state dict saved by torch.save (tensors only)" if str(weights).endswith(".bin")
+                        else "safetensors written by save_pretrained")
+            raise ConfigError(f"{weights}: cannot load the weights of {what} {name!r}: not a valid weights file "
+                              f"({type(error).__name__}: {_first_line(error)}); expected {expected}") from None
+        if isinstance(error, (OSError, ValueError)):
+            raise ConfigError(f"cannot load {what} {name!r}: {str(error).splitlines()[0]}") from None
+        raise
 
 def load_model(name: str, kind: str, label_names: list[str] | tuple[str, ...]) -> nn.Module:
     """A pretrained encoder with a freshly initialised head for ``kind``.
