@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from typing import Sequence
 
@@ -53,7 +52,8 @@ def _add_predict(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--masks", nargs="+", required=True,
                         help="mask directories or LoRA/IA3 artefacts (lora/, ia3/ of a run), one per task")
     parser.add_argument("--input", required=True,
-                        help='JSONL with one {"task": ..., "text": ...} per line ("text_pair" for pair tasks)')
+                        help='JSONL with one {"task": ..., "text": ...} per line ("text_pair" for pair tasks, '
+                             '"id" passed through to the output line); "-" reads standard input')
     parser.add_argument("--output", default=None, help="JSONL predictions, one line per input (default: stdout)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=128)
@@ -61,11 +61,11 @@ def _add_predict(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_predict(args: argparse.Namespace) -> None:
-    import dataclasses
+    from tqdm.auto import tqdm
 
-    from maskbench.errors import ConfigError, OutputError
+    from maskbench.errors import ConfigError
     from maskbench.fileio import atomic_path, check_output_file
-    from maskbench.multitask import MultiTaskModel, predict_requests, read_requests
+    from maskbench.multitask import MultiTaskModel, check_requests, read_requests
     from maskbench.settings import check_max_length
     from maskbench.train import resolve_device
 
@@ -75,23 +75,38 @@ def _run_predict(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     if args.output is not None:  # before any work; never replace a file that is not an earlier prediction output
         check_output_file(args.output, PREDICT_OUTPUT)
-    requests = read_requests(args.input)
+    requests = read_requests(args.input)  # every line checked before the model is loaded
     model = MultiTaskModel.from_masks(args.base, args.masks, device=device, max_length=args.max_length)
-    predictions = predict_requests(model, requests, args.batch_size)
-    try:  # strict JSON: a non-finite probability (a corrupt model) is an error, not a bare NaN in the output
-        lines = "".join(json.dumps(dataclasses.asdict(prediction), allow_nan=False) + "\n"
-                        for prediction in predictions)
-    except ValueError:
-        bad = next(r.line for r, p in zip(requests, predictions)
-                   if not all(math.isfinite(v) for v in p.probabilities.values()))
-        raise OutputError(f"{args.input}:{bad}: the model's probabilities are not finite (NaN or infinite); "
-                          f"check the mask directories and the base model") from None
-    if args.output is None:
-        sys.stdout.write(lines)
-        return
-    with atomic_path(args.output, PREDICT_OUTPUT) as tmp:
-        tmp.write_text(lines)
+    check_requests(model, requests)
+    source = "<stdin>" if args.input == "-" else args.input
+    # streamed: each chunk's lines are written as they come (to stdout, or to --output's temporary file, renamed
+    # onto it at the end); the progress bar goes to stderr and is quiet when stderr is not a terminal
+    with tqdm(total=len(requests), desc="predict", unit="request", disable=None, file=sys.stderr) as progress:
+        if args.output is None:
+            _write_predictions(model, requests, args.batch_size, source, sys.stdout, progress)
+            return
+        with atomic_path(args.output, PREDICT_OUTPUT) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+            _write_predictions(model, requests, args.batch_size, source, handle, progress)
 
+
+def _write_predictions(model, requests, batch_size: int, source: str, handle, progress) -> None:
+    """Write one JSON line per request (in input order) to ``handle`` as the predictions come, flushing after each
+    chunk. Strict JSON: a non-finite probability (a corrupt model) is an error naming the input line, not a bare
+    NaN in the output."""
+    from maskbench.errors import OutputError
+    from maskbench.multitask import iter_predictions, output_record
+
+    for chunk in iter_predictions(model, requests, batch_size):
+        lines = []
+        for request, prediction in chunk:
+            try:
+                lines.append(json.dumps(output_record(request, prediction), allow_nan=False) + "\n")
+            except ValueError:
+                raise OutputError(f"{source}:{request.line}: the model's probabilities are not finite (NaN or "
+                                  f"infinite); check the mask directories and the base model") from None
+        handle.write("".join(lines))
+        handle.flush()
+        progress.update(len(chunk))
 
 def _add_download(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -170,21 +185,65 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Bad input and environment faults (disk full, read-only or looping paths, no permission)
+    end in one line ``maskbench: error: ...`` and exit 2; Ctrl-C ends in ``maskbench: interrupted`` and exit 130
+    (outputs are written atomically, so nothing half-written is left). Other exceptions are bugs: tracebacks."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command != "download":  # which loads no model (and stays quick without transformers)
-        import transformers
-
-        transformers.logging.set_verbosity_error()  # the expected "newly initialised head" report is noise here
     commands = {"train": _run_train, "prepare": _run_prepare, "predict": _run_predict, "download": _run_download,
                 "step": _run_step}
     try:
+        if args.command != "download":  # which loads no model (and stays quick without transformers)
+            import transformers
+
+            transformers.logging.set_verbosity_error()  # the expected "newly initialised head" report is noise here
         commands[args.command](args)
     except MaskbenchError as error:
         print(f"maskbench: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("maskbench: interrupted (no partial output was left; a train run resumes from its last finished "
+              "epoch when started again)", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # stdout closed by its reader (| head): stop quietly, as a shell tool does
+        _silence_stdout()
+        return 141
+    except Exception as error:
+        message = environment_fault(error, args)
+        if message is None:
+            raise  # a bug: the traceback says where
+        print(f"maskbench: error: {message}", file=sys.stderr)
+        return 2
     return 0
 
+
+def environment_fault(error: BaseException, args: argparse.Namespace | None = None) -> str | None:
+    """The one-line message for an error the environment caused (an OSError, or a library's error naming an OS
+    error code, e.g. safetensors' ``(os error 28)``): the path it names (else the command's output) and what
+    happened; None for anything else."""
+    from maskbench.fileio import describe_fault, fault_errno
+
+    number = fault_errno(error)
+    if not isinstance(error, OSError) and number is None:
+        return None
+    filename = getattr(error, "filename", None)
+    where = filename if filename is not None else (getattr(args, "out", None) or getattr(args, "output", None))
+    if number is not None:
+        what = describe_fault(number)
+    else:  # an OSError with a message of its own
+        what = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return f"{where}: {what}" if where is not None else what
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import pickle
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
 import torch
 import transformers
+from safetensors import SafetensorError
 from torch import nn
 
 from maskbench.errors import ConfigError
@@ -22,6 +29,51 @@ HEAD_CLASSES = {
 }
 
 
+#: the weight files ``from_pretrained`` reads from a local model folder, in the order it prefers them
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+
+
+def weights_file(path: str | Path) -> Path | None:
+    """The weight file that ``from_pretrained`` reads from a local model folder (None for a hub id or none)."""
+    folder = Path(path)
+    return next((folder / name for name in WEIGHT_FILES if (folder / name).is_file()), None)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    # torch's weights-only refusal says what it refused after a paragraph of advice
+    detail = next((lines[i + 1] for i, line in enumerate(lines[:-1]) if line.endswith("WeightsUnpickler error:")),
+                  None)
+    return detail or (lines[0] if lines else type(error).__name__)
+
+
+def _raised_reading_weights(error: BaseException) -> bool:
+    """Whether ``error`` was raised while torch read a weight file (its loader or weights-only unpickler): a
+    garbage file fails there with anything from UnpicklingError to IndexError."""
+    return any(frame.filename.replace("\\", "/").endswith(("torch/serialization.py",
+                                                            "torch/_weights_only_unpickler.py"))
+               for frame in traceback.extract_tb(error.__traceback__))
+
+
+@contextlib.contextmanager
+def weights_load_errors(name: str, path: str | Path, what: str = "model") -> Iterator[None]:
+    """Turn the errors of loading a model's files into one :class:`ConfigError`: a weight file that is not a valid
+    weights-only pickle (``torch.load`` with ``weights_only=True`` refuses it, or fails reading it) or not valid
+    safetensors, naming the file; a missing or unreadable folder (OSError, ValueError)."""
+    try:
+        yield
+    except Exception as error:
+        if isinstance(error, (pickle.UnpicklingError, SafetensorError)) or _raised_reading_weights(error):
+            weights = weights_file(path) or path
+            expected = ("a state dict saved by torch.save (tensors only)" if str(weights).endswith(".bin")
+                        else "safetensors written by save_pretrained")
+            raise ConfigError(f"{weights}: cannot load the weights of {what} {name!r}: not a valid weights file "
+                              f"({type(error).__name__}: {_first_line(error)}); expected {expected}") from None
+        if isinstance(error, (OSError, ValueError)):
+            raise ConfigError(f"cannot load {what} {name!r}: {str(error).splitlines()[0]}") from None
+        raise
+
 def load_model(name: str, kind: str, label_names: list[str] | tuple[str, ...]) -> nn.Module:
     """A pretrained encoder with a freshly initialised head for ``kind``.
 
@@ -35,11 +87,9 @@ def load_model(name: str, kind: str, label_names: list[str] | tuple[str, ...]) -
     if kind != "multiple_choice":
         kwargs = {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
                   "label2id": {label: i for i, label in enumerate(label_names)}}
-    try:
+    with weights_load_errors(name, path):
         model, info = HEAD_CLASSES[kind].from_pretrained(path, output_loading_info=True, dtype=WEIGHTS_DTYPE,
                                                             **kwargs)
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"cannot load model {name!r}: {str(error).splitlines()[0]}") from None
     model.maskbench_new_parameters = sorted(info.get("missing_keys", ()))
     return model
 

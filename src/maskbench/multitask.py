@@ -21,9 +21,11 @@ multiplying ``W * mask`` in every forward costs time and a dense mask per task.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,7 +42,7 @@ from maskbench.masking.serialization import (
     read_masks,
 )
 from maskbench.methods.base import DESCRIPTION_FILE, check_base, read_description
-from maskbench.models import WEIGHTS_DTYPE, load_tokenizer, resolve_model
+from maskbench.models import WEIGHTS_DTYPE, load_tokenizer, resolve_model, weights_load_errors
 from maskbench.storage import decode_mask, zero_positions
 
 #: the task kinds :meth:`MultiTaskModel.predict` serves (sequence classification heads)
@@ -135,11 +137,9 @@ class MultiTaskModel:
         self.device = torch.device(device or "cpu")
         self.max_length = max_length
         self._path = resolve_model(base)
-        try:
+        with weights_load_errors(base, self._path, "base model"):
             backbone = transformers.AutoModel.from_pretrained(self._path, dtype=WEIGHTS_DTYPE)
             self.backbone = backbone.to(self.device).eval()
-        except (OSError, ValueError) as error:
-            raise ConfigError(f"cannot load base model {base!r}: {str(error).splitlines()[0]}") from None
         self.tokenizer = load_tokenizer(base)
         self._tasks: dict[str, _Task] = {}
         self._fingerprints: dict[tuple[str, ...], str] = {}
@@ -421,52 +421,69 @@ class MultiTaskModel:
 
 @dataclass
 class Request:
-    """One input line of a prediction file."""
+    """One input line of a prediction file; ``id`` (any JSON scalar, when ``has_id``) goes back out with its
+    prediction."""
 
     line: int
     task: str
     text: Text
+    id: str | int | float | bool | None = None
+    has_id: bool = False
+
+
+#: ``--input -``: the requests are read from standard input
+STDIN = "-"
 
 
 def read_requests(path: str | Path) -> list[Request]:
-    """Parse a JSONL file with one ``{"task": ..., "text": ..., "text_pair": ...}`` object per line (pair optional)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: input file not found")
+    """Parse a JSONL file (``"-"``: standard input) with one ``{"task": ..., "text": ..., "text_pair": ...,
+    "id": ...}`` object per line (pair and id optional; an id is any JSON scalar). Every line is checked before
+    any prediction is made."""
+    if str(path) == STDIN:
+        import sys
+
+        where, data = "<stdin>", sys.stdin.buffer.read()
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"{path}: input file not found")
+        where, data = str(path), path.read_bytes()
     requests = []
-    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+    for number, raw in enumerate(data.split(b"\n"), start=1):
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as error:
-            raise DataError(f"{path}:{number}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+            raise DataError(f"{where}:{number}: not UTF-8 text ({error.reason} at byte {error.start})") from None
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
-            raise DataError(f"{path}:{number}: not valid JSON ({error})") from None
+            raise DataError(f"{where}:{number}: not valid JSON ({error})") from None
         if not isinstance(record, dict):
-            raise DataError(f"{path}:{number}: expected a JSON object with keys 'task' and 'text'")
+            raise DataError(f"{where}:{number}: expected a JSON object with keys 'task' and 'text'")
         for key in ("task", "text"):
             if not isinstance(record.get(key), str):
-                raise DataError(f"{path}:{number}: key {key!r} is missing or not a string")
+                raise DataError(f"{where}:{number}: key {key!r} is missing or not a string")
         pair = record.get("text_pair")
         if pair is not None and not isinstance(pair, str):
-            raise DataError(f"{path}:{number}: key 'text_pair' is not a string")
+            raise DataError(f"{where}:{number}: key 'text_pair' is not a string")
+        identifier = record.get("id")
+        if not (identifier is None or isinstance(identifier, (str, int, bool))
+                or (isinstance(identifier, float) and math.isfinite(identifier))):
+            raise DataError(f"{where}:{number}: key 'id' must be a JSON string, number, boolean or null, got "
+                            f"{json.dumps(identifier)[:60]}")
         text = record["text"] if pair is None else (record["text"], pair)
-        requests.append(Request(line=number, task=record["task"], text=text))
+        requests.append(Request(line=number, task=record["task"], text=text, id=identifier, has_id="id" in record))
     if not requests:
-        raise DataError(f"{path}: no input lines")
+        raise DataError(f"{where}: no input lines")
     return requests
 
 
-def predict_requests(model: MultiTaskModel, requests: Sequence[Request], batch_size: int = 32) -> list[Prediction]:
-    """Predictions in input order; inputs are grouped by task so that each task is activated once."""
-    if batch_size < 1:
-        raise ConfigError(f"batch_size: expected a positive number, got {batch_size}")
+def check_requests(model: MultiTaskModel, requests: Sequence[Request]) -> None:
+    """Refuse a request for a task the model does not serve, or with/without a pair against the task's kind."""
     tasks = model.tasks
-    by_task: dict[str, list[int]] = {}
-    for index, request in enumerate(requests):
+    for request in requests:
         info = tasks.get(request.task)
         if info is None:
             raise ConfigError(f"line {request.line}: unknown task {request.task!r}; loaded tasks: {sorted(tasks)}")
@@ -474,9 +491,41 @@ def predict_requests(model: MultiTaskModel, requests: Sequence[Request], batch_s
         if info.kind is not None and is_pair != (info.kind == "pair"):
             needs = "needs 'text_pair'" if info.kind == "pair" else "takes no 'text_pair'"
             raise DataError(f"line {request.line}: task {request.task!r} is a {info.kind} task and {needs}")
-        by_task.setdefault(request.task, []).append(index)
-    predictions: list[Prediction | None] = [None] * len(requests)
-    for task, indices in by_task.items():
-        for index, prediction in zip(indices, model.predict(task, [requests[i].text for i in indices], batch_size)):
-            predictions[index] = prediction
-    return predictions
+
+
+#: requests per chunk of :func:`iter_predictions`, in batches: a task is activated once per chunk
+CHUNK_BATCHES = 16
+
+
+def iter_predictions(model: MultiTaskModel, requests: Sequence[Request], batch_size: int = 32,
+                     chunk_size: int | None = None) -> Iterator[list[tuple[Request, Prediction]]]:
+    """Predictions in input order, one chunk of ``chunk_size`` requests (default ``CHUNK_BATCHES`` batches) at a
+    time, so that a caller can write them as they come; within a chunk the inputs are grouped by task (each task
+    is activated once per chunk). Every request is checked before the first prediction."""
+    if batch_size < 1:
+        raise ConfigError(f"batch_size: expected a positive number, got {batch_size}")
+    check_requests(model, requests)
+    chunk_size = chunk_size or batch_size * CHUNK_BATCHES
+    for start in range(0, len(requests), chunk_size):
+        chunk = requests[start:start + chunk_size]
+        by_task: dict[str, list[int]] = {}
+        for index, request in enumerate(chunk):
+            by_task.setdefault(request.task, []).append(index)
+        predictions: list[Prediction | None] = [None] * len(chunk)
+        for task, indices in by_task.items():
+            for index, prediction in zip(indices, model.predict(task, [chunk[i].text for i in indices], batch_size)):
+                predictions[index] = prediction
+        yield list(zip(chunk, predictions))
+
+
+def predict_requests(model: MultiTaskModel, requests: Sequence[Request], batch_size: int = 32) -> list[Prediction]:
+    """Predictions in input order; inputs are grouped by task so that each task is activated once."""
+    return [prediction for chunk in iter_predictions(model, requests, batch_size, chunk_size=len(requests) or 1)
+            for _, prediction in chunk]
+
+
+def output_record(request: Request, prediction: Prediction) -> dict[str, Any]:
+    """A prediction's output line: the request's ``id`` (when it had one), ``task``, ``label``, ``probabilities``."""
+    record: dict[str, Any] = {"id": request.id} if request.has_id else {}
+    record.update(task=prediction.task, label=prediction.label, probabilities=prediction.probabilities)
+    return record

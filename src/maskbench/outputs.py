@@ -8,6 +8,7 @@ below recognise such directories written before the marker existed (they hold no
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from maskbench.errors import OutputError
@@ -82,3 +83,24 @@ def check_run_data(out: str | Path, data: dict[str, str]) -> None:
     if isinstance(recorded, dict) and DATA_KEY in recorded:
         check_recorded(metrics, "the finished run", recorded[DATA_KEY], data,
                        f"refusing to mix two runs — remove {out} or choose another --out")
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size < 10**10 else f"{size / 1e9:.1f} GB"
+
+
+def check_free_space(out: str | Path, needed: int, what: str) -> None:
+    """Raise :class:`OutputError` unless the file system that will hold ``out`` (a path that may not exist yet)
+    has ``needed`` bytes free; ``what`` says what needs them."""
+    out = Path(out).absolute()
+    target = next((folder for folder in (out, *out.parents) if folder.is_dir()), None)
+    if target is None:
+        return
+    try:
+        free = shutil.disk_usage(target).free
+    except OSError:
+        return  # no statistics (a pseudo file system): the writes themselves report a full disk
+    if free < needed:
+        raise OutputError(f"{out}: not enough free space: {what} needs about {_megabytes(needed)}, but its file "
+                          f"system ({target}) has {_megabytes(free)} free; free space (df -h {target}) or choose "
+                          f"another --out")

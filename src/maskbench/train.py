@@ -21,13 +21,13 @@ from maskbench.batching import LengthGroupedBatchSampler, example_lengths, sorte
 from maskbench.checkpoint import TrainingState, load_checkpoint, remove_checkpoint, save_checkpoint
 from maskbench.data import IGNORE_INDEX, Collator, tokenize_dataset
 from maskbench.ensemble import prediction_tensors
-from maskbench.errors import ConfigError
+from maskbench.errors import ConfigError, DataError
 from maskbench.fileio import atomic_directory, atomic_path, write_json
 from maskbench.fingerprint import DATA_KEY, loaded_fingerprint, local_task_dir, transfer_targets
 from maskbench.methods import get_method
 from maskbench.metrics import score_logits
 from maskbench.models import load_model, load_tokenizer
-from maskbench.outputs import MODEL_FILES, check_run_data, check_run_directory
+from maskbench.outputs import MODEL_FILES, check_free_space, check_run_data, check_run_directory
 from maskbench.prepare import WORD_COUNTS, load_prepared, word_counts
 from maskbench.provenance import config_hash, device_name, versions
 from maskbench.settings import METHODS, PRECISIONS, TrainConfig  # noqa: F401  (re-exported)
@@ -41,6 +41,52 @@ def fixed_subset(dataset, limit: int | None):
     if limit is None or limit >= len(dataset):
         return dataset
     return dataset.shuffle(seed=0).select(range(limit))
+
+
+def check_several_labels(task: str, kind: str, label_names: Sequence[str], dataset, split: str = "train") -> None:
+    """Refuse a training split in which every example has the same label (every scored word the same tag, for
+    tagging): a classifier trained on it learns nothing, and a run would report a score as if it had. Multiple
+    choice is not checked (its label is the position of the right answer, not a class)."""
+    if kind not in ("single", "pair", "tagging") or "labels" not in dataset.column_names:
+        return
+    labels = dataset["labels"]
+    if kind == "tagging":
+        found = {tag for row in labels for tag in row if tag != IGNORE_INDEX}
+    else:
+        found = set(labels)
+    if len(found) == 1:
+        label = next(iter(found))
+        name = label_names[label] if 0 <= label < len(label_names) else label
+        what = "scored word has the tag" if kind == "tagging" else f"one of the {len(dataset)} examples has the label"
+        raise DataError(f"task {task!r}, split {split}: every {what} {name!r}; a classifier cannot learn from one "
+                        f"label — use more examples (--max-train-examples) or check the data")
+
+
+def checkpoint_bytes(trainable: Sequence[torch.nn.Parameter]) -> int:
+    """About how many bytes one checkpoint (:mod:`maskbench.checkpoint`) takes: four values per trainable
+    parameter — its current and its best epoch's value, and Adam's two moments — plus headers and RNG states.
+
+    Its size depends on the trainable parameters, not on the number of examples: a MiniLM masking run (blocks 2-5:
+    7.2M mask scores) needs about 115 MB even for 16 examples. For an exact resume the current scores and Adam's
+    moments are needed (3/4 of it); the best epoch's scores could be kept as 1-bit masks instead (a quarter less)."""
+    return sum(4 * p.numel() * p.element_size() + 512 for p in trainable) + (1 << 16)
+
+
+def check_checkpoint_space(out: Path, config: TrainConfig, state: TrainingState, model: torch.nn.Module,
+                           trainable: Sequence[torch.nn.Parameter]) -> None:
+    """Refuse a run (before its first epoch) whose checkpoints and artefacts its file system cannot hold: a new
+    checkpoint is written next to the previous one before that one is removed (two copies at a time), and a
+    finetuning run saved with ``--save-weights`` writes the whole model."""
+    remaining = 0 if state.stopped else config.epochs - state.epoch
+    copies = 0 if remaining <= 0 else 1 if state.epoch or remaining == 1 else 2
+    size = checkpoint_bytes(trainable)
+    needed = copies * size + (1 << 20)
+    what = f"training ({copies} checkpoint(s) of {size / 1e6:.1f} MB for {sum(p.numel() for p in trainable):,} " \
+           f"trainable parameters)"
+    if config.save_weights:
+        needed += sum(p.numel() * p.element_size() for p in model.parameters())
+        what += " and the saved model"
+    check_free_space(out, needed, what)
 
 
 def seed_everything(seed: int) -> None:
@@ -221,6 +267,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
                             loaded=loaded)
     data.update(transfer_fingerprint(config))
     check_run_data(out, data)  # a finished run in --out made from other data is never replaced
+    check_several_labels(config.task, spec.kind, spec.label_names, splits["train"])
     model = load_model(config.model, spec.kind, spec.label_names)
     model = method.prepare(model, config)
     model.to(device)
@@ -246,6 +293,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     optimizer, optimizer_name = adam(trainable, config.lr)
     run_hash = config_hash(config.result_key())
     state = load_checkpoint(out, run_hash, model, optimizer, train_generator, data) or TrainingState()
+    check_checkpoint_space(out, config, state, model, trainable)  # before the first epoch: its outputs fit
     if state.epoch:
         tqdm.write(f"resuming {out} after epoch {state.epoch}")
     while not state.stopped and state.epoch < config.epochs:

@@ -18,7 +18,7 @@ from maskbench.errors import ConfigError, MaskFileError
 from maskbench.fileio import atomic_directory, read_json_file, sha256_file
 from maskbench.masking.apply import mask_model, mask_sparsity, masked_layers, merge_masks
 from maskbench.masking.config import MaskConfig
-from maskbench.models import WEIGHTS_DTYPE, resolve_model
+from maskbench.models import WEIGHTS_DTYPE, resolve_model, weights_load_errors
 from maskbench.outputs import MASK_FILES
 from maskbench.storage import COMPRESSED, MASK_FORMATS, PACKED_BITS, encode_mask, from_stored, to_stored
 
@@ -128,13 +128,44 @@ def read_mask_description(directory: str | Path) -> dict[str, Any]:
     return description
 
 
-def model_class_of(description: dict[str, Any], directory: str | Path) -> type[nn.Module]:
-    """The Hugging Face model class a mask directory was saved from."""
-    model_class = getattr(transformers, description["model_class"], None)
-    if model_class is None:
-        raise MaskFileError(f"{Path(directory) / CONFIG_FILE}: unknown model_class {description['model_class']!r}")
-    return model_class
+#: the heads maskbench saves masks of: class-name suffix -> the task kinds it serves
+HEAD_SUFFIXES = {"ForSequenceClassification": ("single", "pair"), "ForTokenClassification": ("tagging",),
+                 "ForMultipleChoice": ("multiple_choice",)}
 
+
+def expected_model_classes(description: dict[str, Any]) -> list[str]:
+    """The Hugging Face classes a mask directory may name: the head classes (of its task kind, where recorded) of
+    its recorded model type; of any model type when the description does not say (an older directory)."""
+    from transformers.models.auto import modeling_auto
+
+    kind = description.get("kind")
+    suffixes = [suffix for suffix, kinds in HEAD_SUFFIXES.items() if kind is None or kind in kinds] or \
+        list(HEAD_SUFFIXES)
+    model_config = description.get("model_config")
+    model_type = model_config.get("model_type") if isinstance(model_config, dict) else None
+    mappings = {"ForSequenceClassification": modeling_auto.MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
+                "ForTokenClassification": modeling_auto.MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES,
+                "ForMultipleChoice": modeling_auto.MODEL_FOR_MULTIPLE_CHOICE_MAPPING_NAMES}
+    if isinstance(model_type, str):
+        names = [mappings[suffix].get(model_type) for suffix in suffixes]
+        if any(names):
+            return [name for name in names if name]
+    return [f"*{suffix}" for suffix in suffixes]
+
+
+def model_class_of(description: dict[str, Any], directory: str | Path) -> type[nn.Module]:
+    """The Hugging Face model class a mask directory was saved from: one of :func:`expected_model_classes` (an
+    edited ``model_class`` is refused naming the file and the classes expected)."""
+    name = description["model_class"]
+    expected = expected_model_classes(description)
+    allowed = name in expected or any(pattern.startswith("*") and name.endswith(pattern[1:]) for pattern in expected)
+    model_class = getattr(transformers, name, None) if allowed and name.isidentifier() else None
+    if not (isinstance(model_class, type) and issubclass(model_class, transformers.PreTrainedModel)):
+        kind = description.get("kind")
+        raise MaskFileError(f"{Path(directory) / CONFIG_FILE}: model_class {name!r} is not a model these masks can "
+                            f"be loaded into; expected {' or '.join(expected)}"
+                            f"{f' (a {kind!r} task)' if kind else ''}")
+    return model_class
 
 def head_config_kwargs(description: dict[str, Any]) -> dict[str, Any]:
     """``from_pretrained``/config keyword arguments that rebuild the saved head (labels and their names)."""
@@ -219,8 +250,9 @@ def load_masked_model(directory: str | Path, base: str | None = None, merge: boo
     description = read_mask_description(directory)
     base_name = base or description["base_model"]
     model_class = model_class_of(description, directory)
-    model = model_class.from_pretrained(resolve_model(base_name), dtype=WEIGHTS_DTYPE,
-                                         **head_config_kwargs(description))
+    path = resolve_model(base_name)
+    with weights_load_errors(base_name, path, "base model"):
+        model = model_class.from_pretrained(path, dtype=WEIGHTS_DTYPE, **head_config_kwargs(description))
     mask_model(model, MaskConfig.from_dict(description["mask_config"]))
     layers = masked_layers(model)
     if set(layers) != set(description["layers"]):
