@@ -22,6 +22,7 @@ from maskbench.data import IGNORE_INDEX, Collator, tokenize_dataset
 from maskbench.ensemble import prediction_tensors
 from maskbench.errors import ConfigError
 from maskbench.fileio import atomic_directory, atomic_path, write_json
+from maskbench.locks import holds_output
 from maskbench.methods import get_method
 from maskbench.metrics import score_logits
 from maskbench.models import load_model, load_tokenizer
@@ -160,6 +161,7 @@ def configure_cuda_backends() -> None:
         torch.backends.cuda.enable_cudnn_sdp(False)
 
 
+@holds_output("config", lambda config: config.out)  # one writer per run folder (maskbench.locks)
 def train(config: TrainConfig) -> dict[str, Any]:
     """Run one training job and write ``metrics.json``, predictions and the method's artefact to ``config.out``.
 

@@ -15,7 +15,9 @@ import jsonschema
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from maskbench.errors import MaskbenchError
 from maskbench.locations import restore_offline_settings, workflow_environment
+from maskbench.locks import hold_results_dir
 from maskbench.settings import (
     BLOCK_METHODS,
     METHODS as REGISTERED_METHODS,
@@ -63,6 +65,13 @@ def check_config(config):
 check_config(config)
 
 RESULTS = config["results_dir"]
+# one workflow per results_dir (maskbench.locks): a run's main process holds it for its lifetime, before anything
+# is planned; its jobs get its token (environment), a second workflow or a standalone maskbench writer is refused
+if workflow.is_main_process and not workflow.output_settings.dryrun:
+    try:
+        hold_results_dir(RESULTS)
+    except MaskbenchError as error:
+        raise WorkflowError(str(error)) from None
 MODELS = list(config["models"])
 TASKS = list(config["tasks"])
 METHODS = list(config["methods"])
