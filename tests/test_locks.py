@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from conftest import DATA_DIR, REPO, needs_data
 from maskbench.cli import main
-from maskbench.locks import TOKEN_ENV, OutputInUse, OutputLock, hold_output, holder_file, lock_file
+from maskbench.locks import TOKEN_ENV, OutputInUse, holder_file, lock_file
 
 pytestmark = pytest.mark.xdist_group("locks")
 
@@ -243,13 +243,16 @@ def held_tree(tmp_path_factory) -> Iterator[tuple[Path, subprocess.Popen]]:
 @given(parent=st.sampled_from(["real", "link", "real/sub/..", "link/sub/..", "./real", "real/."]),
        trailing=st.booleans(), relative=st.booleans())
 def test_every_name_of_a_held_output_is_refused(held_tree, monkeypatch, parent, trailing, relative):
+    """Symbolic links, '..', '.', a trailing slash, a relative path: one output, one lock."""
+    from maskbench.prepare import prepare
+
     root, holder = held_tree
     name = f"{parent}/out" + ("/" if trailing else "")
     if relative:
         monkeypatch.chdir(root)
     path = name if relative else f"{root}/{name}"
     with pytest.raises(OutputInUse, match=rf"in use by another maskbench process \(pid {holder.pid} "):
-        OutputLock(path).acquire()
+        prepare("no-such-task", "minilm", path)  # refused before anything else (its task is checked next)
 
 
 @BOUNDED
@@ -258,12 +261,13 @@ def test_every_name_of_a_held_output_is_refused(held_tree, monkeypatch, parent, 
        via_link=st.booleans())
 def test_every_output_inside_a_held_folder_is_refused(held_tree, parts, via_link):
     """Inside a folder another process holds (a run folder, a workflow's results_dir): refused, naming it."""
+    from maskbench.prepare import prepare
+
     root, holder = held_tree
     inside = root / ("link" if via_link else "real") / "out" / Path(*parts)
     with pytest.raises(OutputInUse, match=rf"inside {root / 'real' / 'out'}, which is in use by another maskbench "
                                           rf"process \(pid {holder.pid} "):
-        with hold_output(inside):
-            pass
+        prepare("no-such-task", "minilm", inside)
     assert not (root / "real" / "out").exists()  # nothing created for a refused output
 
 
@@ -376,7 +380,7 @@ def test_a_running_workflow_holds_its_results_dir_while_its_jobs_write_there(tmp
     results = tmp_path / "results"
     config = _config(tmp_path / "ci.yaml", results)
     target = results / "prepared" / "minilm" / "trec"
-    workflow = _snakemake(REPO, tmp_path / "work", "--cores", "1", "--configfile", str(config), str(target),
+    workflow = _snakemake(REPO, tmp_path / "work", str(target), "--cores", "1", "--configfile", str(config),
                           background=True)
     try:
         holder = holder_file(results)

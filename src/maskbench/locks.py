@@ -245,8 +245,10 @@ def check_enclosing(path: str | Path, token: str | None = None) -> None:
         holder = read_holder(folder, wait_s=0)
         if token and holder and holder.get("token") == token:
             continue  # held by the workflow this process is a job of
-        if _is_held(lock):
-            holder = holder or read_holder(folder)
+        if not _is_held(lock):
+            continue  # left by a killed holder
+        holder = holder or read_holder(folder)  # a holder that has just acquired writes it next
+        if not (token and holder and holder.get("token") == token):
             raise OutputInUse(f"{path}: inside {folder}, which is in use by another maskbench process "
                               f"({describe_holder(holder)})")
 
