@@ -162,6 +162,8 @@ class OutputLock:
             lock.acquire()
         except Timeout:
             self._remove_created()
+            if not _is_held(self.lock_path):  # not held, yet not taken: the lock file cannot be opened
+                raise OutputError(f"{self.path}: cannot create or open its lock file {self.lock_path}") from None
             raise OutputInUse(f"{self.path}: in use by another maskbench process "
                               f"({describe_holder(read_holder(self.path))})") from None
         except OSError as error:
@@ -200,12 +202,17 @@ class OutputLock:
 
     def _make_parent(self) -> None:
         """Create the lock's folder (the output's parent) where missing, remembering what was created, after the
-        checks of :func:`maskbench.fileio.check_writable_parent` (their messages)."""
-        from maskbench.fileio import check_writable_parent
+        checks of :func:`maskbench.fileio.check_writable_parent` (their messages); refuse an unwritable one."""
+        from maskbench.fileio import check_writable_parent, is_writable_directory
 
         parent = self.lock_path.parent
         if parent.is_dir():
-            return
+            if is_writable_directory(parent):
+                return
+            if not os.path.lexists(self.path):
+                check_writable_parent(self.path)  # its message: the output cannot be created
+            raise OutputError(f"{self.path}: cannot hold it, directory {parent} is not writable (maskbench keeps "
+                              f"a lock file next to each output while it writes)")
         check_writable_parent(self.path)
         missing = []
         while not parent.exists() and parent != parent.parent:
