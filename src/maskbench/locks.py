@@ -131,6 +131,15 @@ def _is_held(lock: Path) -> bool:
     return False
 
 
+def _can_open(lock: Path) -> bool:
+    """Whether the lock file can be opened (created where missing) for writing."""
+    try:
+        os.close(os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644))
+    except OSError:
+        return False
+    return True
+
+
 class OutputLock:
     """The exclusive lock of one output; :meth:`acquire` refuses (:class:`OutputInUse`) instead of waiting.
 
@@ -158,18 +167,25 @@ class OutputLock:
             return self
         self._make_parent()
         lock = FileLock(str(self.lock_path), timeout=GRACE_S)
-        try:
-            lock.acquire()
-        except Timeout:
+        for _ in range(5):  # a holder that lets go just after the wait timed out: try again
+            try:
+                lock.acquire()
+                break
+            except Timeout:
+                if _is_held(self.lock_path):
+                    self._remove_created()
+                    raise OutputInUse(f"{self.path}: in use by another maskbench process "
+                                      f"({describe_holder(read_holder(self.path))})") from None
+                if not _can_open(self.lock_path):
+                    self._remove_created()
+                    raise OutputError(f"{self.path}: cannot create or open its lock file {self.lock_path}") from None
+            except OSError as error:
+                self._remove_created()
+                raise OutputError(f"{self.path}: cannot create its lock file {self.lock_path} "
+                                  f"({error.strerror or error})") from None
+        else:
             self._remove_created()
-            if not _is_held(self.lock_path):  # not held, yet not taken: the lock file cannot be opened
-                raise OutputError(f"{self.path}: cannot create or open its lock file {self.lock_path}") from None
-            raise OutputInUse(f"{self.path}: in use by another maskbench process "
-                              f"({describe_holder(read_holder(self.path))})") from None
-        except OSError as error:
-            self._remove_created()
-            raise OutputError(f"{self.path}: cannot create its lock file {self.lock_path} "
-                              f"({error.strerror or error})") from None
+            raise OutputInUse(f"{self.path}: in use by other maskbench processes, taken and released in turn")
         self._lock, self._depth = lock, 1
         OutputLock._held[self.lock_path] = self
         record = {"pid": os.getpid(), "host": socket.gethostname(), "command": _command(),
