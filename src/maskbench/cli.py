@@ -8,6 +8,7 @@ import sys
 from typing import Sequence
 
 from maskbench.errors import MaskbenchError
+from maskbench.locks import holds_output
 
 PREDICT_OUTPUT = "predict-output"  # fileio.FILE_KINDS: JSONL of {task, label, probabilities}
 
@@ -60,6 +61,7 @@ def _add_predict(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default=None)
 
 
+@holds_output("args", lambda args: args.output)  # one writer per --output file (maskbench.locks)
 def _run_predict(args: argparse.Namespace) -> None:
     from tqdm.auto import tqdm
 

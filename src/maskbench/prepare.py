@@ -13,6 +13,7 @@ from maskbench.data import tokenize_dataset
 from maskbench.errors import ConfigError, DataError
 from maskbench.fileio import atomic_directory, check_output_directory
 from maskbench.fingerprint import DATA_KEY, loaded_fingerprint
+from maskbench.locks import holds_output
 from maskbench.models import load_tokenizer
 from maskbench.outputs import PREPARED_FILES
 from maskbench.provenance import versions
@@ -45,6 +46,7 @@ def word_counts(encoded: DatasetDict) -> dict[str, dict[str, int]]:
     return {name: {column: int(sum(split[column])) for column in WORD_COUNTS} for name, split in encoded.items()}
 
 
+@holds_output("out")  # one writer per prepared folder (maskbench.locks)
 def prepare(task: str, model: str, out: str | Path, data_dir: str | Path | None = None, max_length: int = 128,
             allow_partial: bool = False) -> dict[str, Any]:
     """Write the tokenised splits of ``task`` for ``model`` to ``out`` (atomically) with a ``prepared.json``."""

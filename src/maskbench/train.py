@@ -24,6 +24,7 @@ from maskbench.ensemble import prediction_tensors
 from maskbench.errors import ConfigError, DataError
 from maskbench.fileio import atomic_directory, atomic_path, write_json
 from maskbench.fingerprint import DATA_KEY, loaded_fingerprint, local_task_dir, transfer_targets
+from maskbench.locks import holds_output
 from maskbench.methods import get_method
 from maskbench.metrics import score_logits
 from maskbench.models import load_model, load_tokenizer
@@ -233,6 +234,7 @@ def transfer_fingerprint(config: TrainConfig) -> dict[str, str]:
     return found
 
 
+@holds_output("config", lambda config: config.out)  # one writer per run folder (maskbench.locks)
 def train(config: TrainConfig) -> dict[str, Any]:
     """Run one training job and write ``metrics.json``, predictions and the method's artefact to ``config.out``.
 

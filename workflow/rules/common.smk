@@ -17,9 +17,10 @@ import jsonschema
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from maskbench.errors import RecordError, SettingError
+from maskbench.errors import MaskbenchError, RecordError, SettingError
 from maskbench.fingerprint import data_changes, task_fingerprint
 from maskbench.locations import check_path_settings, restore_offline_arguments, workflow_environment
+from maskbench.locks import hold_results_dir
 from maskbench.records import read_run_record, read_selection_round
 from maskbench.settings import (
     BLOCK_METHODS,
@@ -102,6 +103,13 @@ def check_config(config):
 check_config(config)
 
 RESULTS = config["results_dir"]  # `~` expanded (check_config)
+# one workflow per results_dir (maskbench.locks): a run's main process holds it for its lifetime, before anything
+# is planned; its jobs get its token (environment), a second workflow or a standalone maskbench writer is refused
+if workflow.is_main_process and not workflow.output_settings.dryrun:
+    try:
+        hold_results_dir(RESULTS)
+    except MaskbenchError as error:
+        raise WorkflowError(str(error)) from None
 MODELS = list(config["models"])
 TASKS = list(config["tasks"])
 METHODS = list(config["methods"])
