@@ -12,7 +12,7 @@
    saved again in both mask formats (masks file + the run's head file), next to random i.i.d. masks of the same
    layers with 5 % zeros and with each trained layer's own sparsity. Training adds zeros (5.1-19.6 % on the
    committed runs; the tagging tasks most): Rice-coded trained masks take 1-117 % more bytes than random 5 % masks
-   (sentence tasks 1-21 %), and within 0.1 % of random masks with their per-layer sparsity (measured 2026: the
+   (sentence tasks 1-21 %), and within 0.1 % of random masks with their per-layer sparsity (the
    zeros' count, not their arrangement, sets the size).
 3. bert-base from trained statistics: bert-base's masked layers (blocks 2-11, pooler, classifier) with masks drawn
    from each task's trained MiniLM masks: every bert-base layer takes the layer of the same role (W_Q ... W_O,
