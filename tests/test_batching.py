@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
+from conftest import check_recorded_scores
 from maskbench.batching import LengthGroupedBatchSampler, sorted_batches
 from maskbench.data import Collator
 from maskbench.errors import ConfigError
@@ -104,6 +105,7 @@ def test_bf16_autocast_trains_and_is_recorded(tiny_bert_dir, data_dir, tmp_path)
                                 precision="bf16", data_dir=str(data_dir), out=str(tmp_path / "r")))
     assert metrics["precision"] == "bf16" and metrics["config"]["precision"] == "bf16"
     assert np.isfinite(metrics["history"][0]["train_loss"]) and metrics["optimizer"].startswith("Adam")
+    check_recorded_scores(tmp_path / "r")  # the recorded score is that of the saved (bf16) predictions
 
 
 def test_cuda_runs_use_tf32_and_no_cudnn_attention():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
-from conftest import DATA_DIR, needs_data
+from conftest import DATA_DIR, check_recorded_scores, needs_data
 from maskbench.tasks import TASKS
 from maskbench.train import TrainConfig, train
 
@@ -30,6 +30,7 @@ def test_every_task_trains_with_both_methods(tiny_bert_dir, tmp_path, task, meth
     spec = TASKS[task]
     assert metrics["metric"] == spec.metric and metrics["dev_score"] is not None
     assert (metrics["test_score"] is not None) == ("test" in metrics["sizes"])
+    check_recorded_scores(tmp_path / "run")  # the recorded scores are those of the saved predictions
     predictions = {key: value.numpy() for key, value in load_file(tmp_path / "run" / "predictions.safetensors").items()}
     width = 4 if spec.kind == "multiple_choice" else spec.num_labels
     if spec.kind == "tagging":  # each word's top tags with float16 log-probabilities, the tag count alongside
@@ -55,3 +56,4 @@ def test_real_run_per_kind_with_the_offline_model(tmp_path, task):
     assert metrics["epochs_run"] == 1 and metrics["train_examples_per_s"] > 0
     low, high = (-1.0, 1.0) if metrics["metric"] == "matthews" else (0.0, 1.0)
     assert low <= metrics["dev_score"] <= high
+    check_recorded_scores(tmp_path / "run")  # and it is the score of the saved predictions

@@ -14,7 +14,14 @@ from transformers import (
     RobertaForSequenceClassification,
 )
 
-from conftest import DATA_DIR, needs_data, tiny_bert_config, tiny_distilbert_config, tiny_roberta_config
+from conftest import (
+    DATA_DIR,
+    check_recorded_scores,
+    needs_data,
+    tiny_bert_config,
+    tiny_distilbert_config,
+    tiny_roberta_config,
+)
 from maskbench import settings
 from maskbench.errors import ConfigError, MaskFileError
 from maskbench.masking.config import MaskConfig
@@ -237,6 +244,7 @@ def test_training_runs_save_an_artefact_that_rebuilds_the_model(tiny_bert_dir, t
     full = sum(p.numel() for p in load_model(str(tiny_bert_dir), TASKS[task].kind, TASKS[task].label_names)
                .parameters())
     assert 0 < metrics["trainable_parameters"] < full / 10
+    check_recorded_scores(out)  # the recorded scores are those of the saved predictions
     model = method_.load(directory)
     assert model.maskbench_description["task"] == task and model.maskbench_description["method"] == method
     from maskbench.analysis.runs import load_run_model  # what the analyses (Table 3, Figs. 4-7) rebuild

@@ -9,6 +9,7 @@ import pytest
 import torch
 from transformers import ElectraConfig, ElectraModel
 
+from conftest import check_recorded_scores
 from maskbench.masking import apply
 from maskbench.masking.config import MaskConfig
 from maskbench.masking.layer import MaskedLinear
@@ -53,6 +54,7 @@ def test_a_new_task_prepares_and_trains(monkeypatch, tiny_bert_dir, tmp_path):
                                 out=str(tmp_path / "run")))
     assert metrics["task"] == "toy" and metrics["metric"] == "accuracy"
     assert 0.0 <= metrics["dev_score"] <= 1.0 and metrics["test_score"] is not None
+    check_recorded_scores(tmp_path / "run")  # both scores are those of the saved predictions (sklearn)
 
 
 def test_a_new_architecture_masks_and_trains(monkeypatch, tiny_bert_dir, data_dir, tmp_path):
@@ -82,3 +84,4 @@ def test_a_new_architecture_masks_and_trains(monkeypatch, tiny_bert_dir, data_di
     assert sum(isinstance(m, MaskedLinear) for m in masked.modules()) == 2 * 6 + 2
     assert metrics["trainable_parameters"] == sum(masked.get_submodule(n).weight.numel() for n in names)
     assert 0.0 <= metrics["dev_score"] <= 1.0
+    check_recorded_scores(tmp_path / "run")  # the score of the saved predictions (sklearn)
