@@ -29,6 +29,7 @@ from conftest import DATA_DIR, needs_data
 from maskbench import MaskConfig, load_masked_model, mask_model, save_masks
 from maskbench.cli import main
 from maskbench.errors import ConfigError, DataError, MaskFileError, OutputError
+from maskbench.locks import HOLDER_SUFFIX
 from maskbench.models import load_model
 
 FAULTS = {errno.ENOSPC: "no space left on device", errno.EROFS: "read-only file system",
@@ -121,7 +122,9 @@ def test_a_file_system_turned_read_only_mid_write_ends_in_one_line(tiny_bert_dir
             return real(*args, **kwargs)
 
         monkeypatch.setattr(checkpoint, "save_file", remount_then_save)
-        out = disk / "run"
+        # the mount point is the run folder: its lock (maskbench.locks, a sibling file held open for writing, which
+        # would make the remount busy) lies outside the tmpfs
+        out = disk
         code = main(_train_argv(tiny_bert_dir, out))
         line = _one_line(code, capsys)
         assert line.startswith(f"maskbench: error: {out / 'checkpoint'}: cannot be written: read-only file system"), \
@@ -161,6 +164,10 @@ class _Injector:
         def wrapper(*args, **kwargs):
             if str(kwargs.get("prefix", "")).startswith(".maskbench-probe."):
                 return function(*args, **kwargs)  # a writability check, not a write
+            if args and str(args[0]).endswith(HOLDER_SUFFIX):
+                # the output lock's holder record (maskbench.locks): best effort by design (the lock holds
+                # without it; a refused process then says the holder did not record itself), not an output
+                return function(*args, **kwargs)
             self.count += 1
             if self.fault is not None and self.count == self.at:
                 if isinstance(self.fault, type):
