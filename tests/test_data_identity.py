@@ -318,3 +318,22 @@ def test_every_committed_record_names_the_data_it_was_trained_on():
         assert record["data"] == fingerprint.record_fingerprint(record, DATA_DIR), path
         assert {key.split("/")[1] for key in record["data"] if key.startswith(f"{record['task']}/")} == \
             set(record["sizes"]), path
+
+
+def test_a_task_without_a_file_declaration_counts_every_file_of_its_folder(tmp_path):
+    """A newly added task (the CONTRIBUTING recipe registers one reader and no SPLIT_FILES entry) is still
+    fingerprinted: every file of its folder feeds every split, so a change of any of them is seen."""
+    from maskbench.fingerprint import ALL_SPLITS, SPLIT_FILES, local_fingerprint
+
+    assert "toy" not in SPLIT_FILES
+    folder = tmp_path / "toy"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "train.tsv").write_text("a\t0\n")
+    (folder / "sub" / "dev.tsv").write_text("b\t1\n")
+    (folder / ".hidden").write_text("editor state")
+    before = local_fingerprint("toy", folder, splits=["dev"])
+    assert sorted(before) == [f"toy/{ALL_SPLITS}/sub/dev.tsv", f"toy/{ALL_SPLITS}/train.tsv"]
+    (folder / "train.tsv").write_text("a\t1\n")
+    after = local_fingerprint("toy", folder, splits=["dev"])
+    assert after[f"toy/{ALL_SPLITS}/train.tsv"] != before[f"toy/{ALL_SPLITS}/train.tsv"]
+    assert after[f"toy/{ALL_SPLITS}/sub/dev.tsv"] == before[f"toy/{ALL_SPLITS}/sub/dev.tsv"]

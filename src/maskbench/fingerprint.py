@@ -33,6 +33,8 @@ from maskbench.locations import resolve_data_dir
 
 #: the record key (metrics.json, prepared.json, a checkpoint's state.json)
 DATA_KEY = "data"
+#: the split name of the files of a task without a :data:`SPLIT_FILES` declaration (they feed every split)
+ALL_SPLITS = "*"
 
 _GLUE = {"train": (("train.tsv",),), "dev": (("dev.tsv",),)}
 #: task -> split -> alternatives, the first whose patterns all match a file is what the reader reads; each a tuple of
@@ -80,9 +82,14 @@ def file_checksum(path: str | Path) -> str:
 
 
 def split_files(task: str, task_dir: Path, allow_partial: bool = False) -> dict[str, list[Path]]:
-    """The files each split of ``task`` is read from (sorted); a split whose files are missing is left out."""
+    """The files each split of ``task`` is read from (sorted); a split whose files are missing is left out.
+
+    A task without a declaration in :data:`SPLIT_FILES` (a newly added task) counts every file of its folder for
+    every split, under the split name ``*``: coarser (any change refuses every split's runs), never blind."""
     if task not in SPLIT_FILES:
-        raise DataError(f"task {task!r}: no declaration of its data files in maskbench.fingerprint.SPLIT_FILES")
+        every = sorted(path for path in task_dir.rglob("*") if path.is_file()
+                       and not any(part.startswith(".") for part in path.relative_to(task_dir).parts))
+        return {ALL_SPLITS: every} if every else {}
     declared = {**SPLIT_FILES[task], **(PARTIAL_FILES.get(task, {}) if allow_partial else {})}
     result = {}
     for split, alternatives in declared.items():
@@ -101,7 +108,7 @@ def local_fingerprint(task: str, task_dir: str | Path, allow_partial: bool = Fal
     wanted = set(splits) if splits is not None else None
     result = {}
     for split, paths in split_files(task, task_dir, allow_partial).items():
-        if wanted is None or split in wanted:
+        if wanted is None or split in wanted or split == ALL_SPLITS:
             for path in paths:
                 result[f"{task}/{split}/{path.relative_to(task_dir).as_posix()}"] = file_checksum(path)
     return result
