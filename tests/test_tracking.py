@@ -237,7 +237,7 @@ def test_wandb_logs_offline_without_an_account(tmp_path):
 
 
 @needs_data
-@pytest.mark.slow(seconds=90)
+@pytest.mark.slow(seconds=40)
 @pytest.mark.timeout(900)
 def test_a_workflow_job_log_has_one_line_per_epoch_and_the_run_its_events(tmp_path, tiny_bert_dir):
     from maskbench.select import format_lr
@@ -248,7 +248,8 @@ def test_a_workflow_job_log_has_one_line_per_epoch_and_the_run_its_events(tmp_pa
                            "max_train_examples": 32, "max_eval_examples": 16, "report_to": ["tensorboard"]}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     run = Path("results/runs/tiny/trec/finetuning") / f"lr{format_lr(1e-3)}" / "seed1"
-    result = snakemake(tmp_path, "--cores", "1", "--configfile", "config.yaml", str(run / "metrics.json"))
+    result = snakemake(tmp_path, str(run / "metrics.json"), "--cores", "1", "--configfile",
+                       str(tmp_path / "config.yaml"))
     assert result.returncode == 0, result.stderr[-4000:]
     [log] = (tmp_path / "results" / "logs" / "train").rglob("*.log")
     text = log.read_text()
