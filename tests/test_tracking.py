@@ -199,7 +199,7 @@ def test_metrics_json_records_epoch_times_and_peak_memory(tracked_run):
     record = read_run_record(out / "metrics.json")  # valid against the record schema
     assert len(record["epoch_times_s"]) == record["epochs_run"] == EPOCHS
     assert all(time > 0 for time in record["epoch_times_s"])
-    assert [entry["time_s"] for entry in record["history"]] == record["epoch_times_s"]
+    assert all(set(entry) == {"epoch", "train_loss", "dev_score"} for entry in record["history"])  # as before
     assert record["peak_rss_bytes"] > 50 * 2**20  # torch alone takes more
     assert record["cuda_max_allocated_bytes"] is None  # on CPU
     assert record["config"]["report_to"] == "tensorboard,mlflow" and record["config"]["logging_steps"] == 2

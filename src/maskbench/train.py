@@ -374,6 +374,9 @@ def _train(config: TrainConfig, trackers: Trackers) -> dict[str, Any]:
 
         transfer = run_transfer(model, config, device)
 
+    # each epoch's time rides in the history through checkpoints; the record lists them apart (its history stays
+    # the same as before, also for a resumed run); None: an epoch of a checkpoint that did not record it
+    epoch_times = [entry.pop("time_s", None) for entry in state.history]
     metrics: dict[str, Any] = {
         "task": config.task, "method": config.method, "model": config.model, "seed": config.seed, "lr": config.lr,
         "metric": spec.metric, "kind": spec.kind,
@@ -393,7 +396,7 @@ def _train(config: TrainConfig, trackers: Trackers) -> dict[str, Any]:
         "versions": versions(), "device": device_name(device),
         "precision": config.precision, "optimizer": optimizer_name,
         "tf32": device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32,
-        "epoch_times_s": [entry.get("time_s") for entry in state.history],  # None: an epoch of an older checkpoint
+        "epoch_times_s": epoch_times,
         **peak_memory(device),
     }
     write_json(out / METRICS_FILE, metrics, "metrics")
