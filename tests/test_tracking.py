@@ -81,6 +81,24 @@ def test_a_run_with_a_missing_tracker_stops_before_reading_data(monkeypatch, tmp
     assert not (out / "metrics.json").exists()
 
 
+def test_a_run_that_fails_after_its_trackers_started_ends_their_runs_as_failed(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from maskbench.errors import DataError
+    from maskbench.train import train
+
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "run"
+    with pytest.raises(DataError):  # no task files there: fails after the trackers started, before training
+        train(_config(report_to="mlflow", data_dir=str(tmp_path / "no-data-here"), out=str(out)))
+    client = MlflowClient(tracking_uri=(out / "tracking" / "mlruns").as_uri())
+    [run] = client.search_runs([client.get_experiment_by_name("maskbench").experiment_id])
+    assert run.info.status == "FAILED" and run.data.params["report_to"] == "mlflow"
+
+
 class _Broken(Tracker):
     name = "broken"
 

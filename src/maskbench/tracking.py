@@ -23,6 +23,9 @@ it and ``tensorboard --logdir results/runs`` finds every run):
 
 A tracker that cannot start stops the run before any training with one line naming it (a missing package: which to
 install); one that fails later (a tracking server gone) is reported once and dropped: tracking never ends a run.
+A run that fails or is interrupted ends its trackers' runs as failed or killed. A run resumed from its checkpoint
+continues in the same TensorBoard folder (its steps go on from the checkpoint) but is a new MLflow / W&B run.
+``mlflow ui`` needs the full ``mlflow`` package; ``mlflow-skinny`` (the ``tracking`` extra) is the client.
 """
 
 from __future__ import annotations
@@ -100,7 +103,8 @@ class Tracker:
         raise NotImplementedError
 
     def close(self, final: Mapping[str, float] | None, status: str) -> None:
-        """End the run; ``final``: the run's summary numbers (None when it failed)."""
+        """End the run (``status``: finished, failed or killed); ``final``: the run's summary numbers (None when it
+        did not finish)."""
         raise NotImplementedError
 
 
@@ -184,7 +188,7 @@ class MlflowTracker(Tracker):
     def close(self, final: Mapping[str, float] | None, status: str) -> None:
         if final:
             self.log_metrics(final, 0, "final")
-        self.client.set_terminated(self.run_id, "FINISHED" if status == "finished" else "FAILED")
+        self.client.set_terminated(self.run_id, {"finished": "FINISHED", "killed": "KILLED"}.get(status, "FAILED"))
 
 
 class WandbTracker(Tracker):
@@ -218,7 +222,7 @@ class WandbTracker(Tracker):
     def close(self, final: Mapping[str, float] | None, status: str) -> None:
         for key, value in (final or {}).items():
             self.run.summary[key] = value
-        self.run.finish(exit_code=0 if status == "finished" else 1)
+        self.run.finish(exit_code={"finished": 0, "killed": 130}.get(status, 1))
 
 
 class Trackers:

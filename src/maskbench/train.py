@@ -246,8 +246,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     trackers = Trackers([])
     try:
         return _train(config, trackers)
-    except BaseException:
-        trackers.close(status="failed")
+    except BaseException as error:
+        trackers.close(status="killed" if isinstance(error, KeyboardInterrupt) else "failed")
         raise
 
 
