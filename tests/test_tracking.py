@@ -65,7 +65,8 @@ def test_logging_steps_must_be_positive():
                                                    ("mlflow", "mlflow", "mlflow-skinny"),
                                                    ("wandb", "wandb", "wandb")])
 def test_a_missing_tracker_package_is_named_with_what_to_install(name, module, package, monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    for loaded in [name for name in sys.modules if name.startswith(f"{module}.")] + [module]:
+        monkeypatch.setitem(sys.modules, loaded, None)  # import fails as if not installed (also if imported)
     with pytest.raises(ConfigError, match=rf"^report_to: {name} needs the Python package '{package}'.*"
                                           rf"pip install {package}"):
         open_trackers([name], tmp_path / "run", "run", {"lr": 1.0})
