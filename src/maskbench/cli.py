@@ -195,6 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {"train": _run_train, "prepare": _run_prepare, "predict": _run_predict, "download": _run_download,
                 "step": _run_step}
     try:
+        from maskbench.tracking import progress_bars_on_terminal_only
+
+        progress_bars_on_terminal_only()  # a job log written to a file: no \r bar updates (before the imports)
         if args.command != "download":  # which loads no model (and stays quick without transformers)
             import transformers
 

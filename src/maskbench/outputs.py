@@ -23,9 +23,10 @@ CHECKPOINT_FILES = frozenset({"tensors.safetensors", "state.json"})
 MODEL_FILES = frozenset({"config.json", "model.safetensors", "generation_config.json", "tokenizer.json",
                          "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json",
                          "merges.txt", "added_tokens.json", "chat_template.jinja", "spiece.model"})
-#: what a run directory holds: the record, predictions, and the sub-directories of the kinds above
+#: what a run directory holds: the record, predictions, the sub-directories of the kinds above, and ``tracking``
+#: (the trackers' own files of a run with ``report_to``, :mod:`maskbench.tracking`: their layout, not maskbench's)
 RUN_ENTRIES = {"metrics.json": None, "predictions.safetensors": None, "masks": ("masks", MASK_FILES),
-               "model": ("model", MODEL_FILES), "checkpoint": ("checkpoint", CHECKPOINT_FILES)}
+               "model": ("model", MODEL_FILES), "checkpoint": ("checkpoint", CHECKPOINT_FILES), "tracking": None}
 
 
 def _is_run_entry(name: str) -> bool:

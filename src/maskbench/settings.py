@@ -90,10 +90,16 @@ class TrainConfig:
     prepared: str | None = field(default=None, metadata={
         "help": "data written by 'maskbench prepare' (else tokenise now)"})
     device: str | None = None
+    #: experiment tracking (maskbench.tracking): where the run also logs its loss, dev scores and settings
+    report_to: str | None = field(default=None, metadata={
+        "help": "comma-separated trackers to log to: tensorboard, mlflow, wandb (or all); default none"})
+    logging_steps: int = field(default=50, metadata={
+        "help": "with --report-to: log the training loss and lr every this many steps"})
 
     def __post_init__(self) -> None:
         if isinstance(self.mask, dict):
             self.mask = MaskConfig.from_dict(self.mask)
+        self._check_report_to()
         self._check_types()
         if self.method not in METHODS:
             raise ConfigError(f"method: expected one of {METHODS}, got {self.method!r}")
@@ -105,7 +111,7 @@ class TrainConfig:
                 raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         checks = {"lr": self.lr > 0, "batch_size": self.batch_size >= 1, "epochs": self.epochs >= 1,
                   "patience": self.patience >= 1, "max_length": 8 <= self.max_length <= 512,
-                  "eval_batch_size": self.eval_batch_size >= 1}
+                  "eval_batch_size": self.eval_batch_size >= 1, "logging_steps": self.logging_steps >= 1}
         for key, ok in checks.items():
             if not ok:
                 raise ConfigError(f"{key}: invalid value {getattr(self, key)!r}")
@@ -145,7 +151,7 @@ class TrainConfig:
             value = getattr(self, key)
             if not (isinstance(value, (str, os.PathLike)) or (value is None and key != "out")):
                 raise ConfigError(f"{key}: expected a path string{'' if key == 'out' else ' or none'}, got {value!r}")
-        for key in ("seed", "batch_size", "epochs", "patience", "max_length", "eval_batch_size",
+        for key in ("seed", "batch_size", "epochs", "patience", "max_length", "eval_batch_size", "logging_steps",
                     "max_train_examples", "max_eval_examples"):
             value = getattr(self, key)
             optional = key.startswith("max_") and key.endswith("_examples")
@@ -154,6 +160,19 @@ class TrainConfig:
         for key in ("save_weights", "allow_partial", "group_by_length"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"{key}: expected true/false, got {getattr(self, key)!r}")
+
+    def _check_report_to(self) -> None:
+        """``report_to`` as one comma-separated string of known trackers in a fixed order (a list, from the Python
+        API or the workflow's YAML, is joined), or None for no tracking."""
+        from maskbench.tracking import parse_report_to
+
+        self.report_to = ",".join(parse_report_to(self.report_to)) or None
+
+    def trackers(self) -> tuple[str, ...]:
+        """The trackers of ``report_to`` (:mod:`maskbench.tracking`), in order; empty for none."""
+        from maskbench.tracking import parse_report_to
+
+        return parse_report_to(self.report_to)
 
     def transfer_tasks(self) -> list[str]:
         """The tasks of ``transfer``, in order (empty when none)."""
@@ -176,7 +195,7 @@ class TrainConfig:
 
 #: TrainConfig fields that say where or how fast a run is computed, not what it computes
 NON_RESULT_KEYS = ("out", "data_dir", "prepared", "device", "save_weights", "eval_batch_size", "mask_format",
-                   "transfer", "transfer_split", "transfer_prepared")
+                   "transfer", "transfer_split", "transfer_prepared", "report_to", "logging_steps")
 
 #: Settings added after runs were first recorded, with the value that reproduces the behaviour from before the
 #: setting existed. A record without such a key means that value; a run whose setting equals it keeps its

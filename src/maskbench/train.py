@@ -33,6 +33,7 @@ from maskbench.prepare import WORD_COUNTS, load_prepared, word_counts
 from maskbench.provenance import config_hash, device_name, versions
 from maskbench.settings import METHODS, PRECISIONS, TrainConfig  # noqa: F401  (re-exported)
 from maskbench.sizes import run_artefact_sizes
+from maskbench.tracking import Trackers, peak_memory
 
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.safetensors"
@@ -239,8 +240,18 @@ def train(config: TrainConfig) -> dict[str, Any]:
     """Run one training job and write ``metrics.json``, predictions and the method's artefact to ``config.out``.
 
     Dev is evaluated after every epoch; training stops after ``patience`` epochs without improvement and the
-    best epoch's parameters are restored for the dev/test predictions and the saved artefacts.
+    best epoch's parameters are restored for the dev/test predictions and the saved artefacts. With ``report_to``
+    the run is also logged to those trackers (:mod:`maskbench.tracking`); a run that fails ends theirs as failed.
     """
+    trackers = Trackers([])
+    try:
+        return _train(config, trackers)
+    except BaseException as error:
+        trackers.close(status="killed" if isinstance(error, KeyboardInterrupt) else "failed")
+        raise
+
+
+def _train(config: TrainConfig, trackers: Trackers) -> dict[str, Any]:
     out = Path(config.out)
     spec = tasks.get_task(config.task)
     method = get_method(config.method)
@@ -253,6 +264,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     check_run_directory(out, config_hash(config.result_key()))  # before any work: the results can be saved
     if device.type == "cuda":
         configure_cuda_backends()
+        torch.cuda.reset_peak_memory_stats(device)
+    trackers.start(config.trackers(), out, config.to_dict(), config_hash(config.result_key()))
     seed_everything(config.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
 
@@ -303,6 +316,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         model.train()
         started = time.perf_counter()
         loss_sum, steps = torch.zeros((), device=device), 0  # summed on the device: no host sync per step
+        logged = loss_sum.clone()  # the sum at the last logged step (report_to)
         for batch in tqdm(loaders["train"], desc=f"epoch {epoch}/{config.epochs}", leave=False,
                           disable=None):
             batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
@@ -314,10 +328,17 @@ def train(config: TrainConfig) -> dict[str, Any]:
             loss_sum += loss.detach().float()
             steps += 1
             state.examples_seen += batch["labels"].shape[0]
+            if trackers and steps % config.logging_steps == 0:  # the only host syncs of the loop
+                window, logged = (loss_sum - logged).item() / config.logging_steps, loss_sum.clone()
+                trackers.log_metrics({"train/loss": window, "train/lr": optimizer.param_groups[0]["lr"]},
+                                     (epoch - 1) * len(loaders["train"]) + steps)
         mean_loss = loss_sum.item() / max(steps, 1)
         state.train_time += time.perf_counter() - started
         score = _score(spec, predict(model, loaders["dev"], spec.kind, device, config.precision))
-        state.history.append({"epoch": epoch, "train_loss": mean_loss, "dev_score": score})
+        epoch_time = time.perf_counter() - started  # training and dev evaluation
+        state.history.append({"epoch": epoch, "train_loss": mean_loss, "dev_score": score, "time_s": epoch_time})
+        trackers.log_metrics({"epoch/train_loss": mean_loss, "epoch/dev_score": score, "epoch/time_s": epoch_time},
+                             epoch, "epoch")
         tqdm.write(f"[{config.task} {config.method} seed={config.seed} lr={config.lr:g}] epoch {epoch}: "
                    f"loss {mean_loss:.4f}, dev {spec.metric} {score:.4f}")
         state.epoch = epoch
@@ -353,6 +374,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
         transfer = run_transfer(model, config, device)
 
+    # each epoch's time rides in the history through checkpoints; the record lists them apart (its history stays
+    # the same as before, also for a resumed run); None: an epoch of a checkpoint that did not record it
+    epoch_times = [entry.pop("time_s", None) for entry in state.history]
     metrics: dict[str, Any] = {
         "task": config.task, "method": config.method, "model": config.model, "seed": config.seed, "lr": config.lr,
         "metric": spec.metric, "kind": spec.kind,
@@ -372,7 +396,12 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "versions": versions(), "device": device_name(device),
         "precision": config.precision, "optimizer": optimizer_name,
         "tf32": device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32,
+        "epoch_times_s": epoch_times,
+        **peak_memory(device),
     }
     write_json(out / METRICS_FILE, metrics, "metrics")
     remove_checkpoint(out)
+    trackers.close(final={f"final/{key}": metrics[key] for key in ("dev_score", "test_score", "peak_rss_bytes",
+                                                                   "cuda_max_allocated_bytes")
+                          if metrics[key] is not None})
     return metrics
