@@ -18,7 +18,7 @@ from maskbench.errors import ConfigError
 from maskbench.estimate import REFERENCE_RUNS, TRAIN_EXAMPLES, estimate, load_config, measured_cpu
 
 CONFIGS = ["config/ci.yaml", "config/ci_analyses.yaml", "config/ci_methods.yaml",
-           pytest.param("config/paper.yaml", marks=pytest.mark.slow(seconds=40))]
+           pytest.param("config/paper.yaml", marks=pytest.mark.slow(seconds=60))]
 
 
 def _dry_run_jobs(workdir: Path, configfile: Path) -> dict[str, int]:
