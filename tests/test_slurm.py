@@ -363,5 +363,5 @@ def test_training_job_gets_its_sbatch_arguments_and_short_jobs_are_one_group_job
     assert int(tres["mem"].rstrip("M")) >= config["resources"]["train"]["mem_mb"], tres
     # both prepare jobs ran inside the one group job
     assert (workdir / "results/prepared/minilm/trec").is_dir() and (workdir / "results/prepared/minilm/mrpc").is_dir()
-    assert len(re.findall(r"^rule prepare:$", output, flags=re.MULTILINE)) == 2, output[-3000:]
+    assert re.search(r"^prepare\s+2$", output, flags=re.MULTILINE), output[-3000:]  # Snakemake's job counts
     _report(capsys, slurm_cluster, f"sbatch arguments and group job: {wall:.0f} s wall; sacct:\n{table}")

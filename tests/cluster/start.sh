@@ -122,6 +122,8 @@ AccountingStoragePort=$PORT_DBD
 # the munge socket for connections to slurmdbd (clients read it from here, not from AuthInfo)
 AccountingStoragePass=$RUN/munge.socket
 AccountingStoreFlags=job_comment
+# the stand-in GPUs in accounting: sacct ReqTRES shows gres/gpu:<type> (tests/test_slurm.py checks it)
+AccountingStorageTRES=gres/gpu,gres/gpu:$GPU_TYPE
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=30
 JobCompType=jobcomp/none
