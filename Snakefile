@@ -26,6 +26,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/software.smk"
 
 
 # shell jobs use the maskbench of this checkout, also inside a --use-conda environment, with the absolute data

@@ -295,3 +295,73 @@ def test_job_failing_on_first_attempt_succeeds_on_retry(slurm_cluster, tmp_path,
     assert rows[second]["State"] == "COMPLETED" and rows[second]["ExitCode"] == "0:0", table
     assert rows[first]["Comment"] == rows[second]["Comment"] == "rule_flaky", table
     _report(capsys, slurm_cluster, f"retry workflow through SLURM: {wall:.0f} s wall; sacct:\n{table}")
+
+
+SLURM_PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
+SUBMISSION_TIMEOUT = 600    # two prepare jobs in one group job, then one training job: ~2-3 min
+
+
+@pytest.mark.slow(seconds=150)
+@pytest.mark.timeout(INSTALL_TIMEOUT + START_TIMEOUT + SUBMISSION_TIMEOUT + 300)
+def test_training_job_gets_its_sbatch_arguments_and_short_jobs_are_one_group_job(slurm_cluster, tmp_path, data_dir,
+                                                                                 capsys):
+    """A training job is submitted with the profile's partition, account, GPU type (--gpus=<model>:1), node
+    feature (-C), runtime, memory and threads, as SLURM's accounting records them; two data preparation jobs,
+    grouped as profiles/slurm groups them, are one SLURM job."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    profile = yaml.safe_load(SLURM_PROFILE.read_text())
+    groups = profile["groups"]
+    assert groups["prepare"] == groups["reference_model"] == groups["serving_memory"], groups
+    config = yaml.safe_load(CI_CONFIG.read_text())
+    lr = "0.0003"  # config/ci.yaml's finetuning grid
+    assert config["lr_grid"]["finetuning"] == [3.0e-4]
+    targets = ["results/prepared/minilm/trec", "results/prepared/minilm/mrpc",
+               f"results/runs/minilm/trec/finetuning/lr{lr}/seed1/metrics.json"]
+    since = _sacct_since()
+    started = time.perf_counter()
+    code, output = _snakemake(
+        slurm_cluster, SNAKEFILE, workdir, "--configfile", str(CI_CONFIG), "--config", "tasks=[trec,mrpc]",
+        "--groups", *(f"{rule}={group}" for rule, group in groups.items()),
+        "--group-components", *(f"{group}={n}" for group, n in profile["group-components"].items()),
+        "--verbose", *targets, timeout=SUBMISSION_TIMEOUT,
+        env={"MASKBENCH_DATA_DIR": str(data_dir), "TOKENIZERS_PARALLELISM": "false"})
+    wall = time.perf_counter() - started
+    assert code == 0, f"snakemake exited with {code}:\n{output[-6000:]}"
+    assert (workdir / targets[2]).is_file()
+
+    # the executor's own log of each sbatch call
+    calls = [call.split(" --wrap=")[0]
+             for call in re.findall(r"^sbatch call: (sbatch .*)$", output, flags=re.MULTILINE)]
+    # (a group job's Snakemake id is a UUID, which _submissions leaves out)
+    submitted = re.findall(r"^Job (\S+) has been submitted with SLURM jobid (\d+)", output, flags=re.MULTILINE)
+    assert len(calls) == 2 == len(submitted), (calls, submitted)
+    train_call = next(call for call in calls if "rule_train_" in call)
+    test_profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
+    expected = {"-p debug", "-A maskbench", "-t 10", "--gpus=stand_in:1", "-C stand_in", "--cpus-per-task=1"}
+    assert all(part in train_call for part in expected), (expected, train_call)
+    assert test_profile["set-resources"]["train"]["gpu_model"] == "stand_in"
+    group_call = next(call for call in calls if "rule_train_" not in call)
+    assert "--gpus" not in group_call and "-C " not in group_call, group_call
+
+    # what SLURM recorded: one group job (both prepare jobs) and the training job with its resources
+    fields = ["JobID", "State", "Comment", "Partition", "Account", "TimelimitRaw", "ReqTRES", "Constraints"]
+    result = subprocess.run(
+        ["sacct", "-X", "--parsable2", "--noheader", "--starttime", since, "--name", _run_uuid(output),
+         f"--format={','.join(fields)}"], capture_output=True, text=True, env=slurm_cluster.env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    rows = [dict(zip(fields, line.split("|"))) for line in result.stdout.splitlines() if line.strip()]
+    table = "\n".join("|".join(row.values()) for row in rows)
+    assert len(rows) == 2 and all(row["State"] == "COMPLETED" for row in rows), table
+    train = next(row for row in rows if row["Comment"].startswith("rule_train_"))
+    group = next(row for row in rows if row is not train)
+    assert group["Comment"].startswith(f"rule_{groups['prepare']}"), table  # rule_<group>_<its rules>
+    assert (train["Partition"], train["Account"], train["TimelimitRaw"], train["Constraints"]) == (
+        "debug", "maskbench", "10", "stand_in"), table
+    tres = dict(item.split("=", 1) for item in train["ReqTRES"].split(","))
+    assert tres["cpu"] == "1" and tres.get("gres/gpu:stand_in") == "1", tres
+    assert int(tres["mem"].rstrip("M")) >= config["resources"]["train"]["mem_mb"], tres
+    # both prepare jobs ran inside the one group job
+    assert (workdir / "results/prepared/minilm/trec").is_dir() and (workdir / "results/prepared/minilm/mrpc").is_dir()
+    assert re.search(r"^prepare\s+2$", output, flags=re.MULTILINE), output[-3000:]  # Snakemake's job counts
+    _report(capsys, slurm_cluster, f"sbatch arguments and group job: {wall:.0f} s wall; sacct:\n{table}")

@@ -133,6 +133,29 @@ def _run_download(args: argparse.Namespace) -> None:
                       for kind in ("models", "tasks")}))
 
 
+def _add_estimate(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "estimate", help="jobs, training examples and CPU/GPU hours of a workflow configuration, before submitting it",
+        description="Count the training jobs a workflow configuration plans (and its worst case with every lr grid "
+                    "extended to the cap) and estimate CPU core-hours and GPU-hours per model and task from measured "
+                    "throughput (maskbench.estimate).")
+    parser.add_argument("--configfile", nargs="+", default=["config.yaml"], metavar="FILE",
+                        help="the workflow configuration(s), merged as snakemake merges them (default: config.yaml)")
+    parser.add_argument("--records", default=None, metavar="DIR",
+                        help="run records whose train_examples_per_s give the CPU throughput "
+                             "(default: the committed results/reference/runs)")
+    parser.add_argument("--json", action="store_true", help="print the estimate as JSON instead of a table")
+
+
+def _run_estimate(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from maskbench.estimate import REFERENCE_RUNS, estimate, load_config, render
+
+    result = estimate(load_config(args.configfile), Path(args.records) if args.records else REFERENCE_RUNS)
+    print(json.dumps(result.to_dict(), indent=1) if args.json else render(result))
+
+
 #: the workflow's heavy steps besides training (they load a model): step name -> the library function
 #: ("module:function") that ``maskbench step NAME ARGUMENTS`` calls with the JSON object ARGUMENTS as keywords
 STEPS = {
@@ -182,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prepare(subparsers)
     _add_predict(subparsers)
     _add_download(subparsers)
+    _add_estimate(subparsers)
     _add_step(subparsers)
     return parser
 
@@ -193,12 +217,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     commands = {"train": _run_train, "prepare": _run_prepare, "predict": _run_predict, "download": _run_download,
-                "step": _run_step}
+                "estimate": _run_estimate, "step": _run_step}
     try:
         from maskbench.tracking import progress_bars_on_terminal_only
 
         progress_bars_on_terminal_only()  # a job log written to a file: no \r bar updates (before the imports)
-        if args.command != "download":  # which loads no model (and stays quick without transformers)
+        if args.command not in ("download", "estimate"):  # which load no model (quick without transformers)
             import transformers
 
             transformers.logging.set_verbosity_error()  # the expected "newly initialised head" report is noise here

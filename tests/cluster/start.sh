@@ -72,6 +72,8 @@ hardware=$(sed -e 's/^NodeName=[^ ]* //' -e 's/ *RealMemory=[0-9]*//' <<<"$node_
 # jobs just see CUDA_VISIBLE_DEVICES set)
 GPU_FILES=/dev/null,/dev/zero
 GPUS=2
+# their type (profiles/slurm-test asks for it as gpu_model, and as a node feature: constraint)
+GPU_TYPE=stand_in
 
 read -r PORT_MYSQL PORT_DBD PORT_CTLD PORT_SLURMD < <("${PYTHON:-python3}" - <<'PY'
 import socket
@@ -120,16 +122,18 @@ AccountingStoragePort=$PORT_DBD
 # the munge socket for connections to slurmdbd (clients read it from here, not from AuthInfo)
 AccountingStoragePass=$RUN/munge.socket
 AccountingStoreFlags=job_comment
+# the stand-in GPUs in accounting: sacct ReqTRES shows gres/gpu:<type> (tests/test_slurm.py checks it)
+AccountingStorageTRES=gres/gpu,gres/gpu:$GPU_TYPE
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=30
 JobCompType=jobcomp/none
 GresTypes=gpu
-NodeName=$NODE NodeAddr=127.0.0.1 $hardware RealMemory=$real_mb Gres=gpu:$GPUS State=UNKNOWN
+NodeName=$NODE NodeAddr=127.0.0.1 $hardware RealMemory=$real_mb Gres=gpu:$GPU_TYPE:$GPUS Feature=$GPU_TYPE State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 CONF
 
 cat >"$ETC/gres.conf" <<CONF
-NodeName=$NODE Name=gpu File=$GPU_FILES
+NodeName=$NODE Name=gpu Type=$GPU_TYPE File=$GPU_FILES
 CONF
 
 # slurmdbd reads slurmdbd.conf next to $SLURM_CONF; it refuses one that others can read

@@ -18,7 +18,9 @@ rule train_analysis:
     benchmark:
         BENCHMARK.format(stage="train", name="{model}/{task}/{variant}/lr{lr}_seed{seed}")
     conda:
-        "../envs/maskbench.yaml"
+        CONDA_ENV
+    container:
+        CONTAINER
     threads: config["resources"]["train"]["threads"]
     resources:
         gpu=config["resources"]["train"]["gpu"],
@@ -79,7 +81,9 @@ rule generalization:
     log:
         log_file("analysis", "generalization/{model}/{method}/{source}"),
     conda:
-        "../envs/maskbench.yaml"
+        CONDA_ENV
+    container:
+        CONTAINER
     threads: analysis_resources("threads")
     resources:
         mem_mb=lambda wildcards, attempt: analysis_resources("mem_mb", attempt),
@@ -132,7 +136,9 @@ rule fig4_tsne:
     log:
         log_file("analysis", "fig4_tsne"),
     conda:
-        "../envs/maskbench.yaml"
+        CONDA_ENV
+    container:
+        CONTAINER
     threads: analysis_resources("threads")
     resources:
         mem_mb=lambda wildcards, attempt: analysis_resources("mem_mb", attempt),
@@ -164,7 +170,9 @@ rule fig5_mask_dissimilarity:
     log:
         log_file("analysis", "fig5_mask_dissimilarity"),
     conda:
-        "../envs/maskbench.yaml"
+        CONDA_ENV
+    container:
+        CONTAINER
     threads: analysis_resources("threads")
     resources:
         mem_mb=lambda wildcards, attempt: analysis_resources("mem_mb", attempt),
@@ -193,7 +201,9 @@ rule mode_connectivity:
     log:
         log_file("analysis", "connectivity/{model}/{task}"),
     conda:
-        "../envs/maskbench.yaml"
+        CONDA_ENV
+    container:
+        CONTAINER
     threads: analysis_resources("threads")
     resources:
         mem_mb=lambda wildcards, attempt: analysis_resources("mem_mb", attempt),
@@ -244,7 +254,9 @@ rule bezier:
     log:
         log_file("analysis", "bezier/{model}/{task}"),
     conda:
-        "../envs/maskbench.yaml"
+        CONDA_ENV
+    container:
+        CONTAINER
     threads: analysis_resources("threads")
     resources:
         # the curve holds its bends, both end points and Adam's state: several copies of the model

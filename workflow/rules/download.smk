@@ -10,7 +10,9 @@ rule download:
     log:
         log_file("download", "manifest"),
     conda:
-        "../envs/maskbench.yaml"
+        CONDA_ENV
+    container:
+        CONTAINER
     params:
         # lists: the shell command quotes each item ({params.x:q})
         models=lambda wildcards: [model["name"] for model in config["models"].values()],

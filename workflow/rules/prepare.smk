@@ -9,7 +9,9 @@ rule prepare:
     log:
         log_file("prepare", "{model}/{task}"),
     conda:
-        "../envs/maskbench.yaml"
+        CONDA_ENV
+    container:
+        CONTAINER
     resources:
         mem_mb=lambda wildcards, attempt: config["resources"]["prepare"]["mem_mb"] * attempt,
         runtime=lambda wildcards, attempt: config["resources"]["prepare"]["runtime"] * attempt,

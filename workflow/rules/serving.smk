@@ -10,7 +10,9 @@ rule serving_memory:
     log:
         log_file("serving_memory", "{model}"),
     conda:
-        "../envs/maskbench.yaml"
+        CONDA_ENV
+    container:
+        CONTAINER
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: analysis_resources("mem_mb", attempt),

@@ -10,7 +10,9 @@ rule reference_model:
     log:
         log_file("reference_model", "{model}/{task}"),
     conda:
-        "../envs/maskbench.yaml"
+        CONDA_ENV
+    container:
+        CONTAINER
     resources:
         mem_mb=lambda wildcards, attempt: config["resources"]["prepare"]["mem_mb"] * attempt,
     params:

@@ -13,7 +13,9 @@ rule train:
     benchmark:
         BENCHMARK.format(stage="train", name="{model}/{task}/{method}/lr{lr}_seed{seed}")
     conda:
-        "../envs/maskbench.yaml"
+        CONDA_ENV
+    container:
+        CONTAINER
     threads: config["resources"]["train"]["threads"]
     resources:
         gpu=config["resources"]["train"]["gpu"],
