@@ -168,6 +168,7 @@ STEPS = {
     "bezier": "maskbench.analysis.connectivity:write_bezier",
     "run-log": "maskbench.runlog:write_run_log",
     "data-fingerprints": "maskbench.fingerprint:add_data_fingerprints",  # migration of records made before them
+    "front-page": "maskbench.frontpage:write_front_page",  # the READMEs' generated blocks, from the records
 }
 
 

@@ -43,7 +43,7 @@ rule fig1_sparsity:
     input:
         sparsity_runs,
     output:
-        png=report(FIGURE.format(name="fig1_sparsity.png"), caption="../report/analysis.rst", category="Analyses"),
+        png=report(FIGURE.format(name="fig1_sparsity.png"), caption="../report/fig1.rst", category="Analyses"),
         csv=FIGURE.format(name="fig1_sparsity.csv"),
     log:
         log_file("analysis", "fig1_sparsity"),
@@ -59,7 +59,7 @@ rule fig2_layers:
     input:
         layer_runs,
     output:
-        png=report(FIGURE.format(name="fig2_layers.png"), caption="../report/analysis.rst", category="Analyses"),
+        png=report(FIGURE.format(name="fig2_layers.png"), caption="../report/fig2.rst", category="Analyses"),
         csv=FIGURE.format(name="fig2_layers.csv"),
         tables=[TABLE.format(name=f"table7_layers{suffix}") for suffix in TABLE_FORMATS],
     log:
@@ -108,8 +108,9 @@ rule table3_generalization:
     output:
         md=TABLE.format(name="table3_generalization.md"),
         tex=TABLE.format(name="table3_generalization.tex"),
-        csv=report(
-            TABLE.format(name="table3_generalization.csv"), caption="../report/analysis.rst", category="Analyses"
+        csv=TABLE.format(name="table3_generalization.csv"),
+        html=report(
+            TABLE.format(name="table3_generalization.html"), caption="../report/table3.rst", category="Analyses"
         ),
     log:
         log_file("analysis", "table3_generalization"),
@@ -131,7 +132,7 @@ rule fig4_tsne:
         prepared=analysis_prepared("tsne"),
         downloaded=downloaded(),
     output:
-        png=report(FIGURE.format(name="fig4_tsne.png"), caption="../report/analysis.rst", category="Analyses"),
+        png=report(FIGURE.format(name="fig4_tsne.png"), caption="../report/fig4.rst", category="Analyses"),
         csv=FIGURE.format(name="fig4_tsne.csv"),
     log:
         log_file("analysis", "fig4_tsne"),
@@ -163,9 +164,7 @@ rule fig5_mask_dissimilarity:
     input:
         **mask_similarity_runs(),
     output:
-        png=report(
-            FIGURE.format(name="fig5_mask_dissimilarity.png"), caption="../report/analysis.rst", category="Analyses"
-        ),
+        png=report(FIGURE.format(name="fig5_mask_dissimilarity.png"), caption="../report/fig5.rst", category="Analyses"),
         csv=FIGURE.format(name="fig5_mask_dissimilarity.csv"),
     log:
         log_file("analysis", "fig5_mask_dissimilarity"),
@@ -231,9 +230,7 @@ rule fig6_mode_connectivity:
             for task in ANALYSES["mode_connectivity"]["tasks"]
         ],
     output:
-        png=report(
-            FIGURE.format(name="fig6_mode_connectivity.png"), caption="../report/analysis.rst", category="Analyses"
-        ),
+        png=report(FIGURE.format(name="fig6_mode_connectivity.png"), caption="../report/fig6.rst", category="Analyses"),
         csv=FIGURE.format(name="fig6_mode_connectivity.csv"),
     log:
         log_file("analysis", "fig6_mode_connectivity"),
@@ -284,7 +281,7 @@ rule fig7_bezier:
             BEZIER.format(model=ANALYSES["bezier"]["model"], task=task) for task in ANALYSES["bezier"]["tasks"]
         ],
     output:
-        png=report(FIGURE.format(name="fig7_bezier.png"), caption="../report/analysis.rst", category="Analyses"),
+        png=report(FIGURE.format(name="fig7_bezier.png"), caption="../report/fig7.rst", category="Analyses"),
         csv=FIGURE.format(name="fig7_bezier.csv"),
     log:
         log_file("analysis", "fig7_bezier"),

@@ -185,7 +185,8 @@ LOG = f"{RESULTS}/logs/{{stage}}/{{name}}.log"
 BENCHMARK = f"{RESULTS}/logs/{{stage}}/{{name}}.benchmark.tsv"  # wall and CPU seconds, peak memory of a job
 
 TABLE_NAMES = ["table1_dev", "table2_test", "table4_lr", "table5_sizes", "table8_memory", "table9_bytes"]
-TABLE_FORMATS = [".md", ".tex", ".csv"]
+# .html: the page `snakemake --report` shows (caption, table, notes)
+TABLE_FORMATS = [".md", ".tex", ".csv", ".html"]
 
 
 def downloaded():
@@ -532,11 +533,13 @@ ANALYSIS_OUTPUTS = {
         "tables/table7_layers.md",
         "tables/table7_layers.tex",
         "tables/table7_layers.csv",
+        "tables/table7_layers.html",
     ],
     "generalization": [
         "tables/table3_generalization.md",
         "tables/table3_generalization.tex",
         "tables/table3_generalization.csv",
+        "tables/table3_generalization.html",
     ],
     "tsne": ["figures/fig4_tsne.png", "figures/fig4_tsne.csv"],
     "mask_similarity": ["figures/fig5_mask_dissimilarity.png", "figures/fig5_mask_dissimilarity.csv"],

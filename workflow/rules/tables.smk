@@ -7,7 +7,8 @@ rule table1_dev:
     output:
         md=TABLE.format(name="table1_dev.md"),
         tex=TABLE.format(name="table1_dev.tex"),
-        csv=report(TABLE.format(name="table1_dev.csv"), caption="../report/table1.rst", category="Tables"),
+        csv=TABLE.format(name="table1_dev.csv"),
+        html=report(TABLE.format(name="table1_dev.html"), caption="../report/table1.rst", category="Tables"),
     log:
         log_file("tables", "table1_dev"),
     params:
@@ -26,7 +27,8 @@ rule table2_test:
     output:
         md=TABLE.format(name="table2_test.md"),
         tex=TABLE.format(name="table2_test.tex"),
-        csv=report(TABLE.format(name="table2_test.csv"), caption="../report/table2.rst", category="Tables"),
+        csv=TABLE.format(name="table2_test.csv"),
+        html=report(TABLE.format(name="table2_test.html"), caption="../report/table2.rst", category="Tables"),
     log:
         log_file("tables", "table2_test"),
     params:
@@ -50,7 +52,8 @@ rule table4_lr:
     output:
         md=TABLE.format(name="table4_lr.md"),
         tex=TABLE.format(name="table4_lr.tex"),
-        csv=report(TABLE.format(name="table4_lr.csv"), caption="../report/table4.rst", category="Tables"),
+        csv=TABLE.format(name="table4_lr.csv"),
+        html=report(TABLE.format(name="table4_lr.html"), caption="../report/table4.rst", category="Tables"),
     log:
         log_file("tables", "table4_lr"),
     params:
@@ -67,7 +70,8 @@ rule table5_sizes:
     output:
         md=TABLE.format(name="table5_sizes.md"),
         tex=TABLE.format(name="table5_sizes.tex"),
-        csv=report(TABLE.format(name="table5_sizes.csv"), caption="../report/table5.rst", category="Tables"),
+        csv=TABLE.format(name="table5_sizes.csv"),
+        html=report(TABLE.format(name="table5_sizes.html"), caption="../report/table5.rst", category="Tables"),
     log:
         log_file("tables", "table5_sizes"),
     params:
@@ -86,7 +90,8 @@ rule table8_memory:
     output:
         md=TABLE.format(name="table8_memory.md"),
         tex=TABLE.format(name="table8_memory.tex"),
-        csv=report(TABLE.format(name="table8_memory.csv"), caption="../report/table8.rst", category="Tables"),
+        csv=TABLE.format(name="table8_memory.csv"),
+        html=report(TABLE.format(name="table8_memory.html"), caption="../report/table8.rst", category="Tables"),
     log:
         log_file("tables", "table8_memory"),
     params:
@@ -111,7 +116,8 @@ rule table9_bytes:
     output:
         md=TABLE.format(name="table9_bytes.md"),
         tex=TABLE.format(name="table9_bytes.tex"),
-        csv=report(TABLE.format(name="table9_bytes.csv"), caption="../report/table9.rst", category="Tables"),
+        csv=TABLE.format(name="table9_bytes.csv"),
+        html=report(TABLE.format(name="table9_bytes.html"), caption="../report/table9.rst", category="Tables"),
     log:
         log_file("tables", "table9_bytes"),
     params:
@@ -130,8 +136,9 @@ rule paper_comparison:
     output:
         md=TABLE.format(name="paper_comparison.md"),
         tex=TABLE.format(name="paper_comparison.tex"),
-        csv=report(
-            TABLE.format(name="paper_comparison.csv"), caption="../report/paper_comparison.rst", category="Tables"
+        csv=TABLE.format(name="paper_comparison.csv"),
+        html=report(
+            TABLE.format(name="paper_comparison.html"), caption="../report/paper_comparison.rst", category="Tables"
         ),
     log:
         log_file("tables", "paper_comparison"),
