@@ -75,6 +75,11 @@ class LoraSettings:
                 f"{', '.join(BLOCK_LINEARS)}"})
 
     def __post_init__(self) -> None:
+        if isinstance(self.lora_r, bool) or not isinstance(self.lora_r, int) or self.lora_r < 1:
+            raise ConfigError(f"lora_r: expected a positive integer, got {self.lora_r!r}")
+        if (isinstance(self.lora_alpha, bool) or not isinstance(self.lora_alpha, (int, float))
+                or not math.isfinite(self.lora_alpha) or self.lora_alpha <= 0):
+            raise ConfigError(f"lora_alpha: expected a positive number, got {self.lora_alpha!r}")
         if (isinstance(self.lora_dropout, bool) or not isinstance(self.lora_dropout, (int, float))
                 or not 0 <= self.lora_dropout < 1):
             raise ConfigError(f"lora_dropout: expected a number in [0, 1), got {self.lora_dropout!r}")
