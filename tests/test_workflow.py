@@ -149,7 +149,7 @@ def test_ci_config_runs_every_stage_and_is_cached(tmp_path):
     measured = {(point["method"], point["tasks"]): point["model_rss_mb"] for point in serving["points"]}
     assert set(measured) == {("masking", 1), ("finetuning", 1)} and all(v > 0 for v in measured.values())
     assert "serving 1 task (resident, measured)" in (results / "tables" / "table8_memory.md").read_text()
-    assert "resident_mib" in (results / "figures" / "fig3_memory.csv").read_text().splitlines()[0]
+    assert "resident_mb" in (results / "figures" / "fig3_memory.csv").read_text().splitlines()[0]
 
     # masking's two-lr grid always has its best lr on a border: one extension round (the cap), three lrs trained
     selection = results / "selection" / "minilm" / "trec"
