@@ -136,24 +136,24 @@ METHOD_SETTINGS: dict[str, type] = {"lora": LoraSettings, "ia3": Ia3Settings, "b
 class TrainConfig:
     """Everything that determines a run's numbers (``out``, ``data_dir`` and ``device`` only say where)."""
 
-    method: str = field(metadata={"choices": METHODS, "cli_required": True})
+    method: str = field(metadata={"choices": METHODS, "cli_required": True, "help": "the training method"})
     model: str = field(metadata={"cli_default": "minilm",
                                  "help": "hub id, local path, or 'minilm' (the offline model)"})
-    task: str = field(metadata={"cli_required": True})
-    seed: int = 1
-    lr: float = field(default=5e-5, metadata={"cli_required": True})
-    batch_size: int = 32
-    epochs: int = 10
+    task: str = field(metadata={"cli_required": True, "help": "the task, e.g. sst2, mrpc, conll2003 (README: Tasks)"})
+    seed: int = field(default=1, metadata={"help": "random seed of the head, the mask scores and the batch order"})
+    lr: float = field(default=5e-5, metadata={"cli_required": True, "help": "learning rate (Adam, constant)"})
+    batch_size: int = field(default=32, metadata={"help": "training examples per step"})
+    epochs: int = field(default=10, metadata={"help": "most epochs to train"})
     patience: int = field(default=2, metadata={"help": "stop after this many epochs without a better dev score"})
     max_length: int = field(default=128, metadata={"help": "wordpieces per example"})
-    max_train_examples: int | None = field(default=None, metadata={"help": "train on a fixed subset (demos only)"})
-    max_eval_examples: int | None = field(default=None, metadata={"help": "cap dev/test size (demos only)"})
+    max_train_examples: int | None = field(default=None, metadata={"help": "train on a fixed subset (demos only; default: all)"})
+    max_eval_examples: int | None = field(default=None, metadata={"help": "cap dev/test size (demos only; default: all)"})
     mask: MaskConfig = field(default_factory=MaskConfig)
     #: each method's own settings; only the method that uses them has them in its identity (:data:`METHOD_KEYS`)
     lora: LoraSettings = field(default_factory=LoraSettings)
     ia3: Ia3Settings = field(default_factory=Ia3Settings)
     bitfit: BitfitSettings = field(default_factory=BitfitSettings)
-    eval_batch_size: int = 128
+    eval_batch_size: int = field(default=128, metadata={"help": "examples per forward pass when scoring"})
     #: training batches group examples of similar length inside random pools (``maskbench.batching``)
     group_by_length: bool = field(default=True, metadata={
         "help": "draw training batches at random instead of grouping similar lengths"})
@@ -164,11 +164,11 @@ class TrainConfig:
     #: Table 3 (generalization): tasks with the same labels that the trained model is also scored on, recorded in
     #: ``metrics.json`` ("transfer"), so that the analysis needs no saved model, masks or adapter of the run
     transfer: str | None = field(default=None, metadata={
-        "help": "comma-separated tasks with the same labels to score the trained model on (e.g. imdb,sst2)"})
+        "help": "comma-separated tasks with the same labels to score the trained model on, e.g. imdb,sst2 (default: none)"})
     transfer_split: str = field(default="dev", metadata={
         "choices": TRANSFER_SPLITS, "help": "the split of the transfer tasks that is scored"})
     transfer_prepared: str | None = field(default=None, metadata={
-        "help": "folder holding each transfer task's prepared data as FOLDER/TASK (else tokenise now)"})
+        "help": "folder holding each transfer task's prepared data as FOLDER/TASK (default: tokenise now)"})
     #: how a masking run stores its masks (``maskbench.storage``): 1 bit per weight, or the lossless sub-bit coding
     mask_format: str = field(default=PACKED_BITS, metadata={
         "choices": MASK_FORMATS,
@@ -180,8 +180,9 @@ class TrainConfig:
     data_dir: str | None = field(default=None, metadata={
         "help": "original task files (default: $MASKBENCH_DATA_DIR, else the hub)"})
     prepared: str | None = field(default=None, metadata={
-        "help": "data written by 'maskbench prepare' (else tokenise now)"})
-    device: str | None = None
+        "help": "data written by 'maskbench prepare' (default: tokenise now)"})
+    device: str | None = field(default=None, metadata={
+        "help": "cpu, cuda, cuda:N (default: cuda when available, else cpu)"})
 
     def __post_init__(self) -> None:
         if isinstance(self.mask, dict):
