@@ -130,7 +130,8 @@ def test_identity_of_finetuning_and_masking_runs_is_unchanged():
 
 def test_identity_of_new_methods_depends_on_their_settings_only():
     lora = TrainConfig(method="lora", model="minilm", task="sst2")
-    assert run_identity(TrainConfig(method="lora", model="minilm", task="sst2", lora=LoraSettings(lora_r=16)).to_dict()) != \
+    rank16 = TrainConfig(method="lora", model="minilm", task="sst2", lora=LoraSettings(lora_r=16))
+    assert run_identity(rank16.to_dict()) != \
         run_identity(lora.to_dict())
     # of the mask settings LoRA uses only the blocks
     sparser = TrainConfig(method="lora", model="minilm", task="sst2", mask=MaskConfig(initial_sparsity=0.2))

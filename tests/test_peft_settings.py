@@ -53,7 +53,8 @@ def test_every_committed_run_keeps_its_identity_in_the_new_spelling():
 @pytest.mark.parametrize("method, change", [
     ("lora", {"lora": LoraSettings(lora_dropout=0.1)}), ("lora", {"lora": LoraSettings(lora_targets="query,value")}),
     ("lora", {"lora": LoraSettings(lora_r=4)}), ("ia3", {"ia3": Ia3Settings(ia3_targets="all")}),
-    ("ia3", {"ia3": Ia3Settings(ia3_feedforward="none")}), ("bitfit", {"bitfit": BitfitSettings("query,intermediate")})])
+    ("ia3", {"ia3": Ia3Settings(ia3_feedforward="none")}),
+    ("bitfit", {"bitfit": BitfitSettings("query,intermediate")})])
 def test_a_method_s_own_settings_change_its_identity_only(method, change):
     base = TrainConfig(method=method, model="minilm", task="sst2")
     assert run_identity(TrainConfig(method=method, model="minilm", task="sst2", **change).to_dict()) != \

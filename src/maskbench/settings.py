@@ -146,8 +146,10 @@ class TrainConfig:
     epochs: int = field(default=10, metadata={"help": "most epochs to train"})
     patience: int = field(default=2, metadata={"help": "stop after this many epochs without a better dev score"})
     max_length: int = field(default=128, metadata={"help": "wordpieces per example"})
-    max_train_examples: int | None = field(default=None, metadata={"help": "train on a fixed subset (demos only; default: all)"})
-    max_eval_examples: int | None = field(default=None, metadata={"help": "cap dev/test size (demos only; default: all)"})
+    max_train_examples: int | None = field(default=None, metadata={
+        "help": "train on a fixed subset (demos only; default: all)"})
+    max_eval_examples: int | None = field(default=None, metadata={
+        "help": "cap dev/test size (demos only; default: all)"})
     mask: MaskConfig = field(default_factory=MaskConfig)
     #: each method's own settings; only the method that uses them has them in its identity (:data:`METHOD_KEYS`)
     lora: LoraSettings = field(default_factory=LoraSettings)
@@ -164,7 +166,8 @@ class TrainConfig:
     #: Table 3 (generalization): tasks with the same labels that the trained model is also scored on, recorded in
     #: ``metrics.json`` ("transfer"), so that the analysis needs no saved model, masks or adapter of the run
     transfer: str | None = field(default=None, metadata={
-        "help": "comma-separated tasks with the same labels to score the trained model on, e.g. imdb,sst2 (default: none)"})
+        "help": "comma-separated tasks with the same labels to score the trained model on, e.g. imdb,sst2 "
+                "(default: none)"})
     transfer_split: str = field(default="dev", metadata={
         "choices": TRANSFER_SPLITS, "help": "the split of the transfer tasks that is scored"})
     transfer_prepared: str | None = field(default=None, metadata={
