@@ -270,8 +270,8 @@ def test_cli_trains_lora_with_its_rank_and_alpha(tiny_bert_dir, tmp_path, capsys
                  "--out", str(tmp_path / "run")])
     assert code == 0
     recorded = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert recorded["method"] == "lora" and recorded["config"]["lora_r"] == 4
-    assert recorded["config"]["lora_alpha"] == 16.0 and recorded["config"]["mask"]["blocks"] == "3"
+    assert recorded["method"] == "lora" and recorded["config"]["lora"]["lora_r"] == 4  # nested: LoraSettings
+    assert recorded["config"]["lora"]["lora_alpha"] == 16.0 and recorded["config"]["mask"]["blocks"] == "3"
     adapter = json.loads((tmp_path / "run" / "lora" / "adapter_config.json").read_text())
     assert adapter["r"] == 4 and adapter["lora_alpha"] == 16.0
     assert sorted(adapter["target_modules"]) == sorted(

@@ -222,7 +222,7 @@ def test_ci_methods_config_trains_every_method_and_renders_the_tables(tmp_path):
                              ("bitfit", "bitfit/bitfit.safetensors"), ("masking", "masks/masks.safetensors")):
         assert len(list(runs.glob(f"{method}/lr*/seed*/{artefact}"))) == 2, method
     recorded = json.loads(next(runs.glob("lora/lr*/seed1/metrics.json")).read_text())
-    assert recorded["config"]["lora_r"] == 4  # training.lora_r of the configuration reaches the run
+    assert recorded["config"]["lora"]["lora_r"] == 4  # training.lora_r of the configuration reaches the run
     table9 = list(csv.reader((results / "tables" / "table9_bytes.csv").open()))
     methods = [row[1] for row in table9[1:]]
     assert methods == ["Finetuning", "Masking (packed bits)", "Masking (Rice-coded)", "LoRA", "BitFit", "IA3"]
