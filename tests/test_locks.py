@@ -145,7 +145,7 @@ def test_two_train_processes_with_different_lrs_on_one_out(tiny_bert_dir, tmp_pa
                              env=_environment())
     try:
         _started(first, "paused")
-        assert main(_train_args(tiny_bert_dir, DATA_DIR, out, "2e-3")) == 2
+        assert main(_train_args(tiny_bert_dir, DATA_DIR, out, "2e-3")) == 1  # held elsewhere: exit 1
         _holder_named(_refusal(capsys), out, first.pid, "'maskbench train --method masking --task rte --lr 1e-3")
         first.stdin.write("\n")
         first.stdin.flush()
@@ -163,7 +163,7 @@ def test_two_train_processes_with_different_lrs_on_one_out(tiny_bert_dir, tmp_pa
 def test_prepare_refuses_a_held_folder_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "prepared" / "rte"
     with holding(out) as (holder, _):
-        assert main(["prepare", "--task", "rte", "--data-dir", str(DATA_DIR), "--out", str(out)]) == 2
+        assert main(["prepare", "--task", "rte", "--data-dir", str(DATA_DIR), "--out", str(out)]) == 1
         _holder_named(_refusal(capsys), out, holder.pid, "'python -c")
         assert not out.exists()
     assert main(["prepare", "--task", "rte", "--data-dir", str(DATA_DIR), "--out", str(out)]) == 0  # let go: runs
@@ -186,7 +186,7 @@ def test_predict_refuses_a_held_output_file(tiny_bert_dir, tmp_path, capsys):
     argv = ["predict", "--base", str(tiny_bert_dir), "--masks", str(masks), "--input", str(requests),
             "--output", str(output), "--device", "cpu"]
     with holding(output) as (holder, _):
-        assert main(argv) == 2
+        assert main(argv) == 1
         _holder_named(_refusal(capsys), output, holder.pid, "'python -c")
         assert not output.exists()
     assert main(argv) == 0 and json.loads(output.read_text())["label"] in ("neg", "pos")
@@ -366,11 +366,11 @@ def test_a_standalone_writer_inside_a_held_results_dir_is_refused_but_the_workfl
     argv = ["prepare", "--task", "rte", "--data-dir", str(DATA_DIR), "--out", str(out)]
     with holding(results, "results") as (holder, token):
         monkeypatch.delenv(TOKEN_ENV, raising=False)
-        assert main(argv) == 2
+        assert main(argv) == 1
         line = _refusal(capsys)
         assert f"{out}: inside {results}, which is in use by another maskbench process (pid {holder.pid} " in line
         monkeypatch.setenv(TOKEN_ENV, "0" * 32)  # another workflow's token
-        assert main(argv) == 2
+        assert main(argv) == 1
         monkeypatch.setenv(TOKEN_ENV, token)  # a job of the holding workflow
         assert main(argv) == 0
     assert (out / "prepared.json").is_file()
@@ -396,7 +396,7 @@ def test_a_running_workflow_holds_its_results_dir_while_its_jobs_write_there(tmp
         record = json.loads(holder.read_text())
         assert record["pid"] == workflow.pid and record["command"].startswith("snakemake") and record["token"]
         other = results / "prepared" / "minilm" / "rte"
-        assert main(["prepare", "--task", "rte", "--data-dir", str(DATA_DIR), "--out", str(other)]) == 2
+        assert main(["prepare", "--task", "rte", "--data-dir", str(DATA_DIR), "--out", str(other)]) == 1
         assert f"inside {results}, which is in use by another maskbench process (pid {workflow.pid} " in \
             _refusal(capsys)
         output, _ = workflow.communicate(timeout=600)

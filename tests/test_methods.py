@@ -27,7 +27,7 @@ from maskbench.errors import ConfigError, MaskFileError
 from maskbench.masking.config import MaskConfig
 from maskbench.methods import MODULES, get_method, method_of_artefact
 from maskbench.models import load_model
-from maskbench.settings import TrainConfig, run_identity
+from maskbench.settings import LoraSettings, TrainConfig, run_identity
 from maskbench.tasks import TASKS
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -64,7 +64,8 @@ def _batch(kind: str, generator: torch.Generator) -> dict[str, torch.Tensor]:
 
 
 def _config(method: str, **overrides) -> TrainConfig:
-    return TrainConfig(method=method, model="unused", task="sst2", seed=5, mask=MaskConfig(blocks="1-3"), **overrides)
+    return TrainConfig.from_dict({"method": method, "model": "unused", "task": "sst2", "seed": 5,
+                                  "mask": MaskConfig(blocks="1-3"), **overrides})
 
 
 def _trained(method: str, base: Path, kind: str, steps: int = 2):
@@ -130,13 +131,14 @@ def test_identity_of_finetuning_and_masking_runs_is_unchanged():
                                  max_train_examples=100)
         assert run_identity(config.to_dict()) == identity, (method, variant)
         # LoRA's settings do not enter the identity of methods that do not use them
-        changed = TrainConfig(**{**config.to_dict(), "lora_r": 4, "lora_alpha": 32.0, "mask": config.mask})
+        changed = TrainConfig.from_dict({**config.to_dict(), "lora_r": 4, "lora_alpha": 32.0, "mask": config.mask})
         assert run_identity(changed.to_dict()) == identity
 
 
 def test_identity_of_new_methods_depends_on_their_settings_only():
     lora = TrainConfig(method="lora", model="minilm", task="sst2")
-    assert run_identity(TrainConfig(method="lora", model="minilm", task="sst2", lora_r=16).to_dict()) != \
+    rank16 = TrainConfig(method="lora", model="minilm", task="sst2", lora=LoraSettings(lora_r=16))
+    assert run_identity(rank16.to_dict()) != \
         run_identity(lora.to_dict())
     # of the mask settings LoRA uses only the blocks
     sparser = TrainConfig(method="lora", model="minilm", task="sst2", mask=MaskConfig(initial_sparsity=0.2))
@@ -144,7 +146,7 @@ def test_identity_of_new_methods_depends_on_their_settings_only():
     other_blocks = TrainConfig(method="lora", model="minilm", task="sst2", mask=MaskConfig(blocks="all"))
     assert run_identity(other_blocks.to_dict()) != run_identity(lora.to_dict())
     bitfit = TrainConfig(method="bitfit", model="minilm", task="sst2")
-    assert run_identity(TrainConfig(method="bitfit", model="minilm", task="sst2", lora_r=2,
+    assert run_identity(TrainConfig(method="bitfit", model="minilm", task="sst2", lora=LoraSettings(lora_r=2),
                                     mask=MaskConfig(blocks="all")).to_dict()) == run_identity(bitfit.to_dict())
 
 
@@ -153,7 +155,7 @@ def test_identity_of_new_methods_depends_on_their_settings_only():
 def test_bad_method_settings(bad):
     values = {"method": "lora", "model": "minilm", "task": "sst2", **bad}
     with pytest.raises(ConfigError, match=next(iter(k for k in bad if k != "method"))):
-        TrainConfig(**values)
+        TrainConfig.from_dict(values)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -276,8 +278,8 @@ def test_cli_trains_lora_with_its_rank_and_alpha(tiny_bert_dir, tmp_path, capsys
                  "--out", str(tmp_path / "run")])
     assert code == 0
     recorded = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert recorded["method"] == "lora" and recorded["config"]["lora_r"] == 4
-    assert recorded["config"]["lora_alpha"] == 16.0 and recorded["config"]["mask"]["blocks"] == "3"
+    assert recorded["method"] == "lora" and recorded["config"]["lora"]["lora_r"] == 4  # nested: LoraSettings
+    assert recorded["config"]["lora"]["lora_alpha"] == 16.0 and recorded["config"]["mask"]["blocks"] == "3"
     adapter = json.loads((tmp_path / "run" / "lora" / "adapter_config.json").read_text())
     assert adapter["r"] == 4 and adapter["lora_alpha"] == 16.0
     assert sorted(adapter["target_modules"]) == sorted(

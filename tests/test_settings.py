@@ -62,8 +62,9 @@ def test_a_new_field_reaches_the_command_line_and_the_workflow(monkeypatch):
 
 def test_the_command_line_is_every_field():
     names = {option.name for option in options()}
-    expected = {f.name for f in dataclasses.fields(TrainConfig) if f.name != "mask"}
-    assert names == expected | {f.name for f in dataclasses.fields(MaskConfig)}
+    groups = {"mask": MaskConfig, **run_settings.METHOD_SETTINGS}
+    expected = {f.name for f in dataclasses.fields(TrainConfig) if f.name not in groups}
+    assert names == expected | {f.name for cls in groups.values() for f in dataclasses.fields(cls)}
     flags = {option.name: option.flag for option in options()}
     assert flags["mask_pooler"] == "--no-mask-pooler" and flags["train_classifier"] == "--train-classifier"
     assert flags["group_by_length"] == "--no-group-by-length" and flags["allow_partial"] == "--allow-partial-data"
@@ -87,11 +88,11 @@ def test_run_config_gives_each_method_only_its_settings():
     common = dict(model="minilm", task="trec", seed=3, lr=1e-3, blocks="2-5")
     masking = run_config(settings, method="masking", **common)
     assert masking.mask == MaskConfig(initial_sparsity=0.1, threshold=0.02, train_classifier=True, blocks="2-5")
-    assert (masking.lora_r, masking.batch_size, masking.precision) == (8, 16, "bf16")
+    assert (masking.lora.lora_r, masking.batch_size, masking.precision) == (8, 16, "bf16")
     lora = run_config(settings, method="lora", **common)
-    assert lora.mask == MaskConfig(blocks="2-5") and (lora.lora_r, lora.lora_alpha) == (4, 16.0)
+    assert lora.mask == MaskConfig(blocks="2-5") and (lora.lora.lora_r, lora.lora.lora_alpha) == (4, 16.0)
     finetuning = run_config(settings, method="finetuning", save_weights=True, **common)
-    assert finetuning.mask == MaskConfig() and finetuning.lora_r == 8 and finetuning.save_weights
+    assert finetuning.mask == MaskConfig() and finetuning.lora.lora_r == 8 and finetuning.save_weights
     variant = run_config(settings, method="masking", mask_overrides={"initial_sparsity": "0.5", "blocks": "4-5"},
                          **common)
     assert variant.mask.initial_sparsity == 0.5 and variant.mask.blocks == "4-5"
@@ -114,7 +115,12 @@ def train_configs(draw):
                        lr=draw(_floats), batch_size=draw(st.integers(1, 512)), epochs=draw(st.integers(1, 20)),
                        max_length=draw(st.integers(8, 512)),
                        max_train_examples=draw(st.none() | st.integers(1, 10**6)), mask=mask,
-                       lora_r=draw(st.integers(1, 64)), lora_alpha=draw(_floats),
+                       lora=run_settings.LoraSettings(
+                           lora_r=draw(st.integers(1, 64)), lora_alpha=draw(_floats),
+                           lora_dropout=draw(st.sampled_from([0.0, 0.1])),
+                           lora_targets=draw(st.sampled_from(["all", "query,value", "feedforward"]))),
+                       ia3=run_settings.Ia3Settings(ia3_targets=draw(st.sampled_from(["key,value,output", "all"]))),
+                       bitfit=run_settings.BitfitSettings(bitfit_biases=draw(st.sampled_from(["all", "query"]))),
                        group_by_length=draw(st.booleans()), precision=draw(st.sampled_from(["fp32", "bf16"])),
                        save_weights=method == "finetuning" and draw(st.booleans()),
                        data_dir=draw(st.none() | st.just("data dir/with spaces")), out="runs/x")

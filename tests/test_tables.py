@@ -220,9 +220,11 @@ def test_measured_serving_memory_in_table8_and_fig3(tmp_path):
     assert row[4:] == [f"{850 * 2**20 / 1000:,.3f}", f"{425 * 2**20 / 1000:,.3f}"]
     write_memory_figure(LAYOUT, tmp_path / "fig3.png", tmp_path / "fig3.csv", paths["aggregates"], references,
                         [str(serving)])
-    measured = [r for r in csv.DictReader((tmp_path / "fig3.csv").open()) if r["resident_mib"]]
-    assert [(r["method"], r["tasks"], float(r["resident_mib"])) for r in measured] == [
-        ("masking", "1", 420.0), ("finetuning", "1", 430.0), ("masking", "2", 425.0), ("finetuning", "2", 850.0)]
+    # in MB (10^6 bytes), the unit of the other panels and of the tables (serving records MiB)
+    measured = [r for r in csv.DictReader((tmp_path / "fig3.csv").open()) if r["resident_mb"]]
+    assert [(r["method"], r["tasks"], float(r["resident_mb"])) for r in measured] == [
+        (method, tasks, mib * 2**20 / 1e6) for method, tasks, mib in
+        (("masking", "1", 420.0), ("finetuning", "1", 430.0), ("masking", "2", 425.0), ("finetuning", "2", 850.0))]
     with pytest.raises(ConfigError, match="serving: 2 files for 1 models"):
         write_table("table8_memory", LAYOUT, [tmp_path / "t8.md"], aggregates=paths["aggregates"],
                     references=references, serving=[str(serving)] * 2)

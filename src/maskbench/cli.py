@@ -12,22 +12,75 @@ from maskbench.locks import holds_output
 
 PREDICT_OUTPUT = "predict-output"  # fileio.FILE_KINDS: JSONL of {task, label, probabilities}
 
+DESCRIPTION = ("Train and compare masking (Zhao et al. 2020, 'Masking as an Efficient Alternative to Finetuning'), "
+               "finetuning, LoRA, BitFit and IA3 on a task, and serve many tasks' masks from one model. The full "
+               "benchmark grid runs through the Snakemake workflow (see README.md).")
+#: exit statuses, documented in --help and README.md
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EPILOG = """exit status:
+  0    done
+  1    the input was accepted but the work failed: the environment (disk full, I/O error, no permission, a
+       read-only or vanished path) or an output held by another maskbench process; fix that and run the same
+       command again (a train run resumes from its last finished epoch)
+  2    bad input: an argument, configuration value, data file, mask or record, or an output path that is not
+       maskbench's to replace; the message names it; change it before running again
+  130  interrupted (Ctrl-C); nothing half-written is left"""
+#: commands the workflow calls, hidden from the user listing (still callable)
+HIDDEN_COMMANDS = ("step",)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help that shows each option's default ("(default: X)") where it has one and its help does not already say
+    it; required options and switches have none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (action.required or default is None or default is False or default == argparse.SUPPRESS
+                or "default" in text
+                or isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction,
+                                       argparse._VersionAction, argparse._HelpAction))
+                or not action.option_strings):
+            return action.help
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+        return f"{text} (default: {shown})" if text else f"(default: {shown})"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("maskbench")
+    except PackageNotFoundError:  # a checkout on PYTHONPATH, not installed
+        from maskbench import __version__
+
+        return __version__
+
 
 def _add_train(subparsers: argparse._SubParsersAction) -> None:
     from maskbench.settings import add_arguments
 
-    parser = subparsers.add_parser("train", help="one training run (masking, finetuning, lora, bitfit or ia3)")
+    parser = subparsers.add_parser("train", help="one training run (masking, finetuning, lora, bitfit or ia3)",
+                                   description="One training run: train on the task's train split, choose the "
+                                               "epoch on dev, score test; writes OUT/metrics.json and the "
+                                               "method's artefact.", formatter_class=HelpFormatter, epilog=EPILOG)
     add_arguments(parser)  # one option per field of TrainConfig and MaskConfig (maskbench.settings)
 
 
 def _add_prepare(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("prepare", help="tokenise a task's splits for a model and cache them on disk")
-    parser.add_argument("--task", required=True)
-    parser.add_argument("--model", default="minilm")
-    parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--allow-partial-data", action="store_true")
-    parser.add_argument("--out", required=True)
+    parser = subparsers.add_parser("prepare", help="tokenise a task's splits for a model and cache them on disk",
+                                   description="Tokenise a task's splits for a model and save them, for "
+                                               "'maskbench train --prepared'.", formatter_class=HelpFormatter,
+                                   epilog=EPILOG)
+    parser.add_argument("--task", required=True, help="the task, e.g. sst2, mrpc, conll2003 (README: Tasks)")
+    parser.add_argument("--model", default="minilm",
+                        help="tokenizer of this model: hub id, local path, or 'minilm' (the offline model)")
+    parser.add_argument("--max-length", type=int, default=128, help="wordpieces per example")
+    parser.add_argument("--data-dir", default=None,
+                        help="original task files (default: $MASKBENCH_DATA_DIR, else the hub)")
+    parser.add_argument("--allow-partial-data", action="store_true",
+                        help="offline stand-ins for hub-only splits (QNLI train), for smoke tests only")
+    parser.add_argument("--out", required=True, help="folder for the prepared data")
 
 
 def _run_prepare(args: argparse.Namespace) -> None:
@@ -48,7 +101,8 @@ def _run_train(args: argparse.Namespace) -> None:
 
 
 def _add_predict(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("predict", help="predict with many task masks on one base model (JSONL in and out)")
+    parser = subparsers.add_parser("predict", help="predict with many task masks on one base model (JSONL in and out)",
+                                   formatter_class=HelpFormatter, epilog=EPILOG)
     parser.add_argument("--base", required=True, help="base model: hub id, local path, or 'minilm' (the offline model)")
     parser.add_argument("--masks", nargs="+", required=True,
                         help="mask directories or LoRA/IA3 artefacts (lora/, ia3/ of a run), one per task")
@@ -56,9 +110,9 @@ def _add_predict(subparsers: argparse._SubParsersAction) -> None:
                         help='JSONL with one {"task": ..., "text": ...} per line ("text_pair" for pair tasks, '
                              '"id" passed through to the output line); "-" reads standard input')
     parser.add_argument("--output", default=None, help="JSONL predictions, one line per input (default: stdout)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--device", default=None)
+    parser.add_argument("--batch-size", type=int, default=32, help="requests per forward pass")
+    parser.add_argument("--max-length", type=int, default=128, help="wordpieces per request (longer are cut)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available, else cpu)")
 
 
 @holds_output("args", lambda args: args.output)  # one writer per --output file (maskbench.locks)
@@ -112,11 +166,12 @@ def _write_predictions(model, requests, batch_size: int, source: str, handle, pr
 
 def _add_download(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "download", help="fetch models and task data into the caches (then jobs can run with HF_HUB_OFFLINE=1)")
+        "download", help="fetch models and task data into the caches (then jobs can run with HF_HUB_OFFLINE=1)",
+        formatter_class=HelpFormatter, epilog=EPILOG)
     parser.add_argument("--models", nargs="*", default=[], metavar="MODEL",
-                        help="hub ids (fetched), local paths or 'minilm' (checked)")
+                        help="hub ids (fetched), local paths or 'minilm' (checked) (default: none)")
     parser.add_argument("--tasks", nargs="*", default=[], metavar="TASK",
-                        help="tasks: local files checked, else the hub data set fetched")
+                        help="tasks: local files checked, else the hub data set fetched (default: none)")
     parser.add_argument("--data-dir", default=None,
                         help="original task files (default: $MASKBENCH_DATA_DIR, else the hub)")
     parser.add_argument("--cache-dir", default=None,
@@ -173,7 +228,9 @@ STEPS = {
 
 
 def _add_step(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("step", help="one of the workflow's analysis/serving steps (used by its rules)")
+    # the workflow's internal command: callable, not listed for users (help=SUPPRESS; left out of the metavar)
+    parser = subparsers.add_parser("step", help=argparse.SUPPRESS,
+                                   description="One of the workflow's analysis/serving steps (used by its rules).")
     parser.add_argument("name", choices=sorted(STEPS))
     parser.add_argument("arguments", help="the step's keyword arguments, a JSON object")
 
@@ -200,21 +257,34 @@ def _run_step(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="maskbench", description=__doc__)
-    subparsers = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="maskbench", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    subparsers = parser.add_subparsers(dest="command", required=True, title="commands")
     _add_train(subparsers)
     _add_prepare(subparsers)
     _add_predict(subparsers)
     _add_download(subparsers)
     _add_estimate(subparsers)
     _add_step(subparsers)
+    _hide_commands(subparsers)
     return parser
 
 
+def _hide_commands(subparsers: argparse._SubParsersAction) -> None:
+    """List only the user commands (every command but :data:`HIDDEN_COMMANDS`) in usage and help."""
+    shown = [name for name in subparsers.choices if name not in HIDDEN_COMMANDS]
+    subparsers.metavar = "{" + ",".join(shown) + "}"
+    subparsers._choices_actions = [action for action in subparsers._choices_actions
+                                   if action.dest not in HIDDEN_COMMANDS]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command. Bad input and environment faults (disk full, read-only or looping paths, no permission)
-    end in one line ``maskbench: error: ...`` and exit 2; Ctrl-C ends in ``maskbench: interrupted`` and exit 130
-    (outputs are written atomically, so nothing half-written is left). Other exceptions are bugs: tracebacks."""
+    """Run one command; the exit status is :data:`EPILOG`'s. Bad input (a :class:`MaskbenchError`) ends in one line
+    ``maskbench: error: ...`` and exit 2; environment faults (disk full, read-only or looping paths, no permission)
+    and outputs held by another process in one such line and exit 1; Ctrl-C in ``maskbench: interrupted`` and
+    exit 130 (outputs are written atomically, so nothing half-written is left). Other exceptions are bugs:
+    tracebacks."""
     parser = build_parser()
     args = parser.parse_args(argv)
     commands = {"train": _run_train, "prepare": _run_prepare, "predict": _run_predict, "download": _run_download,
@@ -230,11 +300,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         commands[args.command](args)
     except MaskbenchError as error:
         print(f"maskbench: error: {error}", file=sys.stderr)
-        return 2
+        return exit_status(error)
     except KeyboardInterrupt:
         print("maskbench: interrupted (no partial output was left; a train run resumes from its last finished "
               "epoch when started again)", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # stdout closed by its reader (| head): stop quietly, as a shell tool does
         _silence_stdout()
         return 141
@@ -243,8 +313,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if message is None:
             raise  # a bug: the traceback says where
         print(f"maskbench: error: {message}", file=sys.stderr)
-        return 2
-    return 0
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def exit_status(error: MaskbenchError) -> int:
+    """2 for bad input; 1 for an output that another maskbench process holds (the input is fine: run it again
+    when that one is done)."""
+    from maskbench.locks import OutputInUse
+
+    return EXIT_FAILED if isinstance(error, OutputInUse) else EXIT_BAD_INPUT
 
 
 def environment_fault(error: BaseException, args: argparse.Namespace | None = None) -> str | None:

@@ -1,7 +1,9 @@
 """The paper's figures. Fig. 3: parameters and memory needed to serve a growing number of tasks.
 
 Figures are drawn with matplotlib's object API on the Agg canvas (no pyplot state), so that they can be made in
-the threads of a Snakemake run. Every figure's numbers are written as CSV next to the PNG.
+the threads of a Snakemake run. Every figure's numbers are written as CSV next to the PNG. Memory is in MB
+(10^6 bytes) throughout, as in the tables (KB = 10^3 bytes); every method has its own colour, marker and line
+style, and its curve is shifted a little along x, so that curves that coincide (LoRA, BitFit, IA3) stay apart.
 """
 
 from __future__ import annotations
@@ -57,15 +59,27 @@ def memory_curves(results: Results) -> list[dict[str, Any]]:
     return points
 
 
+#: bytes of a MiB, the unit in which :mod:`maskbench.serving` records resident memory (``model_rss_mb``)
+BYTES_PER_MIB = 2**20
+#: each method's look in every panel: colour, marker, line style (all three differ between methods)
+STYLES = {"finetuning": {"color": "tab:blue", "marker": "o", "linestyle": "-"},
+          "masking": {"color": "tab:orange", "marker": "s", "linestyle": "--"},
+          "lora": {"color": "tab:green", "marker": "^", "linestyle": ":"},
+          "bitfit": {"color": "tab:red", "marker": "v", "linestyle": "-."},
+          "ia3": {"color": "tab:purple", "marker": "D", "linestyle": (0, (5, 1, 1, 1, 1, 1))}}
+#: how far (in tasks) each method's points are shifted along x, so that coinciding curves are told apart
+OFFSETS = {"finetuning": -0.12, "masking": -0.06, "lora": 0.0, "bitfit": 0.06, "ia3": 0.12}
+
+
 def serving_curves(results: Results) -> list[dict[str, Any]]:
-    """Measured resident memory (MiB above imports) of serving 1..n classification tasks, per model and method."""
+    """Measured resident memory (MB above imports) of serving 1..n classification tasks, per model and method."""
     return [{"model": model, "label": results.layout.model_label(model), "method": point["method"],
-             "tasks": point["tasks"], "resident_mib": point["model_rss_mb"]}
+             "tasks": point["tasks"], "resident_mb": point["model_rss_mb"] * BYTES_PER_MIB / BYTES_PER_MB}
             for model, record in results.serving.items() for point in record.get("points", [])]
 
 
 def _write_csv(points: Sequence[Mapping[str, Any]], path: Path) -> None:
-    columns = ["model", "label", "method", "tasks", "position", "last_task", "parameters", "bytes", "resident_mib"]
+    columns = ["model", "label", "method", "tasks", "position", "last_task", "parameters", "bytes", "resident_mb"]
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
@@ -78,22 +92,21 @@ def plot_memory(points: Sequence[Mapping[str, Any]], png: str | Path, title_note
     figure = Figure(figsize=(15 if serving else 10, 4.2), dpi=150)
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, 3 if serving else 2)
-    styles = {"finetuning": {"marker": "o", "linestyle": "-"}, "masking": {"marker": "s", "linestyle": "--"},
-              "lora": {"marker": "^", "linestyle": ":"}, "bitfit": {"marker": "v", "linestyle": "-."},
-              "ia3": {"marker": "D", "linestyle": ":"}}
+    styles = STYLES
     partial = any(point["tasks"] != point["position"] for point in points)
     series: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for point in points:
         series.setdefault((point["label"], point["method"]), []).append(point)
     positions: dict[int, str] = {}
     for (label, method), values in series.items():
-        x = [v["position"] for v in values]
+        x = [v["position"] + OFFSETS.get(method, 0.0) for v in values]
         positions.update((v["position"], TASK_LABELS.get(v["last_task"], v["last_task"])) for v in values)
         name = f"{label} {METHOD_LABELS.get(method, method)}"
-        axes[0].plot(x, [v["parameters"] / 1e6 for v in values], label=name, **styles[method])
-        axes[1].plot(x, [v["bytes"] / BYTES_PER_MB for v in values], label=name, **styles[method])
+        axes[0].plot(x, [v["parameters"] / 1e6 for v in values], label=name, markersize=5, **styles[method])
+        axes[1].plot(x, [v["bytes"] / BYTES_PER_MB for v in values], label=name, markersize=5, **styles[method])
+    _zoom_extras(axes[0], axes[1], series)
     for ax, ylabel, title in ((axes[0], "parameters (millions; a mask bit counts as one)", "(a) Number of parameters"),
-                              (axes[1], "memory of the saved files (MB)", "(b) Memory consumption")):
+                              (axes[1], "memory of the saved files (MB = $10^6$ bytes)", "(b) Memory consumption")):
         ax.set_xlabel("tasks added in this order\n(a method's curve adds only the tasks it ran)"
                       if partial else "number of tasks served (tasks added in this order)")
         ax.set_ylabel(ylabel)
@@ -111,10 +124,10 @@ def plot_memory(points: Sequence[Mapping[str, Any]], png: str | Path, title_note
             lines.setdefault((point["label"], point["method"]), []).append(point)
         order = {method: index for index, method in enumerate(styles)}  # colours as in (a) and (b)
         for (label, method), values in sorted(lines.items(), key=lambda item: (item[0][0], order[item[0][1]])):
-            ax.plot([v["tasks"] for v in values], [v["resident_mib"] for v in values],
-                    label=f"{label} {METHOD_LABELS.get(method, method)}", **styles[method])
+            ax.plot([v["tasks"] + OFFSETS.get(method, 0.0) for v in values], [v["resident_mb"] for v in values],
+                    label=f"{label} {METHOD_LABELS.get(method, method)}", markersize=5, **styles[method])
         ax.set_xlabel("classification tasks served by one process")
-        ax.set_ylabel("resident memory above imports (MiB)")
+        ax.set_ylabel("resident memory above imports (MB = $10^6$ bytes)")
         ax.set_title("(c) Measured memory when serving")
         ax.set_xticks(sorted({v["tasks"] for v in serving}))
         ax.set_ylim(bottom=0)
@@ -128,6 +141,24 @@ def plot_memory(points: Sequence[Mapping[str, Any]], png: str | Path, title_note
     figure.tight_layout()
     with atomic_path(png) as tmp:
         figure.savefig(tmp, format="png")
+
+
+def _zoom_extras(parameters_ax: Any, bytes_ax: Any, series: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]],
+                 ) -> None:
+    """An inset per panel that zooms onto the methods that add little per task (LoRA, BitFit, IA3), whose curves
+    lie within a few per cent of the pretrained model at the panel's scale."""
+    extras = {key: values for key, values in series.items() if key[1] not in ("finetuning", "masking")}
+    if not extras:
+        return
+    for ax, value, scale in ((parameters_ax, "parameters", 1e6), (bytes_ax, "bytes", BYTES_PER_MB)):
+        inset = ax.inset_axes([0.45, 0.3, 0.5, 0.35])
+        for (label, method), values in extras.items():
+            inset.plot([v["position"] + OFFSETS.get(method, 0.0) for v in values],
+                       [v[value] / scale for v in values], markersize=4, **STYLES[method])
+        inset.set_xticks(sorted({v["position"] for values in extras.values() for v in values}))
+        inset.tick_params(labelsize=6)
+        inset.set_title("zoom: " + ", ".join(dict.fromkeys(METHOD_LABELS.get(m, m) for _, m in extras)), fontsize=6)
+        inset.grid(alpha=0.3)
 
 
 def write_memory_figure(layout: Mapping[str, Any], png: str | Path, data_csv: str | Path,

@@ -38,30 +38,124 @@ PRECISIONS = ("fp32", "bf16")
 #: the splits a run's ``transfer`` tasks may be scored on
 TRANSFER_SPLITS = ("dev", "test")
 METRICS_FILE = "metrics.json"
+#: the six linear layers of a transformer block that masking, LoRA, IA3 and BitFit address, in
+#: ``Architecture.block_linears`` order: W_Q, W_K, W_V, W_AO, W_I, W_O
+BLOCK_LINEARS = ("query", "key", "value", "attention_output", "intermediate", "output")
+#: shorthands of :func:`parse_layers`
+LAYER_GROUPS = {"all": BLOCK_LINEARS, "attention": BLOCK_LINEARS[:4], "feedforward": BLOCK_LINEARS[4:]}
 PREDICTIONS_FILE = "predictions.safetensors"
+
+
+def parse_layers(key: str, value: Any, extra: Sequence[str] = ()) -> tuple[str, ...]:
+    """The block layers a comma-separated ``value`` names (:data:`BLOCK_LINEARS`, or a shorthand of
+    :data:`LAYER_GROUPS`), in block order; a ConfigError naming ``key`` otherwise. ``extra`` names more
+    accepted words (returned as given)."""
+    words = [word.strip() for word in value.split(",")] if isinstance(value, str) else None
+    known = (*BLOCK_LINEARS, *LAYER_GROUPS, *extra)
+    if not words or not all(words) or any(word not in known for word in words):
+        raise ConfigError(f"{key}: expected comma-separated names from {', '.join(known)}, got {value!r}")
+    chosen = {layer for word in words for layer in LAYER_GROUPS.get(word, (word,))}
+    return tuple(name for name in (*BLOCK_LINEARS, *extra) if name in chosen)
+
+
+def _layers_text(layers: Sequence[str]) -> str:
+    """The canonical spelling of a set of block layers ("all" for the six)."""
+    return "all" if tuple(layers) == BLOCK_LINEARS else ",".join(layers)
+
+
+@dataclass
+class LoraSettings:
+    """LoRA's settings (method ``lora``): rank-r updates alpha / r * B A of the chosen layers of each block."""
+
+    lora_r: int = field(default=8, metadata={"help": "LoRA's rank r"})
+    lora_alpha: float = field(default=8.0, metadata={"help": "LoRA's scaling alpha: updates are alpha/r * BA"})
+    lora_dropout: float = field(default=0.0, metadata={"help": "dropout on LoRA's input, in [0, 1)"})
+    lora_targets: str = field(default="all", metadata={
+        "help": "block layers LoRA adapts: 'all', 'attention', 'feedforward' or a comma-separated list of "
+                f"{', '.join(BLOCK_LINEARS)}"})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lora_r, bool) or not isinstance(self.lora_r, int) or self.lora_r < 1:
+            raise ConfigError(f"lora_r: expected a positive integer, got {self.lora_r!r}")
+        if (isinstance(self.lora_alpha, bool) or not isinstance(self.lora_alpha, (int, float))
+                or not math.isfinite(self.lora_alpha) or self.lora_alpha <= 0):
+            raise ConfigError(f"lora_alpha: expected a positive number, got {self.lora_alpha!r}")
+        if (isinstance(self.lora_dropout, bool) or not isinstance(self.lora_dropout, (int, float))
+                or not 0 <= self.lora_dropout < 1):
+            raise ConfigError(f"lora_dropout: expected a number in [0, 1), got {self.lora_dropout!r}")
+        self.lora_alpha, self.lora_dropout = float(self.lora_alpha), float(self.lora_dropout)
+        self.lora_targets = _layers_text(parse_layers("lora_targets", self.lora_targets))
+
+
+@dataclass
+class Ia3Settings:
+    """IA3's settings (method ``ia3``): learned vectors that rescale the chosen layers of each block."""
+
+    ia3_targets: str = field(default="key,value,output", metadata={
+        "help": "block layers whose activations IA3 rescales (comma-separated, as --lora-targets)"})
+    ia3_feedforward: str = field(default="output", metadata={
+        "help": "those of --ia3-targets rescaled at their input (peft's feedforward_modules); 'none' for none"})
+
+    def __post_init__(self) -> None:
+        targets = parse_layers("ia3_targets", self.ia3_targets)
+        feedforward = () if self.ia3_feedforward == "none" else parse_layers("ia3_feedforward", self.ia3_feedforward)
+        if not set(feedforward) <= set(targets):
+            raise ConfigError(f"ia3_feedforward: expected some of ia3_targets ({','.join(targets)}), got "
+                              f"{self.ia3_feedforward!r}")
+        self.ia3_targets = _layers_text(targets)
+        self.ia3_feedforward = ",".join(feedforward) or "none"
+
+
+BITFIT_BIASES = ("all", "blocks")
+
+
+@dataclass
+class BitfitSettings:
+    """BitFit's settings (method ``bitfit``): which biases train (the head always does)."""
+
+    bitfit_biases: str = field(default="all", metadata={
+        "help": "biases that train: 'all' (every bias of the model, layer norms and pooler included), or the "
+                "biases of block layers ('attention', 'feedforward' or a comma-separated list of "
+                f"{', '.join(BLOCK_LINEARS)}) in every block"})
+
+    def __post_init__(self) -> None:
+        if self.bitfit_biases != "all":
+            self.bitfit_biases = ",".join(parse_layers("bitfit_biases", self.bitfit_biases))
+
+    def layers(self) -> tuple[str, ...] | None:
+        """The block layers whose biases train; None: every bias of the model."""
+        return None if self.bitfit_biases == "all" else tuple(self.bitfit_biases.split(","))
+
+
+#: settings nested in :class:`TrainConfig` per method, by field name; their keys are flat on the command line, in
+#: the workflow's ``training:`` and in a run's identity (:func:`result_key`), as ``lora_r`` always was
+METHOD_SETTINGS: dict[str, type] = {"lora": LoraSettings, "ia3": Ia3Settings, "bitfit": BitfitSettings}
 
 
 @dataclass
 class TrainConfig:
     """Everything that determines a run's numbers (``out``, ``data_dir`` and ``device`` only say where)."""
 
-    method: str = field(metadata={"choices": METHODS, "cli_required": True})
+    method: str = field(metadata={"choices": METHODS, "cli_required": True, "help": "the training method"})
     model: str = field(metadata={"cli_default": "minilm",
                                  "help": "hub id, local path, or 'minilm' (the offline model)"})
-    task: str = field(metadata={"cli_required": True})
-    seed: int = 1
-    lr: float = field(default=5e-5, metadata={"cli_required": True})
-    batch_size: int = 32
-    epochs: int = 10
+    task: str = field(metadata={"cli_required": True, "help": "the task, e.g. sst2, mrpc, conll2003 (README: Tasks)"})
+    seed: int = field(default=1, metadata={"help": "random seed of the head, the mask scores and the batch order"})
+    lr: float = field(default=5e-5, metadata={"cli_required": True, "help": "learning rate (Adam, constant)"})
+    batch_size: int = field(default=32, metadata={"help": "training examples per step"})
+    epochs: int = field(default=10, metadata={"help": "most epochs to train"})
     patience: int = field(default=2, metadata={"help": "stop after this many epochs without a better dev score"})
     max_length: int = field(default=128, metadata={"help": "wordpieces per example"})
-    max_train_examples: int | None = field(default=None, metadata={"help": "train on a fixed subset (demos only)"})
-    max_eval_examples: int | None = field(default=None, metadata={"help": "cap dev/test size (demos only)"})
+    max_train_examples: int | None = field(default=None, metadata={
+        "help": "train on a fixed subset (demos only; default: all)"})
+    max_eval_examples: int | None = field(default=None, metadata={
+        "help": "cap dev/test size (demos only; default: all)"})
     mask: MaskConfig = field(default_factory=MaskConfig)
-    #: LoRA's rank r and scaling alpha (the update is alpha / r * B A); only method ``lora`` uses them
-    lora_r: int = field(default=8, metadata={"help": "LoRA's rank (method lora)"})
-    lora_alpha: float = field(default=8.0, metadata={"help": "LoRA's scaling alpha: updates are alpha/r * BA"})
-    eval_batch_size: int = 128
+    #: each method's own settings; only the method that uses them has them in its identity (:data:`METHOD_KEYS`)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    ia3: Ia3Settings = field(default_factory=Ia3Settings)
+    bitfit: BitfitSettings = field(default_factory=BitfitSettings)
+    eval_batch_size: int = field(default=128, metadata={"help": "examples per forward pass when scoring"})
     #: training batches group examples of similar length inside random pools (``maskbench.batching``)
     group_by_length: bool = field(default=True, metadata={
         "help": "draw training batches at random instead of grouping similar lengths"})
@@ -72,11 +166,12 @@ class TrainConfig:
     #: Table 3 (generalization): tasks with the same labels that the trained model is also scored on, recorded in
     #: ``metrics.json`` ("transfer"), so that the analysis needs no saved model, masks or adapter of the run
     transfer: str | None = field(default=None, metadata={
-        "help": "comma-separated tasks with the same labels to score the trained model on (e.g. imdb,sst2)"})
+        "help": "comma-separated tasks with the same labels to score the trained model on, e.g. imdb,sst2 "
+                "(default: none)"})
     transfer_split: str = field(default="dev", metadata={
         "choices": TRANSFER_SPLITS, "help": "the split of the transfer tasks that is scored"})
     transfer_prepared: str | None = field(default=None, metadata={
-        "help": "folder holding each transfer task's prepared data as FOLDER/TASK (else tokenise now)"})
+        "help": "folder holding each transfer task's prepared data as FOLDER/TASK (default: tokenise now)"})
     #: how a masking run stores its masks (``maskbench.storage``): 1 bit per weight, or the lossless sub-bit coding
     mask_format: str = field(default=PACKED_BITS, metadata={
         "choices": MASK_FORMATS,
@@ -88,8 +183,9 @@ class TrainConfig:
     data_dir: str | None = field(default=None, metadata={
         "help": "original task files (default: $MASKBENCH_DATA_DIR, else the hub)"})
     prepared: str | None = field(default=None, metadata={
-        "help": "data written by 'maskbench prepare' (else tokenise now)"})
-    device: str | None = None
+        "help": "data written by 'maskbench prepare' (default: tokenise now)"})
+    device: str | None = field(default=None, metadata={
+        "help": "cpu, cuda, cuda:N (default: cuda when available, else cpu)"})
     #: experiment tracking (maskbench.tracking): where the run also logs its loss, dev scores and settings
     report_to: str | None = field(default=None, metadata={
         "help": "comma-separated trackers to log to: tensorboard, mlflow, wandb (or all); default none"})
@@ -100,6 +196,15 @@ class TrainConfig:
         if isinstance(self.mask, dict):
             self.mask = MaskConfig.from_dict(self.mask)
         self._check_report_to()
+        for group, cls in METHOD_SETTINGS.items():
+            value = getattr(self, group)
+            if isinstance(value, Mapping):
+                unknown = sorted(set(value) - {spec.name for spec in dataclasses.fields(cls)})
+                if unknown:
+                    raise ConfigError(f"{group}: unknown setting(s) {unknown}")
+                setattr(self, group, cls(**value))
+            elif not isinstance(value, cls):
+                raise ConfigError(f"{group}: expected a mapping of {group} settings, got {value!r}")
         self._check_types()
         if self.method not in METHODS:
             raise ConfigError(f"method: expected one of {METHODS}, got {self.method!r}")
@@ -127,11 +232,6 @@ class TrainConfig:
         if self.save_weights and self.method != "finetuning":
             raise ConfigError(f"save_weights: only for finetuning (a {self.method} run saves its per-task artefact, "
                               f"which rebuilds the model)")
-        if isinstance(self.lora_r, bool) or not isinstance(self.lora_r, int) or self.lora_r < 1:
-            raise ConfigError(f"lora_r: expected a positive integer, got {self.lora_r!r}")
-        if (isinstance(self.lora_alpha, bool) or not isinstance(self.lora_alpha, (int, float))
-                or not math.isfinite(self.lora_alpha) or self.lora_alpha <= 0):
-            raise ConfigError(f"lora_alpha: expected a positive number, got {self.lora_alpha!r}")
         for key in ("max_train_examples", "max_eval_examples"):
             value = getattr(self, key)
             if value is not None and value < 1:
@@ -186,6 +286,18 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "mask": self.mask.to_dict()}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
+        """A configuration from ``to_dict()``'s form, or a record's from before the method settings were nested
+        (``lora_r``, ``lora_alpha`` at the top level)."""
+        data = dict(data)
+        for group, settings in METHOD_SETTINGS.items():
+            flat = {spec.name: data.pop(spec.name) for spec in dataclasses.fields(settings) if spec.name in data}
+            if flat:
+                nested = data.get(group)
+                data[group] = {**(dict(nested) if isinstance(nested, Mapping) else {}), **flat}
+        return cls(**data)
+
     def result_key(self) -> dict[str, Any]:
         """The part of the configuration that determines results (hashed into ``config_hash``)."""
         return result_key(self.to_dict())
@@ -200,7 +312,8 @@ NON_RESULT_KEYS = ("out", "data_dir", "prepared", "device", "save_weights", "eva
 #: Settings added after runs were first recorded, with the value that reproduces the behaviour from before the
 #: setting existed. A record without such a key means that value; a run whose setting equals it keeps its
 #: identity. Adding a setting: a dataclass field, plus an entry here unless its default changes results.
-LEGACY_DEFAULTS: dict[str, Any] = {}
+LEGACY_DEFAULTS: dict[str, Any] = {"lora_dropout": 0.0, "lora_targets": "all", "ia3_targets": "key,value,output",
+                                   "ia3_feedforward": "output", "bitfit_biases": "all"}
 
 
 def check_max_length(value: Any) -> int:
@@ -212,13 +325,32 @@ def check_max_length(value: Any) -> int:
 
 #: result-determining settings that only some methods use; the other methods drop them from :func:`result_key`
 #: (so that finetuning and masking runs keep the identity they had before the setting existed)
-METHOD_KEYS: dict[str, tuple[str, ...]] = {"mask": BLOCK_METHODS, "lora_r": ("lora",), "lora_alpha": ("lora",)}
+METHOD_KEYS: dict[str, tuple[str, ...]] = {"mask": BLOCK_METHODS, **{group: (group,) for group in METHOD_SETTINGS}}
+
+
+def _method_setting_keys() -> dict[str, str]:
+    """Each method setting's (flat) name -> its group in :data:`METHOD_SETTINGS`."""
+    return {spec.name: group for group, cls in METHOD_SETTINGS.items() for spec in dataclasses.fields(cls)}
 
 
 def result_key(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The result-determining part of a ``TrainConfig.to_dict()`` (as recorded in ``metrics.json``)."""
+    """The result-determining part of a ``TrainConfig.to_dict()`` (as recorded in ``metrics.json``).
+
+    Method settings are spelled flat, as the records from before they were nested spell them (``lora_r``, not
+    ``lora.lora_r``), and only for the method that uses them; a setting at its :data:`LEGACY_DEFAULTS` value is
+    left out: so every recorded run keeps its key, and runs made before and after a setting existed combine.
+    """
     data = {key: value for key, value in config.items() if key not in NON_RESULT_KEYS}
     method = data.get("method")
+    for group in METHOD_SETTINGS:
+        nested = data.pop(group, None)
+        if isinstance(nested, Mapping):
+            data.update(nested)
+    for key, group in _method_setting_keys().items():
+        if method not in METHOD_KEYS[group]:
+            data.pop(key, None)
+        elif key in LEGACY_DEFAULTS and data.get(key, LEGACY_DEFAULTS[key]) == LEGACY_DEFAULTS[key]:
+            data.pop(key, None)
     for key, methods in METHOD_KEYS.items():
         if method not in methods:
             data.pop(key, None)

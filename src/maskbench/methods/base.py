@@ -96,6 +96,15 @@ def block_layers(model: nn.Module, blocks: str | None) -> list[str]:
     return target_layer_names(model, MaskConfig(blocks=blocks, mask_pooler=False, mask_classifier=False))
 
 
+def chosen_block_layers(model: nn.Module, blocks: str | None, layers: str) -> list[str]:
+    """Of the six linear layers of each block chosen by ``blocks``, those that ``layers`` names
+    (:func:`maskbench.settings.parse_layers`), block by block."""
+    from maskbench.settings import BLOCK_LINEARS, parse_layers
+
+    wanted = {BLOCK_LINEARS.index(name) for name in parse_layers("layers", layers)}
+    return [name for index, name in enumerate(block_layers(model, blocks)) if index % len(BLOCK_LINEARS) in wanted]
+
+
 def fingerprint_layers(model: nn.Module) -> list[str]:
     """The layers whose frozen weights identify a base model: the six linear layers of every block."""
     return block_layers(model, "all")

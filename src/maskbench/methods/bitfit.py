@@ -1,4 +1,5 @@
-"""BitFit (Ben Zaken et al., ACL 2022): only the bias terms (and the new head) train."""
+"""BitFit (Ben Zaken et al., ACL 2022): only the bias terms (and the new head) train; ``bitfit_biases`` chooses
+which (every bias of the model, or those of some block layers, e.g. the paper's query and intermediate variant)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from maskbench.methods.base import (
     DESCRIPTION_FILE,
     Method,
     base_description,
+    chosen_block_layers,
     fingerprint_layers,
     finish_loading,
     head_modules,
@@ -30,7 +32,8 @@ PARAMETERS_FILE = "bitfit.safetensors"
 
 
 class BitFit(Method):
-    """Every bias of the model trains, and every parameter of the head; the artefact holds exactly those tensors."""
+    """The chosen biases train (default every bias of the model), and every parameter of the head; the artefact
+    holds exactly those tensors."""
 
     name = "bitfit"
     artefact = "bitfit"
@@ -38,8 +41,12 @@ class BitFit(Method):
 
     def prepare(self, model: nn.Module, config: TrainConfig) -> nn.Module:
         heads = tuple(f"{name}." for name in head_modules(model))
+        layers = config.bitfit.layers()
+        chosen = None if layers is None else \
+            {f"{name}.bias" for name in chosen_block_layers(model, "all", ",".join(layers))}
         for name, parameter in model.named_parameters():
-            parameter.requires_grad_(name.endswith(".bias") or name.startswith(heads))
+            bias = name.endswith(".bias") and (chosen is None or name in chosen)
+            parameter.requires_grad_(bias or name.startswith(heads))
         return model
 
     def save(self, model: nn.Module, directory: str | Path, base: str | None = None,

@@ -1,19 +1,18 @@
-"""(IA)^3 (Liu et al., NeurIPS 2022) through peft: learned rescaling of keys, values and the feed-forward output."""
+"""(IA)^3 (Liu et al., NeurIPS 2022) through peft: learned rescaling of keys, values and the feed-forward output
+(by default; ``ia3_targets`` and ``ia3_feedforward`` choose the layers)."""
 
 from __future__ import annotations
 
 from torch import nn
 
 from maskbench.methods.adapters import PeftMethod
-from maskbench.methods.base import block_layers
+from maskbench.methods.base import chosen_block_layers
 from maskbench.settings import TrainConfig
-
-# positions in Architecture.block_linears (W_Q, W_K, W_V, W_AO, W_I, W_O)
-_KEY, _VALUE, _FEEDFORWARD_OUTPUT = 1, 2, 5
 
 
 class IA3(PeftMethod):
-    """Vectors that scale the key and value outputs and the input of the feed-forward output layer, per block."""
+    """Vectors that scale the outputs of the ``ia3_targets`` layers of each chosen block (default: key and value),
+    and the inputs of those in ``ia3_feedforward`` (default: the feed-forward output layer)."""
 
     name = "ia3"
     artefact = "ia3"
@@ -21,10 +20,10 @@ class IA3(PeftMethod):
     def peft_config(self, model: nn.Module, config: TrainConfig, modules_to_save: list[str]):
         from peft import IA3Config
 
-        layers = block_layers(model, config.mask.blocks)
-        per_block = [layers[i:i + 6] for i in range(0, len(layers), 6)]
-        targets = [block[j] for block in per_block for j in (_KEY, _VALUE, _FEEDFORWARD_OUTPUT)]
-        feedforward = [block[_FEEDFORWARD_OUTPUT] for block in per_block]
+        settings = config.ia3
+        targets = chosen_block_layers(model, config.mask.blocks, settings.ia3_targets)
+        feedforward = [] if settings.ia3_feedforward == "none" else \
+            chosen_block_layers(model, config.mask.blocks, settings.ia3_feedforward)
         return IA3Config(target_modules=targets, feedforward_modules=feedforward, modules_to_save=modules_to_save)
 
 
