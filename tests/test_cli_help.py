@@ -73,8 +73,8 @@ def test_version(capsys):
     (ConfigError("lr: invalid"), 2), (DataError("train.tsv: empty"), 2), (MaskFileError("masks: corrupt"), 2),
     (RecordError("metrics.json: bad"), 2), (OutputError("out: not maskbench's"), 2),
     (OutputInUse("out: in use by another maskbench process"), 1),
-    (OSError(errno.ENOSPC, "No space left on device", "out/x"), 1),
-    (PermissionError(errno.EACCES, "Permission denied", "out/x"), 1),
+    (OSError(errno.ENOSPC, "No space left on device", "out/x"), 2),
+    (PermissionError(errno.EACCES, "Permission denied", "out/x"), 2),
     (KeyboardInterrupt(), 130)])
 def test_exit_status_per_kind_of_failure(monkeypatch, capsys, error, status):
     def fail(args):

@@ -19,11 +19,12 @@ DESCRIPTION = ("Train and compare masking (Zhao et al. 2020, 'Masking as an Effi
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 EPILOG = """exit status:
   0    done
-  1    the input was accepted but the work failed: the environment (disk full, I/O error, no permission, a
-       read-only or vanished path) or an output held by another maskbench process; fix that and run the same
-       command again (a train run resumes from its last finished epoch)
-  2    bad input: an argument, configuration value, data file, mask or record, or an output path that is not
-       maskbench's to replace; the message names it; change it before running again
+  1    the work failed for a reason outside the command: an output held by another maskbench process (run the
+       same command again when it is done; a train run resumes from its last finished epoch), or a bug (a
+       traceback)
+  2    the command cannot be carried out as given: a bad argument, configuration value, data file, mask or
+       record, or an output location that cannot take the output (not maskbench's to replace, unwritable,
+       read-only, a link loop, a full disk); the one-line message names it; change it and run again
   130  interrupted (Ctrl-C); nothing half-written is left"""
 #: commands the workflow calls, hidden from the user listing (still callable)
 HIDDEN_COMMANDS = ("step",)
@@ -280,11 +281,11 @@ def _hide_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; the exit status is :data:`EPILOG`'s. Bad input (a :class:`MaskbenchError`) ends in one line
-    ``maskbench: error: ...`` and exit 2; environment faults (disk full, read-only or looping paths, no permission)
-    and outputs held by another process in one such line and exit 1; Ctrl-C in ``maskbench: interrupted`` and
-    exit 130 (outputs are written atomically, so nothing half-written is left). Other exceptions are bugs:
-    tracebacks."""
+    """Run one command; the exit status is :data:`EPILOG`'s. Bad input and environment faults (disk full, read-only
+    or looping paths, no permission: the output location given cannot take the output) end in one line
+    ``maskbench: error: ...`` and exit 2; an output held by another process in such a line and exit 1; Ctrl-C in
+    ``maskbench: interrupted`` and exit 130 (outputs are written atomically, so nothing half-written is left). Other
+    exceptions are bugs: tracebacks."""
     parser = build_parser()
     args = parser.parse_args(argv)
     commands = {"train": _run_train, "prepare": _run_prepare, "predict": _run_predict, "download": _run_download,
@@ -313,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if message is None:
             raise  # a bug: the traceback says where
         print(f"maskbench: error: {message}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_BAD_INPUT
     return EXIT_OK
 
 
