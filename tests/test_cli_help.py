@@ -47,7 +47,7 @@ def test_every_option_has_help_and_shows_its_default(command):
 def test_the_top_level_help_is_for_users():
     text = cli.build_parser().format_help()
     assert "Train and compare masking" in text and "Command line: parse" not in text
-    assert "{train,prepare,predict,download}" in text and "step" not in text
+    assert "{train,prepare,predict,download,estimate}" in text and "step" not in text
     for command in USER_COMMANDS:
         assert f"    {command}" in text
 

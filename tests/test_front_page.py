@@ -26,6 +26,7 @@ ALLOWED = {
     "−0.02": "the lower end of the initial score range, −init_scale",
     "0.58": "(c + τ)/s − c for s = 5 %: arithmetic on the constants above",
     "8.9": "71,368,704 bits / 8 in MB: the size of bert-base's packed masks, arithmetic",
+    "12.9": "the CUDA version the GPU environment pins (workflow/envs/maskbench-cuda.yaml), a software version",
 }
 NUMBER = re.compile(r"(?<![\w.])[+−-]?\d[\d,]*\.\d+(?![\w.])")
 
