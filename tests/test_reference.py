@@ -272,19 +272,19 @@ def _reproduce_first_epoch(path: Path, tmp_path: Path) -> None:
     from maskbench.train import train
 
     record = json.loads(path.read_text())
-    threads = re.search(r"(\d+) threads", record["device"])  # the recording's thread count: same kernels' order
-    previous = torch.get_num_threads()
-    torch.set_num_threads(int(threads.group(1)) if threads else previous)
     where = ("out", "data_dir", "prepared", "device", "transfer", "transfer_split", "transfer_prepared")
     settings = {k: v for k, v in record["config"].items() if k not in where}
     # the data directory that needs_data found (the env variable or ../shared/data): without it the run would
-    # fall back to the hub
-    config = TrainConfig(**{**settings, "epochs": 1, "patience": 1, "out": str(tmp_path / "run"),
-                            "data_dir": str(DATA_DIR)})
+    # fall back to the hub. from_dict: records from before the method settings were nested (flat lora_r, ...)
+    config = TrainConfig.from_dict({**settings, "epochs": 1, "patience": 1, "out": str(tmp_path / "run"),
+                                    "data_dir": str(DATA_DIR)})
     # the same run, cut after its first epoch: its identity differs only in epochs/patience
     assert {k: v for k, v in config.result_key().items() if k not in ("epochs", "patience")} == \
-        {k: v for k, v in TrainConfig(**settings).result_key().items() if k not in ("epochs", "patience")}
-    try:
+        {k: v for k, v in TrainConfig.from_dict(settings).result_key().items() if k not in ("epochs", "patience")}
+    threads = re.search(r"(\d+) threads", record["device"])  # the recording's thread count: same kernels' order
+    previous = torch.get_num_threads()
+    try:  # the thread count is restored whatever happens: later tests in this process depend on it
+        torch.set_num_threads(int(threads.group(1)) if threads else previous)
         again = train(config)
     finally:
         torch.set_num_threads(previous)

@@ -273,9 +273,11 @@ def test_paper_config_plans_every_analysis_output(tmp_path):
     # share their 0-11 runs at 5 % and 15 % on MRPC, RTE and CoLA (3 × 2 × 4)
     assert counts["train_analysis"] == 4 * 21 * 4 + 3 * 9 * 2 * 4 - 3 * 2 * 4
     # the analyses that read the grid's selected runs wait for the lr selection of every cell they need, all
-    # planned at once: finetuning of SST2, SEM, MRPC and masking of the 8 tasks of Fig. 5 (11 cells × 5 lrs × 4 seeds)
-    assert counts["select_lr"] == 11 and counts["train"] == 11 * 5 * 4
-    assert counts["generalization"] == 4 and counts["mode_connectivity"] == 2
+    # planned at once: finetuning of SST2, SEM, MRPC, masking of the 8 tasks of Fig. 5, and Table 3's other methods
+    # (LoRA, BitFit, IA3 of its sources SST2 and SEM): 17 cells × 5 lrs × 4 seeds
+    assert counts["select_lr"] == 3 + 8 + 3 * 2 and counts["train"] == 17 * 5 * 4
+    # Table 3: every method of the paper config (five) on its two sources
+    assert counts["generalization"] == 5 * 2 and counts["mode_connectivity"] == 2
 
 
 @pytest.mark.parametrize("change, expected", [
