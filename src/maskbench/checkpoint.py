@@ -23,6 +23,11 @@ from maskbench.fingerprint import DATA_KEY, check_recorded
 from maskbench.outputs import CHECKPOINT_FILES
 
 CHECKPOINT_DIR = "checkpoint"
+# the keys of state.json every checkpoint has (the last one is the optimizer's, not TrainingState's)
+_STATE_KEYS = ("epoch", "history", "best_score", "best_epoch", "bad_epochs", "stopped", "train_time", "examples_seen",
+               "optimizer_param_groups")
+# run costs recorded since issue 32: optional in a checkpoint
+_COST_KEYS = ("train_cpu_time", "machine_cpu_time")
 
 
 @dataclass
@@ -37,6 +42,10 @@ class TrainingState:
     stopped: bool = False
     train_time: float = 0.0
     examples_seen: int = 0
+    # CPU seconds (user + system) of the training phases: this process's, and the whole machine's busy time
+    # (maskbench.tracking.cpu_clocks); None once an epoch did not record them (a checkpoint of an older maskbench)
+    train_cpu_time: float | None = 0.0
+    machine_cpu_time: float | None = 0.0
     best_state: dict[str, torch.Tensor] | None = None
 
 
@@ -54,8 +63,7 @@ def save_checkpoint(run_dir: Path, config_hash: str, state: TrainingState, model
     tensors["rng.loader"] = generator.get_state()
     if torch.cuda.is_available():
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
-    meta = {key: getattr(state, key) for key in ("epoch", "history", "best_score", "best_epoch", "bad_epochs",
-                                                   "stopped", "train_time", "examples_seen")}
+    meta = {key: getattr(state, key) for key in _STATE_KEYS[:-1] + _COST_KEYS}
     meta.update({DATA_KEY: data}, config_hash=config_hash, optimizer_param_groups=optimizer_state["param_groups"])
     with atomic_directory(run_dir / CHECKPOINT_DIR, "checkpoint", CHECKPOINT_FILES) as tmp:
         save_file(tensors, tmp / "tensors.safetensors")
@@ -102,13 +110,10 @@ def load_checkpoint(run_dir: Path, config_hash: str, model: torch.nn.Module, opt
     if "rng.cuda" in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors["rng.cuda"])
     best = {key[len("best."):]: value for key, value in tensors.items() if key.startswith("best.")}
-    return TrainingState(**{key: meta[key] for key in ("epoch", "history", "best_score", "best_epoch", "bad_epochs",
-                                                       "stopped", "train_time", "examples_seen")},
-                         best_state=best or None)
+    costs = {key: meta.get(key) for key in _COST_KEYS}  # absent (an older checkpoint): unknown, not zero
+    return TrainingState(**{key: meta[key] for key in _STATE_KEYS[:-1]}, **costs, best_state=best or None)
 
 
-_STATE_KEYS = ("epoch", "history", "best_score", "best_epoch", "bad_epochs", "stopped", "train_time", "examples_seen",
-               "optimizer_param_groups")
 
 
 def _check_complete(directory: Path, meta: dict[str, Any], tensors: dict[str, torch.Tensor],

@@ -321,6 +321,39 @@ def peak_memory(device: Any) -> dict[str, int | None]:
     return {"peak_rss_bytes": peak_rss, "cuda_max_allocated_bytes": cuda}
 
 
+def cpu_clocks() -> tuple[float, float | None]:
+    """(this process's CPU seconds, user + system, all its threads; the whole machine's busy CPU seconds, all
+    cores, or None where psutil cannot say). Differences over an interval give a run's own CPU time and the
+    machine's load while it ran (``machine_cpu - own_cpu``: the work of other processes), which wall time alone
+    cannot tell apart."""
+    own = time.process_time()
+    try:
+        import psutil
+
+        times = psutil.cpu_times()
+    except Exception:  # noqa: BLE001  (no statistics: recorded as unknown)
+        return own, None
+    # as psutil.cpu_percent counts busy time: guest time is already in user/nice on Linux
+    total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+    return own, total - times.idle - getattr(times, "iowait", 0.0)
+
+
+def load_average() -> list[float] | None:
+    """The machine's 1-, 5- and 15-minute load averages (``os.getloadavg``); None where the OS has none."""
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def usable_cpus() -> int | None:
+    """The CPU cores this process may run on (its affinity), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count()
+
+
 def progress_bars_on_terminal_only(stream: Any = None) -> None:
     """Turn off the progress bars of the libraries maskbench calls (``datasets``' tokenising, ``transformers``'
     weight loading, ``huggingface_hub``'s downloads) unless ``stream`` (default stderr) is a terminal: a job log

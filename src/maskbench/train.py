@@ -33,7 +33,7 @@ from maskbench.prepare import WORD_COUNTS, load_prepared, word_counts
 from maskbench.provenance import config_hash, device_name, versions
 from maskbench.settings import METHODS, PRECISIONS, TrainConfig  # noqa: F401  (re-exported)
 from maskbench.sizes import run_artefact_sizes
-from maskbench.tracking import Trackers, peak_memory
+from maskbench.tracking import Trackers, cpu_clocks, load_average, peak_memory, usable_cpus
 
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.safetensors"
@@ -198,6 +198,35 @@ def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
 
 
+def _add_cpu_time(state: TrainingState, own_start: float,
+                  machine_start: float | None) -> tuple[float | None, float | None]:
+    """The state's CPU times plus this training phase's (None stays None: an epoch that did not record them)."""
+    own_end, machine_end = cpu_clocks()
+    own = None if state.train_cpu_time is None else state.train_cpu_time + own_end - own_start
+    machine = (None if state.machine_cpu_time is None or machine_start is None or machine_end is None
+               else state.machine_cpu_time + machine_end - machine_start)
+    return own, machine
+
+
+def run_costs(state: TrainingState) -> dict[str, Any]:
+    """The record's cost keys beside ``train_time_s``, so that runs timed on a shared machine compare like with
+    like: ``train_cpu_time_s`` (this process's user + system CPU seconds in the training phases), ``threads``
+    (torch's intra-op threads) and ``cpus`` (the cores it may use), ``machine_busy_cores`` (the mean number of
+    busy cores of the whole machine while it trained, this run included) and ``other_busy_cores`` (those of other
+    processes), and ``load_average`` (1, 5, 15 minutes, when training ended). None: unknown (an epoch resumed from
+    a checkpoint that did not record it, or an OS that does not say). Not part of a run's identity."""
+    wall = state.train_time
+
+    def per_second(value: float | None) -> float | None:
+        return round(value / wall, 3) if value is not None and wall > 0 else None
+
+    other = (None if state.machine_cpu_time is None or state.train_cpu_time is None
+             else max(state.machine_cpu_time - state.train_cpu_time, 0.0))
+    return {"train_cpu_time_s": state.train_cpu_time, "threads": torch.get_num_threads(), "cpus": usable_cpus(),
+            "machine_busy_cores": per_second(state.machine_cpu_time), "other_busy_cores": per_second(other),
+            "load_average": load_average()}
+
+
 def configure_cuda_backends() -> None:
     """CUDA settings of every training run: TF32 matmuls, and no cuDNN attention.
 
@@ -315,6 +344,7 @@ def _train(config: TrainConfig, trackers: Trackers) -> dict[str, Any]:
         epoch = state.epoch + 1
         model.train()
         started = time.perf_counter()
+        own_cpu, machine_cpu = cpu_clocks()
         loss_sum, steps = torch.zeros((), device=device), 0  # summed on the device: no host sync per step
         logged = loss_sum.clone()  # the sum at the last logged step (report_to)
         for batch in tqdm(loaders["train"], desc=f"epoch {epoch}/{config.epochs}", leave=False,
@@ -334,6 +364,7 @@ def _train(config: TrainConfig, trackers: Trackers) -> dict[str, Any]:
                                      (epoch - 1) * len(loaders["train"]) + steps)
         mean_loss = loss_sum.item() / max(steps, 1)
         state.train_time += time.perf_counter() - started
+        state.train_cpu_time, state.machine_cpu_time = _add_cpu_time(state, own_cpu, machine_cpu)
         score = _score(spec, predict(model, loaders["dev"], spec.kind, device, config.precision))
         epoch_time = time.perf_counter() - started  # training and dev evaluation
         state.history.append({"epoch": epoch, "train_loss": mean_loss, "dev_score": score, "time_s": epoch_time})
@@ -388,6 +419,7 @@ def _train(config: TrainConfig, trackers: Trackers) -> dict[str, Any]:
         "word_counts": excluded,
         "train_time_s": state.train_time,
         "train_examples_per_s": state.examples_seen / state.train_time if state.train_time else None,
+        **run_costs(state),
         "trainable_parameters": sum(p.numel() for p in trainable),
         "sparsity": method.sparsity(model),
         "artefact_bytes": method.artefact_bytes(out / method.artefact) if method.artefact is not None else None,
