@@ -1,13 +1,27 @@
-"""Training throughput: maskbench (finetuning, masking; length-grouped and random batches) vs the Trainer.
+"""Training throughput: maskbench (finetuning, masking, LoRA, BitFit, IA3) vs ``transformers.Trainer``.
 
 One epoch of each on the same examples of the offline MiniLM (batch 32, max length 128, dynamic padding,
 constant lr, no warmup, the same thread count), on SST-2 (short sentences), MRPC (pairs) and CoNLL-2003
-(tagging), side by side in this one process. For each: training examples/s, the ratio to the Trainer, and the
-achieved model FLOP/s — 6 × non-embedding parameters × real (unpadded) tokens/s plus attention
-(12 × layers × length² × hidden per sequence) — over this machine's fp32 matmul peak measured at the same
-thread count. Prints a table, writes JSON (default ``results/benchmarks/throughput.json``).
+(tagging), side by side in this one process, in fp32 and in bf16.
+
+The Trainer is compared at its best for the same work as maskbench's (issue 32): length-grouped batches
+(``train_sampling_strategy="group_by_length"``), fused AdamW (``optim="adamw_torch_fused"``; weight decay 0, so
+the same update as maskbench's fused Adam), no gradient clipping (``max_grad_norm=0``: maskbench clips nothing)
+and the same precision (``bf16=True`` in the bf16 rows; maskbench does not compile, so neither does the Trainer).
+The benchmark's earlier Trainer setup (random batches, the per-parameter ``adamw_torch`` loop, clipping at 1.0)
+stays as one fp32 row, labelled "old settings", for reference only: no claim compares with it.
+
+For each row: training examples/s, its ratio to the best Trainer at the same precision, its time relative to
+maskbench finetuning at the same precision, the achieved model FLOP/s over this machine's matmul peak of the
+precision used (fp32 and bf16 peaks measured in this run at the same thread count), the run's CPU seconds and
+the cores other processes kept busy meanwhile. Model FLOPs per real (unpadded) token: 6 × non-embedding
+parameters where weight gradients are computed (finetuning; masking, whose mask gradient needs the weight-gradient
+matmul), 4 × for LoRA, BitFit and IA3 (frozen weights: no weight-gradient matmul), plus attention
+(12 × layers × length² × hidden per sequence). Prints a table, writes JSON (default
+``results/benchmarks/throughput.json``).
 
     python benchmarks/throughput.py [--threads 2] [--examples 2000] [--tasks sst2 mrpc conll2003]
+        [--precisions fp32 bf16] [--methods finetuning masking lora bitfit ia3] [--repeats 2] [--no-old-trainer]
     python benchmarks/throughput.py --quality   # + dev scores, grouped vs random batches, 2 seeds each
 
 Timings are ratios within one run: the configurations of a task alternate over ``--repeats`` rounds and the
@@ -35,31 +49,41 @@ from maskbench.train import TrainConfig, fixed_subset, train
 MODEL = "minilm"
 BATCH_SIZE = 32
 MAX_LENGTH = 128
-LRS = {"finetuning": 1e-4, "masking": 1e-3}
+LRS = {"finetuning": 1e-4, "masking": 1e-3, "lora": 1e-3, "bitfit": 1e-3, "ia3": 1e-3}
+METHODS = ("finetuning", "masking", "lora", "bitfit", "ia3")
+FROZEN_WEIGHTS = ("lora", "bitfit", "ia3")  # no weight-gradient matmul in their backward pass
+TRAINER_BEST = "Trainer at its best (grouped, fused AdamW, no clip)"
+TRAINER_OLD = "Trainer, old settings (random, adamw_torch, clip 1.0)"
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
-def matmul_peak(threads: int, sizes: tuple[int, ...] = (512, 1024, 2048), repeats: int = 5) -> float:
-    """Best fp32 matmul FLOP/s of this machine at ``threads`` threads."""
+def matmul_peak(threads: int, dtype: torch.dtype = torch.float32, device: torch.device | None = None,
+                sizes: tuple[int, ...] = (512, 1024, 2048), repeats: int = 5) -> float:
+    """Best matmul FLOP/s of this machine in ``dtype`` at ``threads`` threads (on ``device``)."""
+    device = device or torch.device("cpu")
     torch.set_num_threads(threads)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     best = 0.0
-    for n in sizes:
-        a, b = torch.randn(n, n), torch.randn(n, n)
+    for n in sizes if device.type == "cpu" else (*sizes, 4096, 8192):
+        a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
         a @ b  # warm-up
+        sync()
         for _ in range(repeats):
             started = time.perf_counter()
             a @ b
+            sync()
             best = max(best, 2 * n**3 / (time.perf_counter() - started))
     return best
 
 
-def training_flops(model: torch.nn.Module, lengths: list[int]) -> float:
-    """Model FLOPs of one training pass over sequences of ``lengths`` real tokens."""
+def training_flops(model: torch.nn.Module, lengths: list[int], method: str = "finetuning") -> float:
+    """Model FLOPs of one training pass of ``method`` over sequences of ``lengths`` real tokens."""
     config = model.config
     embedding = sum(p.numel() for name, p in model.named_parameters() if "embeddings" in name)
     non_embedding = sum(p.numel() for p in model.parameters()) - embedding
     tokens = sum(lengths)
     attention = sum(12 * config.num_hidden_layers * n * n * config.hidden_size for n in lengths)
-    return 6 * non_embedding * tokens + attention
+    return (4 if method in FROZEN_WEIGHTS else 6) * non_embedding * tokens + attention
 
 
 def real_lengths(task: str, examples: int) -> list[int]:
@@ -71,15 +95,17 @@ def real_lengths(task: str, examples: int) -> list[int]:
 
 
 def maskbench_epoch(task: str, method: str, examples: int, group: bool, out: Path, seed: int = 1,
-                    epochs: int = 1, eval_examples: int | None = 32) -> dict:
+                    epochs: int = 1, eval_examples: int | None = 32, precision: str = "fp32") -> dict:
     config = TrainConfig(method=method, model=MODEL, task=task, seed=seed, lr=LRS[method], batch_size=BATCH_SIZE,
                          epochs=epochs, patience=epochs, max_length=MAX_LENGTH, max_train_examples=examples,
-                         max_eval_examples=eval_examples, group_by_length=group, out=str(out))
+                         max_eval_examples=eval_examples, group_by_length=group, precision=precision, out=str(out))
     return train(config)
 
 
-def trainer_epoch(task: str, examples: int, out: Path) -> float:
-    """Examples/s of one epoch of ``transformers.Trainer`` finetuning on the same examples."""
+def trainer_epoch(task: str, examples: int, out: Path, best: bool = True, precision: str = "fp32") -> dict:
+    """Examples/s and CPU seconds of one epoch of ``transformers.Trainer`` finetuning on the same examples:
+    ``best``: length-grouped, fused AdamW, no clipping; else the benchmark's old setup (random batches,
+    per-parameter AdamW, clipping at 1.0)."""
     from transformers import (
         DataCollatorForTokenClassification,
         DataCollatorWithPadding,
@@ -97,14 +123,26 @@ def trainer_epoch(task: str, examples: int, out: Path) -> float:
                 else DataCollatorWithPadding(tokenizer))
     torch.manual_seed(1)
     model = load_model(MODEL, spec.kind, spec.label_names)
+    settings = (dict(train_sampling_strategy="group_by_length", optim="adamw_torch_fused", max_grad_norm=0.0)
+                if best else dict(train_sampling_strategy="random", optim="adamw_torch", max_grad_norm=1.0))
     arguments = TrainingArguments(
         output_dir=str(out), per_device_train_batch_size=BATCH_SIZE, num_train_epochs=1,
         learning_rate=LRS["finetuning"], lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
-        optim="adamw_torch", save_strategy="no", eval_strategy="no", logging_strategy="no", report_to=[],
-        use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0, seed=1, disable_tqdm=True)
+        save_strategy="no", eval_strategy="no", logging_strategy="no", report_to=[], bf16=precision == "bf16",
+        use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0, seed=1, disable_tqdm=True, **settings)
     trainer = Trainer(model=model, args=arguments, train_dataset=encoded, data_collator=collator)
+    cpu = time.process_time()
     result = trainer.train()
-    return float(result.metrics["train_samples_per_second"])
+    return {"examples_per_s": float(result.metrics["train_samples_per_second"]),
+            "cpu_time_s": time.process_time() - cpu, "other_busy_cores": None}
+
+
+def configurations(methods: list[str], precisions: list[str], old_trainer: bool) -> list[tuple[str, str]]:
+    """(precision, name) of every row of a task, in the order they alternate."""
+    rows = [("fp32", TRAINER_OLD)] if old_trainer else []
+    for precision in precisions:
+        rows += [(precision, TRAINER_BEST)] + [(precision, method) for method in methods]
+    return rows
 
 
 def main() -> None:
@@ -113,53 +151,79 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--precisions", nargs="+", choices=list(DTYPES), default=list(DTYPES))
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--old-trainer", action=argparse.BooleanOptionalAction, default=True,
+                        help="also the Trainer at the benchmark's old settings (fp32; for reference)")
     parser.add_argument("--quality", action="store_true",
                         help="also: dev scores of grouped vs random batches (SST-2, 2 seeds, 2 epochs, full dev)")
     parser.add_argument("--quality-examples", type=int, default=4000)
     parser.add_argument("--out", default="results/benchmarks/throughput.json")
     args = parser.parse_args()
+    if "finetuning" not in args.methods:
+        parser.error("--methods must include finetuning (the other rows' times are relative to it)")
 
     import transformers
 
     transformers.logging.set_verbosity_error()
     torch.use_deterministic_algorithms(True, warn_only=True)  # as in every maskbench run, for all alike
-    torch.set_num_threads(args.threads)
-    peak = matmul_peak(args.threads)
-    torch.set_num_threads(args.threads)
-    print(f"fp32 matmul peak at {args.threads} threads: {peak / 1e9:.1f} GFLOP/s")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    configurations = ["trainer", "finetuning", "finetuning (random batches)", "masking"]
+    peaks = {precision: matmul_peak(args.threads, DTYPES[precision], device) for precision in args.precisions}
+    torch.set_num_threads(args.threads)
+    for precision, peak in peaks.items():
+        print(f"{precision} matmul peak at {args.threads} threads: {peak / 1e9:.1f} GFLOP/s")
+    plan = configurations(args.methods, args.precisions, args.old_trainer)
     rows, records = [], []
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         for task in args.tasks:
             spec = tasks.get_task(task)
             lengths = real_lengths(task, args.examples)
-            flops = training_flops(load_model(MODEL, spec.kind, spec.label_names), lengths)
-            speeds: dict[str, list[float]] = {name: [] for name in configurations}
+            model = load_model(MODEL, spec.kind, spec.label_names)
+            runs: dict[tuple[str, str], list[dict]] = {key: [] for key in plan}
             for repeat in range(args.repeats):
-                for name in configurations:
-                    out = scratch / f"{task}-{name.split()[0]}-{'random' if 'random' in name else 'g'}-{repeat}"
-                    if name == "trainer":
-                        speeds[name].append(trainer_epoch(task, args.examples, out))
+                for precision, name in plan:
+                    out = scratch / f"{task}-{precision}-{name.split()[0]}-{len(runs[precision, name])}-{repeat}"
+                    if name in (TRAINER_BEST, TRAINER_OLD):
+                        runs[precision, name].append(trainer_epoch(task, args.examples, out, name == TRAINER_BEST,
+                                                                   precision))
                         continue
-                    method = name.split()[0]
-                    metrics = maskbench_epoch(task, method, args.examples, "random" not in name, out)
-                    speeds[name].append(metrics["train_examples_per_s"])
-            median = {name: statistics.median(values) for name, values in speeds.items()}
-            for name in configurations:
-                examples_per_s = median[name]
-                achieved = flops / (len(lengths) / examples_per_s)
-                record = {"task": task, "configuration": name, "examples_per_s": examples_per_s,
-                          "all_examples_per_s": speeds[name], "vs_trainer": examples_per_s / median["trainer"],
-                          "model_flops_per_s": achieved, "fraction_of_matmul_peak": achieved / peak,
+                    metrics = maskbench_epoch(task, name, args.examples, True, out, precision=precision)
+                    runs[precision, name].append({"examples_per_s": metrics["train_examples_per_s"],
+                                                  "cpu_time_s": metrics.get("train_cpu_time_s"),
+                                                  "other_busy_cores": metrics.get("other_busy_cores")})
+                    torch.set_num_threads(args.threads)
+            median = {key: statistics.median(run["examples_per_s"] for run in values) for key, values in runs.items()}
+            task_rows = []
+            for precision, name in plan:
+                examples_per_s = median[precision, name]
+                method = "finetuning" if name in (TRAINER_BEST, TRAINER_OLD) else name
+                achieved = training_flops(model, lengths, method) / (len(lengths) / examples_per_s)
+                cpu = [run["cpu_time_s"] for run in runs[precision, name] if run["cpu_time_s"] is not None]
+                other = [run["other_busy_cores"] for run in runs[precision, name]
+                         if run["other_busy_cores"] is not None]
+                fp32 = median.get(("fp32", name)) if precision != "fp32" and name != TRAINER_OLD else None
+                record = {"task": task, "precision": precision, "configuration": name,
+                          "examples_per_s": examples_per_s,
+                          "all_examples_per_s": [run["examples_per_s"] for run in runs[precision, name]],
+                          "vs_trainer_best": examples_per_s / median[precision, TRAINER_BEST],
+                          "time_vs_finetuning": median[precision, "finetuning"] / examples_per_s
+                          if name not in (TRAINER_BEST, TRAINER_OLD) else None,
+                          "vs_fp32": examples_per_s / fp32 if fp32 else None,
+                          "model_flops_per_s": achieved, "fraction_of_matmul_peak": achieved / peaks[precision],
+                          "cpu_time_s": statistics.median(cpu) if cpu else None,
+                          "other_busy_cores": statistics.median(other) if other else None,
                           "mean_real_tokens": sum(lengths) / len(lengths)}
                 records.append(record)
-                rows.append([task, name, f"{examples_per_s:.1f}", f"{record['vs_trainer']:.2f}",
-                             f"{achieved / 1e9:.1f}", f"{100 * record['fraction_of_matmul_peak']:.0f} %"])
-            ratio = median["masking"] / median["finetuning"]
-            rows.append([task, "masking / finetuning time", f"{1 / ratio:.2f}", "", "", ""])
-            print(tabulate(rows[-5:], tablefmt="plain"), flush=True)
+                task_rows.append([
+                    task, precision, name, f"{examples_per_s:.1f}", f"{record['vs_trainer_best']:.2f}",
+                    "" if record["time_vs_finetuning"] is None else f"{record['time_vs_finetuning']:.2f}",
+                    "" if record["vs_fp32"] is None else f"{record['vs_fp32']:.2f}",
+                    f"{achieved / 1e9:.1f}", f"{100 * record['fraction_of_matmul_peak']:.1f} %",
+                    "" if record["cpu_time_s"] is None else f"{record['cpu_time_s']:.1f}",
+                    "" if record["other_busy_cores"] is None else f"{record['other_busy_cores']:.2f}"])
+            rows += task_rows
+            print(tabulate(task_rows, tablefmt="plain"), flush=True)
 
         quality = []
         if args.quality:
@@ -173,15 +237,17 @@ def main() -> None:
                                     "examples_per_s": metrics["train_examples_per_s"]})
 
     print()
-    print(tabulate(rows, headers=["task", "configuration", "train ex/s", "× Trainer", "model GFLOP/s",
-                                  "of matmul peak"]))
+    print(tabulate(rows, headers=["task", "precision", "configuration", "train ex/s", "× Trainer best",
+                                  "time / finetuning", "× fp32", "model GFLOP/s", "of matmul peak", "CPU s",
+                                  "other busy cores"]))
     if quality:
         print()
         print(tabulate([[q["seed"], "grouped" if q["group_by_length"] else "random", f"{q['dev_score']:.4f}",
                          f"{q['examples_per_s']:.1f}"] for q in quality],
                        headers=["seed", "batches", "SST-2 dev acc (2 epochs)", "train ex/s"]))
     result = {"model": MODEL, "examples": args.examples, "batch_size": BATCH_SIZE, "max_length": MAX_LENGTH,
-              "threads": args.threads, "matmul_peak_flops_per_s": peak, "lrs": LRS, "repeats": args.repeats,
+              "threads": args.threads, "matmul_peak_flops_per_s": peaks, "lrs": LRS, "repeats": args.repeats,
+              "trainer_best": TRAINER_BEST, "trainer_old": TRAINER_OLD if args.old_trainer else None,
               "device": device_name(device), "versions": versions(), "results": records, "quality": quality}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
