@@ -87,19 +87,24 @@ def data_dir() -> Path:
     return require_data()
 
 
-@pytest.fixture
-def tiny_bert_dir(tmp_path: Path) -> Path:
-    """A tiny random BERT saved as a local model directory, with the offline model's (uncased) tokenizer."""
+def save_tiny_bert(path: Path, **overrides) -> Path:
+    """A tiny random BERT encoder (seed 0; ``overrides`` of :func:`tiny_bert_config`) saved at ``path`` with the
+    offline model's (uncased) tokenizer: a local model directory."""
     import torch
     from transformers import BertForSequenceClassification
 
     from maskbench.models import load_tokenizer
 
     torch.manual_seed(0)
-    path = tmp_path / "tiny-bert"
-    BertForSequenceClassification(tiny_bert_config()).bert.save_pretrained(path)
+    BertForSequenceClassification(tiny_bert_config(**overrides)).bert.save_pretrained(path)
     load_tokenizer("minilm").save_pretrained(path)
     return path
+
+
+@pytest.fixture
+def tiny_bert_dir(tmp_path: Path) -> Path:
+    """A tiny random BERT saved as a local model directory, with the offline model's (uncased) tokenizer."""
+    return save_tiny_bert(tmp_path / "tiny-bert")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import BertForSequenceClassification
 
-from conftest import DATA_DIR, needs_data, require_data, tiny_bert_config
+from conftest import DATA_DIR, needs_data, require_data, save_tiny_bert
 from maskbench.analysis import connectivity, generalization, mask_similarity, sweeps, tsne
 from maskbench.analysis.runs import load_run_model
 from maskbench.errors import ConfigError, MaskbenchError
@@ -109,14 +108,9 @@ def test_sweeps_average_seeds_and_render_fig1_fig2_table7(tmp_path):
 def tiny_runs(tmp_path_factory):
     """A tiny random BERT, SST-2 and SEM prepared for it, and masking / finetuning runs (seed 1)."""
     require_data()
-    from maskbench.models import load_tokenizer
 
     root = tmp_path_factory.mktemp("analysis")
-    torch.manual_seed(0)
-    model_dir = root / "tiny-bert"
-    BertForSequenceClassification(tiny_bert_config(hidden_size=64, intermediate_size=128)).bert.save_pretrained(
-        model_dir)
-    load_tokenizer("minilm").save_pretrained(model_dir)
+    model_dir = save_tiny_bert(root / "tiny-bert", hidden_size=64, intermediate_size=128)
     model = str(model_dir)
     prepared = {task: root / f"prepared-{task}" for task in ("sst2", "sem")}
     for task, path in prepared.items():

@@ -25,7 +25,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import DATA_DIR, needs_data
+from conftest import DATA_DIR, needs_data, save_tiny_bert
 from maskbench import MaskConfig, load_masked_model, mask_model, save_masks
 from maskbench.cli import main
 from maskbench.errors import ConfigError, DataError, MaskFileError, OutputError
@@ -185,17 +185,12 @@ class _Injector:
 @pytest.fixture(scope="module")
 def write_count(tmp_path_factory):
     """How many writes a tiny run makes (counted once), and its model folder."""
-    from transformers import BertForSequenceClassification
 
-    from conftest import tiny_bert_config
-    from maskbench.models import load_tokenizer
 
     if not DATA_DIR.is_dir():
         pytest.skip("no task data")
     root = tmp_path_factory.mktemp("writes")
-    torch.manual_seed(0)
-    BertForSequenceClassification(tiny_bert_config()).bert.save_pretrained(root / "tiny-bert")
-    load_tokenizer("minilm").save_pretrained(root / "tiny-bert")
+    save_tiny_bert(root / "tiny-bert")
     with pytest.MonkeyPatch.context() as patch:
         injector = _Injector(patch, None, 0)
         assert main(_train_argv(root / "tiny-bert", root / "counted")) == 0

@@ -10,12 +10,9 @@ import sys
 import textwrap
 
 import pytest
-import torch
 from safetensors.torch import load_file
-from transformers import BertForSequenceClassification
 
-from conftest import DATA_DIR, needs_data, tiny_bert_config
-from maskbench.models import load_tokenizer
+from conftest import DATA_DIR, needs_data, save_tiny_bert
 from maskbench.train import TrainConfig, train
 
 pytestmark = [needs_data, pytest.mark.xdist_group("faults")]  # its module fixture is built once, on one worker
@@ -91,9 +88,7 @@ def _config(model_dir, out) -> TrainConfig:
 def reference(tmp_path_factory):
     """A tiny random BERT and the uninterrupted run every killed run must reproduce."""
     root = tmp_path_factory.mktemp("faults")
-    torch.manual_seed(0)
-    BertForSequenceClassification(tiny_bert_config()).bert.save_pretrained(root / "tiny-bert")
-    load_tokenizer("minilm").save_pretrained(root / "tiny-bert")
+    save_tiny_bert(root / "tiny-bert")
     metrics = train(_config(root / "tiny-bert", root / "reference"))
     return root, metrics
 

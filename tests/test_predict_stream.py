@@ -17,6 +17,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import save_tiny_bert
 from maskbench import MaskConfig, MultiTaskModel, mask_model, save_masks
 from maskbench.cli import main
 from maskbench.errors import DataError
@@ -36,15 +37,10 @@ def _save(base: Path, out: Path, name: str, kind: str, labels: tuple[str, ...], 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """A tiny BERT, two tasks' masks (single and pair) and the multi-task model serving them (built once)."""
-    from transformers import BertForSequenceClassification
 
-    from conftest import tiny_bert_config
-    from maskbench.models import load_tokenizer
 
     root = tmp_path_factory.mktemp("stream")
-    torch.manual_seed(0)
-    BertForSequenceClassification(tiny_bert_config()).bert.save_pretrained(root / "tiny-bert")
-    load_tokenizer("minilm").save_pretrained(root / "tiny-bert")
+    save_tiny_bert(root / "tiny-bert")
     masks = [_save(root / "tiny-bert", root / "masks", "sent", "single", ("neg", "pos"), 1),
              _save(root / "tiny-bert", root / "masks", "nli", "pair", ("yes", "no", "maybe"), 2)]
     return root / "tiny-bert", masks, MultiTaskModel.from_masks(str(root / "tiny-bert"), masks)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, needs_data, snakemake
+from conftest import REPO, needs_data, save_tiny_bert, snakemake
 from maskbench.errors import ConfigError
 from maskbench.settings import TrainConfig, command_line, run_identity
 from maskbench.tracking import TRACKERS, Tracker, Trackers, open_trackers
@@ -132,19 +132,14 @@ def test_a_tracker_that_fails_during_a_run_is_reported_once_and_dropped(capsys):
 def tracked_run(tmp_path_factory):
     """One tiny masking run with ``--report-to tensorboard,mlflow``, its output written to a log file (as a
     workflow job's ``> log 2>&1``): (run folder, log text, exit code)."""
-    from conftest import DATA_DIR, require_data, tiny_bert_config
+    from conftest import DATA_DIR, require_data
 
     require_data()
-    import torch
-    from transformers import BertForSequenceClassification
 
-    from maskbench.models import load_tokenizer
 
     root = tmp_path_factory.mktemp("tracked")
     model = root / "tiny-bert"
-    torch.manual_seed(0)
-    BertForSequenceClassification(tiny_bert_config()).bert.save_pretrained(model)
-    load_tokenizer("minilm").save_pretrained(model)
+    save_tiny_bert(model)
     out, log = root / "run", root / "train.log"
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("MLFLOW_", "WANDB_", "HF_DATASETS_DISABLE", "HF_HUB_DISABLE"))}
