@@ -10,7 +10,7 @@ prints as its one-line error. Torch-free: the workflow imports it while planning
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
