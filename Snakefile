@@ -4,6 +4,7 @@
 # ensemble → evaluate → tables → analyses. Result paths are defined in workflow/rules/common.smk; the work is done
 # by maskbench.
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -42,6 +43,12 @@ shell.prefix(
 )
 
 
+# the main process puts the resolved data directory and caches into its environment when it starts running jobs:
+# cluster jobs inherit them (sbatch --export=ALL) and resolve the same paths (common.smk); planning changes nothing
+onstart:
+    os.environ.update(ENVIRONMENT.shared())
+
+
 include: "workflow/rules/download.smk"
 include: "workflow/rules/prepare.smk"
 include: "workflow/rules/train.smk"
@@ -64,13 +71,7 @@ localrules:
     aggregate,
     ensemble,
     evaluate,
-    table1_dev,
-    table2_test,
-    table4_lr,
-    table5_sizes,
-    table8_memory,
-    table9_bytes,
-    paper_comparison,
+    table,
     summary,
     fig3_memory,
     fig1_sparsity,

@@ -54,6 +54,11 @@ def format_lr(lr: float) -> str:
     return repr(value)  # nan / inf (never an lr: the configuration and TrainConfig refuse them)
 
 
+def sorted_grid(values: Sequence[float | str]) -> list[str]:
+    """The :func:`format_lr` texts of an lr grid, each once, in increasing order (the folder labels of a round)."""
+    return sorted({format_lr(v) for v in values}, key=float)
+
+
 def folder_labels(key: str, values: Sequence[float | str]) -> list[str]:
     """The :func:`format_lr` texts of the configured ``values`` at ``key`` (``lr_grid.masking``), in order.
 
@@ -167,7 +172,7 @@ def select_lr(records: Sequence[Mapping[str, Any]], grid: Sequence[float], seeds
     lies on (if any), and ``next_lr``: the value to add to the grid for the next round, or None when this round
     is final (best lr inside the grid, a single-lr grid, the cap reached, or the next value out of bounds).
     """
-    grid_text = sorted({format_lr(v) for v in grid}, key=float)
+    grid_text = sorted_grid(grid)
     if not grid_text:
         raise ConfigError("lr grid: empty; expected at least one learning rate")
     setting = check_same_setting(records, vary=("seed", "lr"), paths=paths)
@@ -204,13 +209,13 @@ def select_lr(records: Sequence[Mapping[str, Any]], grid: Sequence[float], seeds
     }
 
 
-def round_grid(initial_grid: Sequence[float | str], previous: Mapping[str, Any] | None) -> list[str]:
+def round_grid(grid: Sequence[float | str], previous: Mapping[str, Any] | None) -> list[str]:
     """The grid of a round: the initial grid, or the previous round's grid plus the lr it proposed."""
     if previous is None:
-        return sorted({format_lr(v) for v in initial_grid}, key=float)
+        return sorted_grid(grid)
     if previous.get("next_lr") is None:
         raise ConfigError(f"selection round {previous.get('round')} is final; there is no next round")
-    return sorted({*previous["grid"], format_lr(previous["next_lr"])}, key=float)
+    return sorted_grid([*previous["grid"], previous["next_lr"]])
 
 
 def write_selection(metrics_paths: Sequence[str | Path], out: str | Path, initial_grid: Sequence[float | str],
@@ -241,7 +246,7 @@ def write_choice(final_round: str | Path, out: str | Path, initial_grid: Sequenc
     selection = read_selection_round(final_round)
     if not selection.get("final"):
         raise ConfigError(f"{final_round}: not a final selection round (next_lr = {selection.get('next_lr')})")
-    initial = sorted({format_lr(v) for v in initial_grid}, key=float)
+    initial = sorted_grid(initial_grid)
     choice = {key: selection[key] for key in ("task", "method", "model", "metric", "best_lr", "best_mean_dev",
                                               "border", "capped", "reason", "setting_hash", "seeds")}
     choice.update({"lr": selection["best_lr"], "initial_grid": initial, "final_grid": selection["grid"],

@@ -76,7 +76,7 @@ class Layout:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "Layout":
         """The layout of a workflow configuration (as the workflow's table rules build it)."""
-        from maskbench.select import format_lr
+        from maskbench.select import sorted_grid
 
         seeds = list(config["seeds"])
         selection_seeds = list(config.get("selection_seeds") or seeds)
@@ -85,7 +85,7 @@ class Layout:
             models={key: {"name": model["name"], "label": model.get("label", key)}
                     for key, model in config["models"].items()},
             tasks=list(config["tasks"]), methods=methods, seeds=seeds,
-            initial_grids={method: sorted({float(format_lr(lr)) for lr in config["lr_grid"][method]})
+            initial_grids={method: [float(lr) for lr in sorted_grid(config["lr_grid"][method])]
                            for method in methods},
             task_labels=dict(config.get("task_labels") or {}),
             selection_seeds=selection_seeds if selection_seeds != seeds else [],
@@ -722,10 +722,91 @@ def serving_summary(results: Results, model: str) -> dict[str, Any] | None:
     return {"tasks": most, **by_method}
 
 
-TABLES: dict[str, Callable[[Results], Table]] = {
-    "table1_dev": table1_dev, "table2_test": table2_test, "table4_lr": table4_lr, "table5_sizes": table5_sizes,
-    "table8_memory": table8_memory, "table9_bytes": table9_bytes,
-}
+#: the record kinds a table can read (:func:`load_results`), in the order the workflow names them
+RECORD_KINDS = ("choices", "aggregates", "ensembles", "evaluations", "references", "serving")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table of the workflow: what it reads, how it is built, and its description in the report.
+
+    The workflow's one ``table`` rule renders every registered table (``results/tables/<name>.md``, ``.tex``,
+    ``.csv``, ``.html``) from the records ``inputs`` names (:data:`RECORD_KINDS`, each in
+    :meth:`Layout.cells` / :meth:`Layout.pairs` / model order), when ``shown(layout)`` is true.
+    """
+
+    name: str
+    build: Callable[[Results], Table]
+    inputs: tuple[str, ...]
+    #: the report's caption of the table's page (the page itself shows the table's own caption and notes)
+    description: str
+    shown: Callable[[Layout], bool] = lambda layout: True
+
+    def __post_init__(self) -> None:
+        unknown = [kind for kind in self.inputs if kind not in RECORD_KINDS]
+        if unknown:
+            raise ConfigError(f"table {self.name!r}: unknown input(s) {unknown}; expected some of {RECORD_KINDS}")
+
+
+#: every table of the workflow, by name (:func:`register_table` adds one)
+TABLES: dict[str, TableSpec] = {}
+
+
+def register_table(spec: TableSpec) -> TableSpec:
+    """Add ``spec`` to :data:`TABLES` (a name is registered once)."""
+    if spec.name in TABLES:
+        raise ConfigError(f"table {spec.name!r} is already registered")
+    TABLES[spec.name] = spec
+    return spec
+
+
+#: the entry-point group through which another package adds tables (each entry point names a :class:`TableSpec`)
+ENTRY_POINT_GROUP = "maskbench.tables"
+
+
+def registered_tables() -> dict[str, TableSpec]:
+    """:data:`TABLES` with the tables of installed packages' ``maskbench.tables`` entry points (loaded once)."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name not in TABLES:
+            spec = entry.load()
+            if not isinstance(spec, TableSpec) or spec.name != entry.name:
+                raise ConfigError(f"entry point {entry.name!r} ({entry.value}) of {ENTRY_POINT_GROUP!r}: expected "
+                                  f"a TableSpec named {entry.name!r}")
+            register_table(spec)
+    return TABLES
+
+
+def _paper_comparison(results: Results) -> Table:
+    from maskbench.paper import comparison_table  # (paper imports this module)
+
+    return comparison_table(results)
+
+
+for _spec in (
+    TableSpec("table1_dev", table1_dev, ("aggregates",), "Table 1: dev scores (%) of masking and finetuning, mean "
+              "± std over seeds at the lr chosen on dev."),
+    TableSpec("table2_test", table2_test, ("aggregates", "evaluations", "references"),
+              "Table 2/6: test error rates (%) of single models (mean over seeds) and of their ensemble (combining "
+              "method chosen on dev), with the memory (MB) needed to serve one task."),
+    TableSpec("table4_lr", table4_lr, ("choices",), "Table 4: the learning rate chosen on dev per model, task and "
+              "method († = found by extending the grid)."),
+    TableSpec("table5_sizes", table5_sizes, ("aggregates",), "Table 5: dev and test sizes the runs were scored on "
+              "(words for POS and NER)."),
+    TableSpec("table8_memory", table8_memory, ("aggregates", "references", "serving"),
+              "Table 8: parameters and memory (KB) each task adds, finetuning vs masking, measured from the saved "
+              "files."),
+    TableSpec("table9_bytes", table9_bytes, ("aggregates", "references"),
+              "Accuracy vs bytes per task: for every method, the mean dev score over the tasks and the bytes of the "
+              "saved files one further task needs besides the shared pretrained model (masking in both mask "
+              "formats: bit-packed and Rice-coded)."),
+    TableSpec("paper_comparison", _paper_comparison, ("aggregates",),
+              "Masking − finetuning per task here next to the same gap in the paper's Table 1 (BERT, DistilBERT, "
+              "RoBERTa), with the majority-class baseline of the dev set.",
+              shown=lambda layout: {"finetuning", "masking"} <= set(layout.methods)),
+):
+    register_table(_spec)
 
 
 def summary_records(results: Results) -> list[dict[str, Any]]:
@@ -773,6 +854,6 @@ def write_table(name: str, layout: Mapping[str, Any], out: Sequence[str | Path],
     if name == "summary":
         write_summary(results, out[0])
         return None
-    table = TABLES[name](results)
+    table = TABLES[name].build(results)
     table.write(out)
     return table

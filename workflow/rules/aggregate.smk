@@ -8,8 +8,6 @@ rule aggregate:
         chosen=CHOSEN,
     output:
         AGGREGATE,
-    log:
-        log_file("aggregate", "{model}/{task}/{method}"),
     run:
         from maskbench import aggregate
 

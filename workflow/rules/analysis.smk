@@ -3,13 +3,131 @@
 # Table 3 and Figs. 4-7 read the grid's runs at the selected lr. Paths: workflow/rules/common.smk.
 
 
-rule train_analysis:
+def sweep_run(model, task, initial_sparsity, blocks, lr, seed):
+    """metrics.json of a masking run with these mask settings: the grid's own run where the settings match."""
+    lr = format_lr(lr)
+    configured = training_settings(task).get("initial_sparsity", SETTING_DEFAULTS["initial_sparsity"])
+    if (
+        task in TASKS
+        and "masking" in METHODS
+        and seed in SEEDS
+        and lr in sorted_grid(config["lr_grid"]["masking"])
+        and float(initial_sparsity) == float(configured)
+        and blocks == config["models"][model].get("blocks")
+    ):
+        return RUN_METRICS.format(model=model, task=task, method="masking", lr=lr, seed=seed)
+    return f"{RUN_VARIANT}/metrics.json".format(
+        model=model, task=task, lr=lr, seed=seed, variant=plan.variant_name(initial_sparsity, blocks)
+    )
+
+
+def sparsity_runs(wildcards):
+    spec = ANALYSES["sparsity"]
+    return [
+        sweep_run(spec["model"], task, sparsity, spec["blocks"], spec["lr"], seed)
+        for task in spec["tasks"]
+        for sparsity in spec["initial_sparsities"]
+        for seed in spec["seeds"]
+    ]
+
+
+def layer_runs(wildcards):
+    spec = ANALYSES["layers"]
+    return [
+        sweep_run(spec["model"], task, sparsity, blocks, spec["lr"], seed)
+        for task in spec["tasks"]
+        for blocks in spec["block_sets"]
+        for sparsity in spec["initial_sparsities"]
+        for seed in spec["seeds"]
+    ]
+
+
+def generalization_targets(wildcards):
+    """Table 3's target tasks of a source: how each is scored, and its prepared data."""
+    return {
+        target: {**eval_target(target), "prepared": PREPARED.format(model=wildcards.model, task=target)}
+        for target in ANALYSES["generalization"]["targets"]
+    }
+
+
+def bezier_options():
+    """Fig. 7's curve settings given in the config (the others: maskbench.analysis.connectivity's defaults)."""
+    keys = ("bends", "epochs", "lr", "batch_size", "max_train_examples", "points")
+    return {key: ANALYSES["bezier"][key] for key in keys if key in ANALYSES["bezier"]}
+
+
+def generalization_inputs(wildcards):
+    """The source's runs at the chosen lr; the targets' prepared data only when a run has not recorded its own
+    scores on them (it is then scored from its saved model): finished runs need no data preparation."""
+    spec = ANALYSES["generalization"]
+    runs = [chosen_run(wildcards.model, wildcards.source, wildcards.method, seed) for seed in SEEDS]
+    if all(transfer_recorded(run) for run in runs):
+        return {"runs": runs}
+    return {
+        "runs": runs,
+        "prepared": [PREPARED.format(model=wildcards.model, task=target) for target in spec["targets"]],
+        "downloaded": downloaded(),
+    }
+
+
+def transfer_recorded(metrics_path):
+    """Whether the run at ``metrics_path`` is finished and recorded its scores on every target of Table 3, made
+    as the table asks (split, max length, subset)."""
+    if not Path(metrics_path).is_file():
+        return False
+    record = planned(plan.checked_run_record, metrics_path)
+    spec = ANALYSES["generalization"]
+    return all(
+        recorded_transfer(record, target, spec["split"], **eval_target(target)) is not None
+        for target in spec["targets"]
+    )
+
+
+def generalization_files():
+    spec = ANALYSES["generalization"]
+    return [
+        GENERALIZATION.format(model=spec["model"], method=method, source=source)
+        for method in METHODS
+        for source in spec["sources"]
+        if LAYOUT.runs(source, method)
+    ]
+
+
+# Input functions that read a selection checkpoint name one (model, task, method) cell each: Snakemake then
+# schedules the lr selections of all cells an analysis needs at once, instead of discovering them one by one.
+
+
+def _analysis_task(analysis, wildcards):
+    return getattr(wildcards, "task", None) or ANALYSES[analysis]["task"]
+
+
+def pair_run(analysis, method):
+    """Input function: the ``method`` run of the analysis's task (selected lr, the analysis's seed)."""
+    return lambda wildcards: chosen_run(
+        ANALYSES[analysis]["model"], _analysis_task(analysis, wildcards), method, ANALYSES[analysis]["seed"]
+    )
+
+
+def analysis_prepared(analysis):
+    return lambda wildcards: PREPARED.format(
+        model=ANALYSES[analysis]["model"], task=_analysis_task(analysis, wildcards)
+    )
+
+
+def mask_similarity_runs():
+    """Named inputs, one function per task: the masking runs (selected lr, the analysis's seed)."""
+    if "mask_similarity" not in ANALYSES:
+        return {}
+    spec = ANALYSES["mask_similarity"]
+    return {
+        task: lambda wildcards, task=task: chosen_run(spec["model"], task, "masking", spec["seed"])
+        for task in spec["tasks"]
+    }
+
+
+use rule train as train_analysis with:
     input:
-        unpack(
-            lambda wildcards: train_inputs(
-                wildcards, "masking", variant_overrides(wildcards.variant), f"{RUN_VARIANT}/metrics.json"
-            )
-        ),
+        unpack(variant_inputs),
     output:
         metrics=f"{RUN_VARIANT}/metrics.json",
         predictions=f"{RUN_VARIANT}/predictions.safetensors",
@@ -17,26 +135,11 @@ rule train_analysis:
         log_file("train", "{model}/{task}/{variant}/lr{lr}_seed{seed}"),
     benchmark:
         BENCHMARK.format(stage="train", name="{model}/{task}/{variant}/lr{lr}_seed{seed}")
-    conda:
-        CONDA_ENV
-    container:
-        CONTAINER
-    threads: config["resources"]["train"]["threads"]
-    resources:
-        gpu=config["resources"]["train"]["gpu"],
-        mem_mb=config["resources"]["train"]["mem_mb"],
-        runtime=train_runtime,
     params:
-        # a list of arguments, left out of the params trigger (common.smk: train_options)
-        options=lambda wildcards, output: train_options(
-            wildcards, output, variant_overrides(wildcards.variant), "masking"
-        ),
+        method=lambda wildcards, output: "masking",
+        options=variant_options,  # a list of arguments, left out of the params trigger (train.smk: train_options)
         run_dir=lambda wildcards, output: str(Path(output.metrics).parent),
         prepared=lambda wildcards: PREPARED.format(model=wildcards.model, task=wildcards.task),
-    shell:
-        "OMP_NUM_THREADS={threads:q} MKL_NUM_THREADS={threads:q} python -m maskbench.cli train --method masking "
-        "--task {wildcards.task:q} --seed {wildcards.seed:q} --lr {wildcards.lr:q} --prepared {params.prepared:q} "
-        "{params.options:q} --out {params.run_dir:q} > {log:q} 2>&1"
 
 
 rule fig1_sparsity:
@@ -45,8 +148,6 @@ rule fig1_sparsity:
     output:
         png=report(FIGURE.format(name="fig1_sparsity.png"), caption="../report/fig1.rst", category="Analyses"),
         csv=FIGURE.format(name="fig1_sparsity.csv"),
-    log:
-        log_file("analysis", "fig1_sparsity"),
     params:
         task_labels=LAYOUT.task_labels,
     run:
@@ -61,9 +162,7 @@ rule fig2_layers:
     output:
         png=report(FIGURE.format(name="fig2_layers.png"), caption="../report/fig2.rst", category="Analyses"),
         csv=FIGURE.format(name="fig2_layers.csv"),
-        tables=[TABLE.format(name=f"table7_layers{suffix}") for suffix in TABLE_FORMATS],
-    log:
-        log_file("analysis", "fig2_layers"),
+        tables=[TABLE.format(name=f"table7_layers{suffix}") for suffix in (".md", ".tex", ".csv", ".html")],
     params:
         block_order=lambda wildcards: ANALYSES["layers"]["block_sets"],
         task_labels=LAYOUT.task_labels,
@@ -112,8 +211,6 @@ rule table3_generalization:
         html=report(
             TABLE.format(name="table3_generalization.html"), caption="../report/table3.rst", category="Analyses"
         ),
-    log:
-        log_file("analysis", "table3_generalization"),
     params:
         label=lambda wildcards: config["models"][ANALYSES["generalization"]["model"]].get(
             "label", ANALYSES["generalization"]["model"]
@@ -232,8 +329,6 @@ rule fig6_mode_connectivity:
     output:
         png=report(FIGURE.format(name="fig6_mode_connectivity.png"), caption="../report/fig6.rst", category="Analyses"),
         csv=FIGURE.format(name="fig6_mode_connectivity.csv"),
-    log:
-        log_file("analysis", "fig6_mode_connectivity"),
     run:
         from maskbench.analysis import connectivity
 
@@ -283,8 +378,6 @@ rule fig7_bezier:
     output:
         png=report(FIGURE.format(name="fig7_bezier.png"), caption="../report/fig7.rst", category="Analyses"),
         csv=FIGURE.format(name="fig7_bezier.csv"),
-    log:
-        log_file("analysis", "fig7_bezier"),
     run:
         from maskbench.analysis import connectivity
 

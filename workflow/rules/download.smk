@@ -16,7 +16,7 @@ rule download:
     params:
         # lists: the shell command quotes each item ({params.x:q})
         models=lambda wildcards: [model["name"] for model in config["models"].values()],
-        tasks=lambda wildcards: download_tasks(),
+        tasks=lambda wildcards: plan.download_tasks(config),
         data=data_options,
         cache=lambda wildcards: (
             ["--cache-dir", str(ENVIRONMENT.cache_dir)] if ENVIRONMENT.cache_dir is not None else []
@@ -28,5 +28,5 @@ rule download:
         # (the arguments of an `env` command)
         hub=DOWNLOAD_HUB_SETTINGS,
     shell:
-        "{params.hub:q} python -m maskbench.cli download --models {params.models:q} --tasks {params.tasks:q} "
+        "{params.hub:q} python -m maskbench download --models {params.models:q} --tasks {params.tasks:q} "
         "{params.data:q} {params.cache:q} --out {output:q} > {log:q} 2>&1"

@@ -8,8 +8,6 @@ rule ensemble:
         chosen=CHOSEN,
     output:
         ENSEMBLE,
-    log:
-        log_file("ensemble", "{model}/{task}/{method}"),
     run:
         from maskbench import ensemble
 

@@ -8,8 +8,6 @@ rule evaluate:
         ensemble=ENSEMBLE,
     output:
         EVALUATION,
-    log:
-        log_file("evaluate", "{model}/{task}/{method}"),
     run:
         from maskbench import evaluate
 

@@ -17,7 +17,7 @@ rule prepare:
         runtime=lambda wildcards, attempt: config["resources"]["prepare"]["runtime"] * attempt,
     params:
         model=lambda wildcards: config["models"][wildcards.model]["name"],
-        max_length=lambda wildcards: max_length(wildcards.task),
+        max_length=lambda wildcards: eval_target(wildcards.task)["max_length"],
         # the arguments (quoted one by one); a derived param (it takes `output`), left out of the params trigger,
         # which compares data_setting instead (common.smk)
         data=lambda wildcards, output: data_options(wildcards),
@@ -25,5 +25,5 @@ rule prepare:
         # not in the command, but a change of the task's data (maskbench.fingerprint) prepares it again
         fingerprint=data_fingerprint,
     shell:
-        "python -m maskbench.cli prepare --task {wildcards.task:q} --model {params.model:q} "
+        "python -m maskbench prepare --task {wildcards.task:q} --model {params.model:q} "
         "--max-length {params.max_length:q} {params.data:q} --out {output:q} > {log:q} 2>&1"
