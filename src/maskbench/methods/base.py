@@ -98,8 +98,8 @@ def block_layers(model: nn.Module, blocks: str | None) -> list[str]:
 
 def chosen_block_layers(model: nn.Module, blocks: str | None, layers: str) -> list[str]:
     """Of the six linear layers of each block chosen by ``blocks``, those that ``layers`` names
-    (:func:`maskbench.settings.parse_layers`), block by block."""
-    from maskbench.settings import BLOCK_LINEARS, parse_layers
+    (:func:`maskbench.methods.layers.parse_layers`), block by block."""
+    from maskbench.methods.layers import BLOCK_LINEARS, parse_layers
 
     wanted = {BLOCK_LINEARS.index(name) for name in parse_layers("layers", layers)}
     return [name for index, name in enumerate(block_layers(model, blocks)) if index % len(BLOCK_LINEARS) in wanted]
