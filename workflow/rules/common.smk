@@ -81,6 +81,12 @@ def check_config(config):
         if not isinstance(wrapped.__context__, jsonschema.ValidationError):
             raise
         raise WorkflowError(_config_error(wrapped.__context__)) from None
+    for key, names in (("methods", config["methods"]), ("lr_grid", config["lr_grid"])):
+        unknown = [name for name in names if name not in REGISTERED_METHODS]
+        if unknown:
+            raise WorkflowError(
+                f"invalid configuration at '{key}': unknown method(s) {unknown}; registered: {list(REGISTERED_METHODS)}"
+            )
     missing = [method for method in config["methods"] if method not in config["lr_grid"]]
     if missing:
         raise WorkflowError(

@@ -37,6 +37,7 @@ class BitFit(Method):
 
     name = "bitfit"
     artefact = "bitfit"
+    serving = "overrides"
     tensor_files = (PARAMETERS_FILE,)
 
     def prepare(self, model: nn.Module, config: TrainConfig) -> nn.Module:

@@ -43,7 +43,9 @@ class MethodInfo:
     maps those of its settings added after runs were recorded to the value that reproduces the older runs
     (:data:`maskbench.settings.LEGACY_DEFAULTS`). ``implementation`` is ``"module:attribute"`` of the
     :class:`~maskbench.methods.base.Method` object. ``full_weights``: the run's model is the whole network, so a
-    run may ``save_weights`` (finetuning). ``style``: matplotlib line style of the method's curves.
+    run may ``save_weights`` (finetuning). ``paper``: one of the paper's two methods (tables word them as the
+    paper does). ``style``: matplotlib colour, marker and line style of the method's curves; ``plot_offset``: its
+    shift along x (in tasks), so that coinciding curves are told apart.
     """
 
     name: str
@@ -54,7 +56,9 @@ class MethodInfo:
     mask_settings: str = "none"
     legacy_defaults: Mapping[str, Any] = field(default_factory=dict)
     full_weights: bool = False
-    style: Mapping[str, Any] = field(default_factory=dict)
+    paper: bool = False
+    style: Mapping[str, Any] = field(default_factory=lambda: {"marker": "x", "linestyle": "-"})
+    plot_offset: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or not self.name.islower():
@@ -140,19 +144,20 @@ class BitfitSettings:
 
 #: the built-in methods, in table order (the paper's two first)
 BUILTIN = (
-    MethodInfo("masking", "Masking", "maskbench.methods.masking:METHOD", mask_settings="all",
-               style={"color": "tab:orange", "marker": "s", "linestyle": "--"}),
+    MethodInfo("masking", "Masking", "maskbench.methods.masking:METHOD", mask_settings="all", paper=True,
+               style={"color": "tab:orange", "marker": "s", "linestyle": "--"}, plot_offset=-0.06),
     MethodInfo("finetuning", "Finetuning", "maskbench.methods.finetuning:METHOD", short_label="Finetun.",
-               full_weights=True, style={"color": "tab:blue", "marker": "o", "linestyle": "-"}),
+               full_weights=True, paper=True, style={"color": "tab:blue", "marker": "o", "linestyle": "-"},
+               plot_offset=-0.12),
     MethodInfo("lora", "LoRA", "maskbench.methods.lora:METHOD", settings=LoraSettings, mask_settings="blocks",
                legacy_defaults={"lora_dropout": 0.0, "lora_targets": "all"},
                style={"color": "tab:green", "marker": "^", "linestyle": ":"}),
     MethodInfo("bitfit", "BitFit", "maskbench.methods.bitfit:METHOD", settings=BitfitSettings,
                legacy_defaults={"bitfit_biases": "all"},
-               style={"color": "tab:red", "marker": "v", "linestyle": "-."}),
+               style={"color": "tab:red", "marker": "v", "linestyle": "-."}, plot_offset=0.06),
     MethodInfo("ia3", "IA3", "maskbench.methods.ia3:METHOD", settings=Ia3Settings, mask_settings="blocks",
                legacy_defaults={"ia3_targets": "key,value,output", "ia3_feedforward": "output"},
-               style={"color": "tab:purple", "marker": "D", "linestyle": (0, (5, 1, 1, 1, 1, 1))}),
+               style={"color": "tab:purple", "marker": "D", "linestyle": (0, (5, 1, 1, 1, 1, 1))}, plot_offset=0.12),
 )
 
 
