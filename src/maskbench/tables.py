@@ -342,7 +342,7 @@ def _methods_text(layout: Layout) -> str:
     if set(layout.methods) <= set(PAPER_METHODS):
         return "masking and finetuning"
     labels = [m if m in PAPER_METHODS else METHOD_LABELS.get(m, m) for m in layout.methods]
-    return ", ".join(labels[:-1]) + " and " + labels[-1]
+    return " and ".join(filter(None, [", ".join(labels[:-1]), labels[-1]]))
 
 
 def extra_methods(layout: Layout) -> list[str]:
