@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import maskbench.train as train_module
-from maskbench.methods import MODULES
 from maskbench.records import read_run_record
+from maskbench.settings import METHODS
 from maskbench.train import TrainConfig, train
 
 COST_KEYS = ("train_cpu_time_s", "threads", "cpus", "machine_busy_cores", "other_busy_cores", "load_average")
@@ -79,7 +79,7 @@ def test_cpu_time_adds_up_across_a_resume(tiny_bert_dir, data_dir, tmp_path, mon
     read_run_record(tmp_path / "older" / "metrics.json")  # still a valid record
 
 
-@pytest.mark.parametrize("method", list(MODULES))
+@pytest.mark.parametrize("method", METHODS)
 def test_frozen_tensors_stay_out_of_autograd_and_the_optimizer(tiny_bert_dir, data_dir, tmp_path, monkeypatch,
                                                                method):
     """The optimizer holds exactly the parameters that require gradients, and after training no frozen parameter

@@ -317,11 +317,12 @@ def test_first_epoch_of_a_committed_masking_run_is_reproduced(tmp_path):
 @pytest.mark.skipif(not (REPO / ".git").exists() or shutil.which("git") is None, reason="not a git checkout")
 def test_gitignore_keeps_every_methods_records_and_drops_their_artefacts():
     """Every method's run records and bookkeeping reach a commit; masks, adapters, weights and checkpoints do not."""
-    from maskbench.methods import MODULES, get_method
+    from maskbench.methods import get_method
+    from maskbench.settings import METHODS
 
     run = "results/reference/runs/minilm/mrpc/{m}/lr0.001/seed1"
     kept, dropped = [], []
-    for m in MODULES:
+    for m in METHODS:
         kept += [f"{run.format(m=m)}/metrics.json", f"{run.format(m=m)}/predictions.safetensors",
                  f"results/reference/selection/minilm/mrpc/{m}/round0.json",
                  f"results/reference/aggregate/minilm/mrpc/{m}.json"]

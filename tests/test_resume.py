@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from maskbench.errors import ConfigError
-from maskbench.methods import MODULES
+from maskbench.settings import METHODS
 from maskbench.train import TrainConfig, train
 
 
@@ -38,7 +38,7 @@ def _count_optimizer_steps(monkeypatch) -> list[int]:
     return steps
 
 
-@pytest.mark.parametrize("method", list(MODULES))
+@pytest.mark.parametrize("method", METHODS)
 def test_kill_and_resume_gives_identical_metrics(tiny_bert_dir, data_dir, tmp_path, method, monkeypatch, capsys):
     """The resumed run ends with the uninterrupted run's numbers, and it did resume: it says so, and it trains only
     the epochs after its checkpoint (counted in optimizer steps and in its per-epoch log lines). A run that restarted

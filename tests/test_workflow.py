@@ -62,6 +62,10 @@ def test_paper_grid_plans_every_training_run_quickly(tmp_path):
     ({"lr_grid": {"masking": ["1e-3"]}}, r"'lr_grid.masking.0'.*write 1.0e-5"),
     ({"methods": ["finetuning", "masking"], "lr_grid": {"masking": [0.001]}},
      r"'lr_grid': no grid for method\(s\) \['finetuning'\]"),
+    # method names are the registry's (maskbench.methods.registry), not a list in the schema
+    ({"methods": ["finetuning", "maskng"]}, r"'methods'.*unknown method\(s\) \['maskng'\]; registered"),
+    ({"lr_grid": {"finetuning": [0.001], "masking": [0.001], "lora2": [0.001]}},
+     r"'lr_grid'.*unknown method\(s\) \['lora2'\]"),
 ])
 def test_a_wrong_key_or_value_stops_the_run_naming_it(tmp_path, change, expected):
     _assert_config_refused(tmp_path, change, expected)

@@ -59,9 +59,9 @@ def _version() -> str:
 
 
 def _add_train(subparsers: argparse._SubParsersAction) -> None:
-    from maskbench.settings import add_arguments
+    from maskbench.settings import METHODS, add_arguments
 
-    parser = subparsers.add_parser("train", help="one training run (masking, finetuning, lora, bitfit or ia3)",
+    parser = subparsers.add_parser("train", help=f"one training run ({', '.join(METHODS)})",
                                    description="One training run: train on the task's train split, choose the "
                                                "epoch on dev, score test; writes OUT/metrics.json and the "
                                                "method's artefact.", formatter_class=HelpFormatter, epilog=EPILOG)

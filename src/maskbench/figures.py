@@ -17,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from maskbench.fileio import atomic_path
+from maskbench.methods.registry import registered
 from maskbench.sizes import BYTES_PER_MB
 from maskbench.tables import METHOD_LABELS, TASK_LABELS, Results, extra_methods, load_results, memory_per_task
 
@@ -61,14 +62,11 @@ def memory_curves(results: Results) -> list[dict[str, Any]]:
 
 #: bytes of a MiB, the unit in which :mod:`maskbench.serving` records resident memory (``model_rss_mb``)
 BYTES_PER_MIB = 2**20
-#: each method's look in every panel: colour, marker, line style (all three differ between methods)
-STYLES = {"finetuning": {"color": "tab:blue", "marker": "o", "linestyle": "-"},
-          "masking": {"color": "tab:orange", "marker": "s", "linestyle": "--"},
-          "lora": {"color": "tab:green", "marker": "^", "linestyle": ":"},
-          "bitfit": {"color": "tab:red", "marker": "v", "linestyle": "-."},
-          "ia3": {"color": "tab:purple", "marker": "D", "linestyle": (0, (5, 1, 1, 1, 1, 1))}}
+#: each method's look in every panel: colour, marker, line style (all three differ between methods; the registry's
+#: ``MethodInfo.style``)
+STYLES = {name: dict(info.style) for name, info in registered().items()}
 #: how far (in tasks) each method's points are shifted along x, so that coinciding curves are told apart
-OFFSETS = {"finetuning": -0.12, "masking": -0.06, "lora": 0.0, "bitfit": 0.06, "ia3": 0.12}
+OFFSETS = {name: info.plot_offset for name, info in registered().items()}
 
 
 def serving_curves(results: Results) -> list[dict[str, Any]]:

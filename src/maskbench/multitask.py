@@ -41,18 +41,12 @@ from maskbench.masking.serialization import (
     read_mask_description,
     read_masks,
 )
-from maskbench.methods.base import DESCRIPTION_FILE, check_base, read_description
+from maskbench.methods.base import DESCRIPTION_FILE, Method, check_base, read_description
 from maskbench.models import WEIGHTS_DTYPE, load_tokenizer, resolve_model, weights_load_errors
 from maskbench.storage import decode_mask, zero_positions
 
 #: the task kinds :meth:`MultiTaskModel.predict` serves (sequence classification heads)
 PREDICT_KINDS = ("single", "pair")
-#: the peft methods whose adapters :class:`MultiTaskModel` serves besides masks
-ADAPTER_METHODS = ("lora", "ia3")
-#: the artefacts (of :mod:`maskbench.methods`, with a ``maskbench.json``) that :class:`MultiTaskModel` serves
-SERVED_METHODS = (*ADAPTER_METHODS, "bitfit")
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
-BITFIT_WEIGHTS = "bitfit.safetensors"
 #: the state of the adapter layers before the first switch after an adapter was injected (unlike any adapter name)
 _UNKNOWN = object()
 
@@ -146,7 +140,7 @@ class MultiTaskModel:
         self._pristine: dict[str, torch.Tensor] = {}  # backbone values of parameters some task's head overrides
         self._active: str | None = None
         self._undo: dict[str, tuple[np.ndarray, torch.Tensor]] = {}  # zeroed positions and their values, by layer
-        self._adapter_method: str | None = None  # "lora" or "ia3" once an adapter task is loaded
+        self._adapter_method: str | None = None  # the method of the adapters loaded (peft wraps a layer for one)
         self._parameters: dict[str, nn.Parameter] | None = None  # the backbone's, by unwrapped name; see _parameter_map
         self._tuner_layers: list[tuple[nn.Module, frozenset[str]]] = []  # peft layers and the adapters each holds
         self._enabled_adapter: object = None  # the adapter enabled in the peft layers (None: all disabled)
@@ -181,8 +175,8 @@ class MultiTaskModel:
         return model_class, kind, name
 
     def add_task(self, directory: str | Path) -> str:
-        """Load one mask directory or LoRA/IA3/BitFit artefact; returns its task name (its ``task`` entry, else the
-        directory's name)."""
+        """Load one mask directory or another method's artefact that it serves (``Method.serving``: LoRA/IA3
+        adapters, BitFit); returns its task name (its ``task`` entry, else the directory's name)."""
         directory = Path(directory)
         if (directory / DESCRIPTION_FILE).is_file():
             return self._add_method_task(directory)
@@ -252,12 +246,17 @@ class MultiTaskModel:
             method = json.loads((directory / DESCRIPTION_FILE).read_text()).get("method")
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise MaskFileError(f"{directory / DESCRIPTION_FILE}: not valid JSON ({error})") from None
-        if method not in SERVED_METHODS:
-            raise ConfigError(f"{directory}: a {method} artefact; multi-task prediction serves masks, "
-                              f"{'/'.join(ADAPTER_METHODS)} adapters and BitFit")
-        if method == "bitfit":
-            return self._add_bitfit_task(directory)
-        return self._add_adapter_task(directory, method)
+        from maskbench.methods import get_method, methods
+        from maskbench.methods.registry import registered
+
+        method_ = get_method(method) if method in registered() else None
+        if method_ is None or method_.serving not in ("adapter", "overrides"):
+            served = [m.name for m in methods() if m.serving is not None]
+            raise ConfigError(f"{directory}: a {method} artefact; multi-task prediction serves the artefacts of "
+                              f"{', '.join(served)}")
+        if method_.serving == "overrides":
+            return self._add_override_task(directory, method_)
+        return self._add_adapter_task(directory, method_)
 
     def _task_model(self, description: dict,
                     directory: Path) -> tuple[nn.Module, transformers.PretrainedConfig, str | None, str]:
@@ -272,28 +271,30 @@ class MultiTaskModel:
         check_base(model, description, directory, self.base, self._fingerprints)
         return model, config, kind, name
 
-    def _add_bitfit_task(self, directory: Path) -> str:
-        """Load a BitFit artefact: its biases become overrides of the backbone's, its head the task's own."""
-
-        description = read_description(directory, "bitfit")
+    def _add_override_task(self, directory: Path, method: Method) -> str:
+        """Load an artefact of tensors that replace the backbone's (BitFit's biases) and the head: they become
+        overrides of the backbone's parameters, the head the task's own."""
+        description = read_description(directory, method.name)
         model, config, kind, name = self._task_model(description, directory)
-        tensors = _read_tensors(directory / BITFIT_WEIGHTS)
-        overrides = self._load_head(model, tensors, directory / BITFIT_WEIGHTS)
+        (weights,) = method.tensor_files
+        tensors = _read_tensors(directory / weights)
+        overrides = self._load_head(model, tensors, directory / weights)
         label_names = description.get("label_names") or [config.id2label[i] for i in range(config.num_labels)]
         info = TaskInfo(name=name, kind=kind, label_names=list(label_names), directory=directory)
         self._tasks[name] = _Task(info=info, model=model, shapes={}, masks={}, overrides=overrides)
         return name
 
-    def _add_adapter_task(self, directory: Path, method: str) -> str:
+    def _add_adapter_task(self, directory: Path, method_: Method) -> str:
         """Inject a LoRA or IA3 artefact's adapter into the shared backbone and load its head."""
         from peft import PeftConfig, inject_adapter_in_model, set_peft_model_state_dict
 
+        method, (adapter_weights,) = method_.name, method_.tensor_files
         if self._adapter_method not in (None, method):
             raise ConfigError(f"{directory}: a {method} adapter, but this model already serves "
                               f"{self._adapter_method} adapters (peft wraps a layer for one method)")
         description = read_description(directory, method)
         model, config, kind, name = self._task_model(description, directory)
-        state = _read_tensors(directory / ADAPTER_WEIGHTS)
+        state = _read_tensors(directory / adapter_weights)
         state = {key.removeprefix("base_model.model."): tensor for key, tensor in state.items()}
         prefix = model.base_model_prefix + "."
         head = {key: tensor for key, tensor in state.items() if not key.startswith(prefix)}
@@ -306,15 +307,15 @@ class MultiTaskModel:
         self._tuner_layers = self._find_tuner_layers()
         result = set_peft_model_state_dict(model, adapter, adapter_name=adapter_name)
         if result.unexpected_keys:
-            raise MaskFileError(f"{directory / ADAPTER_WEIGHTS}: tensors {result.unexpected_keys[:3]} do not fit the "
+            raise MaskFileError(f"{directory / adapter_weights}: tensors {result.unexpected_keys[:3]} do not fit the "
                                 f"model")
         try:
             loaded = model.load_state_dict(head, strict=False, assign=True)
         except RuntimeError as error:
-            raise MaskFileError(f"{directory / ADAPTER_WEIGHTS}: the head does not fit the model ({error})") from None
+            raise MaskFileError(f"{directory / adapter_weights}: the head does not fit the model ({error})") from None
         missing = [key for key in loaded.missing_keys if not key.startswith(prefix)]
         if missing:
-            raise MaskFileError(f"{directory / ADAPTER_WEIGHTS}: head parameters {missing} are missing")
+            raise MaskFileError(f"{directory / adapter_weights}: head parameters {missing} are missing")
         model.to(self.device).eval()
         self._adapter_method = method
         label_names = description.get("label_names") or [config.id2label[i] for i in range(config.num_labels)]

@@ -68,10 +68,18 @@ def schema_error_message(error: Any, files: str) -> str:
 
 
 def check_grid(config: Mapping[str, Any]) -> None:
-    """The keys that refer to each other: every method has an lr grid, the selection seeds are seeds, the tasks
+    """The keys that refer to each other: every method is registered (:mod:`maskbench.methods.registry`) and has an
+    lr grid, the selection seeds are seeds, the tasks
     of ``method_tasks`` are tasks; and every value that names a run folder has one of its own
     (:func:`maskbench.select.folder_labels`, a :class:`SettingError`)."""
+    from maskbench.settings import METHODS as REGISTERED
+
     methods, tasks, seeds = list(config["methods"]), list(config["tasks"]), list(config["seeds"])
+    for key, names in (("methods", methods), ("lr_grid", list(config["lr_grid"]))):
+        unknown = [name for name in names if name not in REGISTERED]
+        if unknown:
+            raise ConfigError(f"invalid configuration at '{key}': unknown method(s) {unknown}; registered: "
+                              f"{list(REGISTERED)}")
     missing = [method for method in methods if method not in config["lr_grid"]]
     if missing:
         raise ConfigError(f"invalid configuration at 'lr_grid': no grid for method(s) {missing} listed in 'methods'")

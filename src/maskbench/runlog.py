@@ -66,7 +66,7 @@ def run_rows(results: str | Path, model: str, task_order: Sequence[str] | None =
     rows, baselines, analysis_rows = [], [], []
     for task in order:
         spec = tasks.get_task(task)
-        cells = [(method, root / task / method) for method in METHOD_LABELS if (root / task / method).is_dir()]
+        cells = [(method, root / task / method) for method in _method_order() if (root / task / method).is_dir()]
         variants = _variant_folders(root / task)
         majority = None
         for folder in [folder for _, folder in cells] + variants:
@@ -121,6 +121,14 @@ def _variant_cell(record: dict[str, Any]) -> str:
     if record["method"] != "masking" or "initial_sparsity" not in mask:
         return record["method"]
     return f"masking, {100 * mask['initial_sparsity']:g} % initial sparsity, blocks {mask['blocks']}"
+
+
+def _method_order() -> list[str]:
+    """The registered methods as the run log lists them: the full-weight baseline (finetuning) first, as the paper's
+    Table 1 does, then the registry's order."""
+    from maskbench.methods.registry import registered
+
+    return sorted(registered(), key=lambda name: not registered()[name].full_weights)
 
 
 def render_run_log(results: str | Path, model: str = "minilm", task_order: Sequence[str] | None = None) -> str:

@@ -24,117 +24,37 @@ from typing import Any, Mapping, Sequence
 
 from maskbench.errors import ConfigError
 from maskbench.masking.config import MaskConfig
+from maskbench.methods.layers import BLOCK_LINEARS, LAYER_GROUPS, parse_layers  # noqa: F401  (re-exported)
+from maskbench.methods.registry import (  # noqa: F401  (the built-in methods' settings, re-exported)
+    BitfitSettings,
+    Ia3Settings,
+    LoraSettings,
+    method_info,
+    registered,
+)
 
 PACKED_BITS = "packed-bits-v1"
 COMPRESSED = "rice-gaps-v1"
 MASK_FORMATS = (PACKED_BITS, COMPRESSED)
 
-#: the training methods, in table order; the same names as the registry ``maskbench.methods`` (a test checks)
-METHODS = ("masking", "finetuning", "lora", "bitfit", "ia3")
-#: methods that adapt the layers of the blocks chosen by ``MaskConfig.blocks`` (of the mask settings, they use
-#: only ``blocks``)
-BLOCK_METHODS = ("masking", "lora", "ia3")
+#: the training methods, in table order: the names of the registry (:mod:`maskbench.methods.registry`)
+METHODS = tuple(registered())
+#: methods that adapt the layers of the blocks chosen by ``MaskConfig.blocks``
+BLOCK_METHODS = tuple(name for name, info in registered().items() if info.uses_blocks)
 PRECISIONS = ("fp32", "bf16")
 #: the splits a run's ``transfer`` tasks may be scored on
 TRANSFER_SPLITS = ("dev", "test")
-METRICS_FILE = "metrics.json"
-#: the six linear layers of a transformer block that masking, LoRA, IA3 and BitFit address, in
-#: ``Architecture.block_linears`` order: W_Q, W_K, W_V, W_AO, W_I, W_O
-BLOCK_LINEARS = ("query", "key", "value", "attention_output", "intermediate", "output")
-#: shorthands of :func:`parse_layers`
-LAYER_GROUPS = {"all": BLOCK_LINEARS, "attention": BLOCK_LINEARS[:4], "feedforward": BLOCK_LINEARS[4:]}
-PREDICTIONS_FILE = "predictions.safetensors"
 
-
-def parse_layers(key: str, value: Any, extra: Sequence[str] = ()) -> tuple[str, ...]:
-    """The block layers a comma-separated ``value`` names (:data:`BLOCK_LINEARS`, or a shorthand of
-    :data:`LAYER_GROUPS`), in block order; a ConfigError naming ``key`` otherwise. ``extra`` names more
-    accepted words (returned as given)."""
-    words = [word.strip() for word in value.split(",")] if isinstance(value, str) else None
-    known = (*BLOCK_LINEARS, *LAYER_GROUPS, *extra)
-    if not words or not all(words) or any(word not in known for word in words):
-        raise ConfigError(f"{key}: expected comma-separated names from {', '.join(known)}, got {value!r}")
-    chosen = {layer for word in words for layer in LAYER_GROUPS.get(word, (word,))}
-    return tuple(name for name in (*BLOCK_LINEARS, *extra) if name in chosen)
-
-
-def _layers_text(layers: Sequence[str]) -> str:
-    """The canonical spelling of a set of block layers ("all" for the six)."""
-    return "all" if tuple(layers) == BLOCK_LINEARS else ",".join(layers)
+#: settings nested in :class:`TrainConfig` per method (the registry's ``MethodInfo.settings``), by field name (the
+#: method's name); their keys are flat on the command line, in the workflow's ``training:`` and in a run's
+#: identity (:func:`result_key`), as ``lora_r`` always was
+METHOD_SETTINGS: dict[str, type] = {name: info.settings for name, info in registered().items() if info.settings}
 
 
 @dataclass
-class LoraSettings:
-    """LoRA's settings (method ``lora``): rank-r updates alpha / r * B A of the chosen layers of each block."""
-
-    lora_r: int = field(default=8, metadata={"help": "LoRA's rank r"})
-    lora_alpha: float = field(default=8.0, metadata={"help": "LoRA's scaling alpha: updates are alpha/r * BA"})
-    lora_dropout: float = field(default=0.0, metadata={"help": "dropout on LoRA's input, in [0, 1)"})
-    lora_targets: str = field(default="all", metadata={
-        "help": "block layers LoRA adapts: 'all', 'attention', 'feedforward' or a comma-separated list of "
-                f"{', '.join(BLOCK_LINEARS)}"})
-
-    def __post_init__(self) -> None:
-        if isinstance(self.lora_r, bool) or not isinstance(self.lora_r, int) or self.lora_r < 1:
-            raise ConfigError(f"lora_r: expected a positive integer, got {self.lora_r!r}")
-        if (isinstance(self.lora_alpha, bool) or not isinstance(self.lora_alpha, (int, float))
-                or not math.isfinite(self.lora_alpha) or self.lora_alpha <= 0):
-            raise ConfigError(f"lora_alpha: expected a positive number, got {self.lora_alpha!r}")
-        if (isinstance(self.lora_dropout, bool) or not isinstance(self.lora_dropout, (int, float))
-                or not 0 <= self.lora_dropout < 1):
-            raise ConfigError(f"lora_dropout: expected a number in [0, 1), got {self.lora_dropout!r}")
-        self.lora_alpha, self.lora_dropout = float(self.lora_alpha), float(self.lora_dropout)
-        self.lora_targets = _layers_text(parse_layers("lora_targets", self.lora_targets))
-
-
-@dataclass
-class Ia3Settings:
-    """IA3's settings (method ``ia3``): learned vectors that rescale the chosen layers of each block."""
-
-    ia3_targets: str = field(default="key,value,output", metadata={
-        "help": "block layers whose activations IA3 rescales (comma-separated, as --lora-targets)"})
-    ia3_feedforward: str = field(default="output", metadata={
-        "help": "those of --ia3-targets rescaled at their input (peft's feedforward_modules); 'none' for none"})
-
-    def __post_init__(self) -> None:
-        targets = parse_layers("ia3_targets", self.ia3_targets)
-        feedforward = () if self.ia3_feedforward == "none" else parse_layers("ia3_feedforward", self.ia3_feedforward)
-        if not set(feedforward) <= set(targets):
-            raise ConfigError(f"ia3_feedforward: expected some of ia3_targets ({','.join(targets)}), got "
-                              f"{self.ia3_feedforward!r}")
-        self.ia3_targets = _layers_text(targets)
-        self.ia3_feedforward = ",".join(feedforward) or "none"
-
-
-BITFIT_BIASES = ("all", "blocks")
-
-
-@dataclass
-class BitfitSettings:
-    """BitFit's settings (method ``bitfit``): which biases train (the head always does)."""
-
-    bitfit_biases: str = field(default="all", metadata={
-        "help": "biases that train: 'all' (every bias of the model, layer norms and pooler included), or the "
-                "biases of block layers ('attention', 'feedforward' or a comma-separated list of "
-                f"{', '.join(BLOCK_LINEARS)}) in every block"})
-
-    def __post_init__(self) -> None:
-        if self.bitfit_biases != "all":
-            self.bitfit_biases = ",".join(parse_layers("bitfit_biases", self.bitfit_biases))
-
-    def layers(self) -> tuple[str, ...] | None:
-        """The block layers whose biases train; None: every bias of the model."""
-        return None if self.bitfit_biases == "all" else tuple(self.bitfit_biases.split(","))
-
-
-#: settings nested in :class:`TrainConfig` per method, by field name; their keys are flat on the command line, in
-#: the workflow's ``training:`` and in a run's identity (:func:`result_key`), as ``lora_r`` always was
-METHOD_SETTINGS: dict[str, type] = {"lora": LoraSettings, "ia3": Ia3Settings, "bitfit": BitfitSettings}
-
-
-@dataclass
-class TrainConfig:
-    """Everything that determines a run's numbers (``out``, ``data_dir`` and ``device`` only say where)."""
+class _RunSettings:
+    """The fields of :class:`TrainConfig` that every method has (the methods' own settings are added after
+    ``mask``, one field per method of :data:`METHOD_SETTINGS`)."""
 
     method: str = field(metadata={"choices": METHODS, "cli_required": True, "help": "the training method"})
     model: str = field(metadata={"cli_default": "minilm",
@@ -151,10 +71,6 @@ class TrainConfig:
     max_eval_examples: int | None = field(default=None, metadata={
         "help": "cap dev/test size (demos only; default: all)"})
     mask: MaskConfig = field(default_factory=MaskConfig)
-    #: each method's own settings; only the method that uses them has them in its identity (:data:`METHOD_KEYS`)
-    lora: LoraSettings = field(default_factory=LoraSettings)
-    ia3: Ia3Settings = field(default_factory=Ia3Settings)
-    bitfit: BitfitSettings = field(default_factory=BitfitSettings)
     eval_batch_size: int = field(default=128, metadata={"help": "examples per forward pass when scoring"})
     #: training batches group examples of similar length inside random pools (``maskbench.batching``)
     group_by_length: bool = field(default=True, metadata={
@@ -162,7 +78,8 @@ class TrainConfig:
     #: fp32, or bf16 autocast (mixed precision; CUDA GPUs with bf16 support, or CPU)
     precision: str = field(default="fp32", metadata={
         "choices": PRECISIONS, "help": "bf16: mixed precision (autocast), on GPUs that support it"})
-    save_weights: bool = field(default=False, metadata={"help": "also save the full weights (finetuning)"})
+    save_weights: bool = field(default=False, metadata={
+        "help": f"also save the full weights ({', '.join(n for n, i in registered().items() if i.full_weights)})"})
     #: Table 3 (generalization): tasks with the same labels that the trained model is also scored on, recorded in
     #: ``metrics.json`` ("transfer"), so that the analysis needs no saved model, masks or adapter of the run
     transfer: str | None = field(default=None, metadata={
@@ -191,6 +108,10 @@ class TrainConfig:
         "help": "comma-separated trackers to log to: tensorboard, mlflow, wandb (or all); default none"})
     logging_steps: int = field(default=50, metadata={
         "help": "with --report-to: log the training loss and lr every this many steps"})
+
+
+class _TrainConfigMethods:
+    """The behaviour of :class:`TrainConfig` (its fields: :class:`_RunSettings` and :data:`METHOD_SETTINGS`)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.mask, dict):
@@ -229,8 +150,9 @@ class TrainConfig:
         self.transfer_tasks()  # well-formed list (whether the tasks exist and share the labels: train checks)
         if self.mask_format not in MASK_FORMATS:
             raise ConfigError(f"mask_format: expected one of {MASK_FORMATS}, got {self.mask_format!r}")
-        if self.save_weights and self.method != "finetuning":
-            raise ConfigError(f"save_weights: only for finetuning (a {self.method} run saves its per-task artefact, "
+        if self.save_weights and not method_info(self.method).full_weights:
+            whole = ", ".join(name for name, info in registered().items() if info.full_weights)
+            raise ConfigError(f"save_weights: only for {whole} (a {self.method} run saves its per-task artefact, "
                               f"which rebuilds the model)")
         for key in ("max_train_examples", "max_eval_examples"):
             value = getattr(self, key)
@@ -303,7 +225,23 @@ class TrainConfig:
         return result_key(self.to_dict())
 
 
+def _train_config_class() -> type:
+    """:class:`_RunSettings`'s fields with one field per method of :data:`METHOD_SETTINGS` after ``mask``."""
+    hints = typing.get_type_hints(_RunSettings)
+    specs: list[tuple[str, Any, Any]] = []
+    for spec in dataclasses.fields(_RunSettings):
+        specs.append((spec.name, hints[spec.name], field(default=spec.default, default_factory=spec.default_factory,
+                                                         metadata=spec.metadata)))
+        if spec.name == "mask":
+            specs += [(name, cls, field(default_factory=cls)) for name, cls in METHOD_SETTINGS.items()]
+    return dataclasses.make_dataclass("TrainConfig", specs, bases=(_TrainConfigMethods,), namespace={
+        "__module__": __name__,
+        "__doc__": "Everything that determines a run's numbers (``out``, ``data_dir`` and ``device`` only say "
+                   "where); each method's own settings are a field named after the method, and only that method "
+                   "has them in its identity (:data:`METHOD_KEYS`)."})
 
+
+TrainConfig = _train_config_class()
 
 #: TrainConfig fields that say where or how fast a run is computed, not what it computes
 NON_RESULT_KEYS = ("out", "data_dir", "prepared", "device", "save_weights", "eval_batch_size", "mask_format",
@@ -312,8 +250,8 @@ NON_RESULT_KEYS = ("out", "data_dir", "prepared", "device", "save_weights", "eva
 #: Settings added after runs were first recorded, with the value that reproduces the behaviour from before the
 #: setting existed. A record without such a key means that value; a run whose setting equals it keeps its
 #: identity. Adding a setting: a dataclass field, plus an entry here unless its default changes results.
-LEGACY_DEFAULTS: dict[str, Any] = {"lora_dropout": 0.0, "lora_targets": "all", "ia3_targets": "key,value,output",
-                                   "ia3_feedforward": "output", "bitfit_biases": "all"}
+LEGACY_DEFAULTS: dict[str, Any] = {key: value for info in registered().values()
+                                   for key, value in info.legacy_defaults.items()}
 
 
 def check_max_length(value: Any) -> int:
@@ -354,11 +292,20 @@ def result_key(config: Mapping[str, Any]) -> dict[str, Any]:
     for key, methods in METHOD_KEYS.items():
         if method not in methods:
             data.pop(key, None)
-    if method != "masking" and isinstance(data.get("mask"), Mapping):
-        data["mask"] = {"blocks": data["mask"].get("blocks")}  # the other block methods use only where
-    if "lora_alpha" in data:
-        data["lora_alpha"] = float(data["lora_alpha"])
+    info = registered().get(method)
+    if info is not None and info.mask_settings == "blocks" and isinstance(data.get("mask"), Mapping):
+        data["mask"] = {"blocks": data["mask"].get("blocks")}  # methods that use only where
+    for key in _float_setting_keys():
+        if isinstance(data.get(key), int) and not isinstance(data[key], bool):
+            data[key] = float(data[key])  # as the settings class stores it (a record may say 8 for 8.0)
     return data
+
+
+@functools.lru_cache(maxsize=None)
+def _float_setting_keys() -> tuple[str, ...]:
+    """The method settings of type float (``lora_alpha``, ``lora_dropout``)."""
+    return tuple(spec.name for cls in METHOD_SETTINGS.values() for spec in dataclasses.fields(cls)
+                 if _hints(cls)[spec.name] is float)
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
@@ -530,9 +477,10 @@ def run_config(settings: Mapping[str, Any], *, method: str, model: str, task: st
         if method not in users:
             values.pop(key, None)
             groups.pop(key, None)
-    if method == "masking":
+    mask_settings = method_info(method).mask_settings
+    if mask_settings == "all":
         groups["mask"] = {"blocks": blocks, **groups.get("mask", {})}
-    elif method in BLOCK_METHODS:
+    elif mask_settings == "blocks":
         groups["mask"] = {"blocks": blocks}
     groups["mask"] = {name: value for name, value in groups.get("mask", {}).items() if value is not None}
     return _assembled(cls, {**values, "method": method, "model": model, "task": task, "seed": seed, "lr": lr,

@@ -74,7 +74,7 @@ def mask_bytes_by_format(mask_dir: str | Path) -> dict[str, int]:
 
 
 def method_artefact_sizes(run_dir: str | Path, method: str) -> dict[str, int]:
-    """Values and bytes of the tensor files of a LoRA, IA3 or BitFit run's artefact (the adapter includes the head)."""
+    """Values and bytes of the tensor files of a run's artefact (a peft adapter includes the head)."""
     from maskbench.methods import get_method
 
     method_ = get_method(method)
@@ -88,22 +88,17 @@ def method_artefact_sizes(run_dir: str | Path, method: str) -> dict[str, int]:
 
 
 def run_artefact_sizes(run_dir: str | Path, method: str) -> dict[str, Any] | None:
-    """What the aggregate step reports of a run's per-task artefact: for masking the mask bits, the file sizes
-    and the masks' bytes in every mask format; for LoRA, IA3 and BitFit the values and bytes of the adapter's
-    tensors; None for finetuning (its copy is measured once per task, :func:`reference_model_sizes`).
+    """What the aggregate step reports of a run's per-task artefact (the method's
+    :meth:`~maskbench.methods.base.Method.artefact_sizes`: for masking the mask bits, the file sizes and the masks'
+    bytes in every mask format; for the others the values and bytes of the artefact's tensors; None for
+    finetuning, whose copy is measured once per task, :func:`reference_model_sizes`).
 
     A run records this in its ``metrics.json`` (``artefact_sizes``), so that its sizes are known also where the
     artefact itself is not kept (the committed reference results hold records, not masks or adapters).
     """
-    run_dir = Path(run_dir)
-    if method == "masking":
-        masks = run_dir / "masks"
-        return {**mask_artefact_sizes(masks), "mask_bytes_by_format": mask_bytes_by_format(masks)}
     from maskbench.methods import get_method
 
-    if get_method(method).artefact is not None:  # the peft methods' and BitFit's artefact folder
-        return method_artefact_sizes(run_dir, method)
-    return None
+    return get_method(method).artefact_sizes(run_dir)
 
 
 def record_artefact_sizes(run_dir: str | Path) -> dict[str, Any] | None:

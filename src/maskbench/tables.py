@@ -24,14 +24,15 @@ from tabulate import tabulate
 
 from maskbench.errors import ConfigError, DataError, RecordError
 from maskbench.fileio import atomic_path
+from maskbench.methods.registry import method_label, registered
 from maskbench.records import load_json
 from maskbench.sizes import BYTES_PER_MB
 
 TASK_LABELS = {"mrpc": "MRPC", "sst2": "SST2", "cola": "CoLA", "rte": "RTE", "qnli": "QNLI", "sem": "SEM",
                "trec": "TREC", "ag_news": "AG", "pos": "POS", "conll2003": "NER", "swag": "SWAG", "imdb": "IMDB"}
-METHOD_LABELS = {"finetuning": "Finetuning", "masking": "Masking", "lora": "LoRA", "bitfit": "BitFit", "ia3": "IA3"}
+METHOD_LABELS = {name: info.label for name, info in registered().items()}
 #: the paper's methods; the others (maskbench.methods) add rows, columns and curves after theirs
-PAPER_METHODS = ("masking", "finetuning")
+PAPER_METHODS = tuple(name for name, info in registered().items() if info.paper)
 METRIC_NAMES = {"accuracy": "accuracy", "word_accuracy": "word accuracy", "matthews": "MCC",
                 "seqeval_f1": "micro-F1"}
 MISSING = "–"
@@ -134,7 +135,6 @@ class Results:
 
 
 #: the narrow method column of Table 8
-SHORT_METHOD_LABELS = {"masking": "Masking", "finetuning": "Finetun."}
 
 def read_record(path: str | Path) -> dict:
     """A JSON record the workflow wrote (a clear error for a missing or broken one)."""
@@ -341,8 +341,8 @@ def _methods_text(layout: Layout) -> str:
     """'masking and finetuning' (the paper's wording), or every method of the layout."""
     if set(layout.methods) <= set(PAPER_METHODS):
         return "masking and finetuning"
-    labels = [METHOD_LABELS.get(m, m) if m in ("lora", "bitfit", "ia3") else m for m in layout.methods]
-    return ", ".join(labels[:-1]) + " and " + labels[-1]
+    labels = [m if m in PAPER_METHODS else METHOD_LABELS.get(m, m) for m in layout.methods]
+    return " and ".join(filter(None, [", ".join(labels[:-1]), labels[-1]]))
 
 
 def extra_methods(layout: Layout) -> list[str]:
@@ -415,7 +415,7 @@ def _memory(results: Results, model: str, method: str, tasks: Sequence[str], mem
         reference = results.references.get((model, task))
         if reference is None:
             return None
-        if method == "finetuning":
+        if _full_weights(method):  # a full model per task (and member)
             per_task.append(members * reference["finetuned_bytes"])
         else:
             aggregate = results.aggregates.get((model, task, method))
@@ -454,7 +454,7 @@ def table2_test(results: Results) -> Table:
                 members = 1 if kind == "single" else len(layout.seeds) or 1
                 memory = _memory(results, model, method, tasks, members) if tasks else None
                 rows.append([layout.model_label(model) if first_model_row else "",
-                             SHORT_METHOD_LABELS.get(method, METHOD_LABELS.get(method, method))
+                             method_label(method, short=True)
                              if kind == "single" else "",
                              label, *cells, _megabytes(memory)])
                 first_model_row = False
@@ -638,6 +638,18 @@ def table8_memory(results: Results) -> Table:
                *notes])
 
 
+def _full_weights(method: str) -> bool:
+    """The method's per-task artefact is a whole model (sized by the reference model, not by its runs)."""
+    info = registered().get(method)
+    return info is not None and info.full_weights
+
+
+def _learns_masks(method: str) -> bool:
+    """The method learns masks (stored in a ``mask_format``)."""
+    info = registered().get(method)
+    return info is not None and info.mask_settings == "all"
+
+
 def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
@@ -658,12 +670,12 @@ def bytes_per_task_rows(results: Results, model: str) -> list[dict[str, Any]]:
         counts = [a.get("trainable_parameters") for a in aggregates] if complete else [None]
         trainable = _mean(counts) if None not in counts else None
         variants: list[tuple[str, str | None]] = [(method, None)]
-        if method == "masking":
-            variants = [("masking", mask_format) for mask_format in MASK_FORMATS]
+        if _learns_masks(method):  # masks may be stored in any mask format: a row per format
+            variants = [(method, mask_format) for mask_format in MASK_FORMATS]
         for _, mask_format in variants:
             per_task = []
             for task, aggregate in zip(tasks, aggregates):
-                if method == "finetuning":
+                if _full_weights(method):
                     reference = results.references.get((model, task))
                     per_task.append(reference["finetuned_bytes"] if reference else None)
                     continue

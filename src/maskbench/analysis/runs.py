@@ -18,11 +18,10 @@ from torch.utils.data import DataLoader
 
 from maskbench import tasks
 from maskbench.data import Collator
-from maskbench.errors import DataError
+from maskbench.errors import DataError, MaskFileError
 from maskbench.fileio import atomic_path
-from maskbench.masking.serialization import load_masked_model
 from maskbench.metrics import score_logits
-from maskbench.models import HEAD_CLASSES, WEIGHTS_DTYPE, load_tokenizer
+from maskbench.models import load_tokenizer
 from maskbench.prepare import WORD_COUNTS, load_prepared
 from maskbench.provenance import versions
 from maskbench.records import read_run_record
@@ -44,24 +43,16 @@ def load_run_model(run: str | Path, device: str | torch.device = "cpu") -> nn.Mo
     """The trained model of a run: the pretrained model with the run's masks merged in (masking), with its
     adapter or biases (LoRA, IA3, BitFit), or the finetuned weights (finetuning; saved only when the run had
     ``--save-weights``, which the workflow sets for the cells an analysis needs)."""
+    from maskbench.methods import get_method
+
     run_dir = run_directory(run)
     record = run_record(run_dir)
-    if record["method"] == "masking":
-        return load_masked_model(run_dir / "masks", base=record["model"], device=device)
-    if record["method"] != "finetuning":  # LoRA, BitFit, IA3: the base model with the run's artefact
-        from maskbench.methods import get_method
-
-        method = get_method(record["method"])
-        artefact = run_dir / method.artefact
-        if not artefact.is_dir():
-            raise DataError(f"{artefact}: missing; the {record['method']} run's artefact is needed")
-        return method.load(artefact, base=record["model"], device=device).eval()
-    weights = run_dir / "model"
-    if not (weights / "config.json").is_file():
-        raise DataError(f"{weights}: missing; this finetuning run did not save its weights (maskbench train "
-                        f"--save-weights), which the analysis needs")
-    head_class = HEAD_CLASSES[record["kind"]]
-    return head_class.from_pretrained(str(weights), dtype=WEIGHTS_DTYPE).to(device).eval()
+    method = get_method(record["method"])
+    try:
+        artefact = method.run_artefact(run_dir)
+    except MaskFileError as error:
+        raise DataError(str(error)) from None
+    return method.load(artefact, base=record["model"], device=device).eval()
 
 
 def eval_loader(prepared: str | Path, task: str, model: str, max_length: int, split: str = "dev",

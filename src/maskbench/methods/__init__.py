@@ -1,4 +1,6 @@
-"""Training methods as a registry: one module per method, each a small :class:`~maskbench.methods.base.Method`.
+"""Training methods as a registry: one module per method, each a small :class:`~maskbench.methods.base.Method`,
+declared in :mod:`maskbench.methods.registry` (name, labels, settings; methods of other packages through the
+entry-point group ``maskbench.methods``).
 
 A method says how it prepares a pretrained model for training, which parameters train, how it saves and loads its
 per-task artefact, and the artefact's size in bytes. Modules load on first use (LoRA and IA3 import ``peft``).
@@ -6,42 +8,34 @@ per-task artefact, and the artefact's size in bytes. Modules load on first use (
 
 from __future__ import annotations
 
-import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from maskbench.errors import ConfigError
+from maskbench.methods.registry import method_info, registered
 
 if TYPE_CHECKING:
     from maskbench.methods.base import Method
 
-#: method name -> module holding its class ``METHOD``; the names are :data:`maskbench.settings.METHODS`
-MODULES = {
-    "masking": "maskbench.methods.masking",
-    "finetuning": "maskbench.methods.finetuning",
-    "lora": "maskbench.methods.lora",
-    "bitfit": "maskbench.methods.bitfit",
-    "ia3": "maskbench.methods.ia3",
-}
-
-__all__ = ["MODULES", "get_method", "method_of_artefact"]
+__all__ = ["get_method", "method_of_artefact", "methods"]
 
 
 def get_method(name: str) -> "Method":
     """The registered method ``name`` (ConfigError for an unknown name)."""
-    if name not in MODULES:
-        raise ConfigError(f"method: expected one of {tuple(MODULES)}, got {name!r}")
-    return importlib.import_module(MODULES[name]).METHOD
+    return method_info(name).load()
 
 
-def method_of_artefact(directory) -> "Method":
+def methods() -> list["Method"]:
+    """Every registered method, in table order (imports them all)."""
+    return [info.load() for info in registered().values()]
+
+
+def method_of_artefact(directory: str | Path) -> "Method":
     """The method whose artefact ``directory`` is (by the files in it)."""
-    from pathlib import Path
-
     from maskbench.errors import MaskFileError
 
     directory = Path(directory)
-    for name in MODULES:
-        method = get_method(name)
+    for method in methods():
         if method.recognises(directory):
             return method
-    raise MaskFileError(f"{directory}: not a per-task artefact written by maskbench (masks, LoRA, IA3 or BitFit)")
+    raise MaskFileError(f"{directory}: not a per-task artefact written by maskbench (of the methods "
+                        f"{', '.join(registered())})")

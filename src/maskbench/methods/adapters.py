@@ -36,6 +36,7 @@ class PeftMethod(Method):
     """
 
     tensor_files = (ADAPTER_WEIGHTS,)
+    serving = "adapter"
 
     def peft_config(self, model: nn.Module, config: TrainConfig, modules_to_save: list[str]):
         """The peft config of this method for ``model``."""

@@ -25,13 +25,46 @@ class Method:
     """A training method: prepare a model, name its trainable parameters, save/load its per-task artefact.
 
     ``artefact`` is the folder of a run directory that holds the artefact (None: the method saves nothing per
-    run; finetuning saves its full weights only with ``save_weights``); ``tensor_files`` are the files of that
-    folder whose bytes :meth:`artefact_bytes` counts (the tensors; JSON descriptions and model cards are not counted).
+    run; finetuning saves its full weights only with ``save_weights``, in ``weights_folder``); ``tensor_files``
+    are the files of that folder whose bytes :meth:`artefact_bytes` counts (the tensors; JSON descriptions and
+    model cards are not counted). ``serving`` says how :class:`maskbench.multitask.MultiTaskModel` serves the
+    artefact on a shared backbone: ``"masks"``, ``"adapter"`` (a peft adapter), ``"overrides"`` (tensors that
+    replace the backbone's and the head, as BitFit's), or None (not served).
     """
 
     name: str = ""
     artefact: str | None = None
+    weights_folder: str | None = None
     tensor_files: tuple[str, ...] = ()
+    serving: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The method's label in tables and figures (:mod:`maskbench.methods.registry`)."""
+        from maskbench.methods.registry import method_label
+
+        return method_label(self.name)
+
+    def run_artefact(self, run_dir: str | Path) -> Path:
+        """The folder of run directory ``run_dir`` that :meth:`load` rebuilds the trained model from."""
+        folder = self.artefact or self.weights_folder
+        if folder is None:
+            raise MaskFileError(f"{run_dir}: a {self.name} run keeps no artefact to rebuild its model from")
+        path = Path(run_dir) / folder
+        if not path.is_dir():
+            hint = " (saved only with maskbench train --save-weights)" if folder == self.weights_folder else ""
+            raise MaskFileError(f"{path}: missing; the {self.name} run's artefact is needed{hint}")
+        return path
+
+    def artefact_sizes(self, run_dir: str | Path) -> dict[str, Any] | None:
+        """What a run records of its artefact's size (``artefact_sizes`` in ``metrics.json``): the values and bytes
+        of its tensor files; None when the method keeps no per-task artefact (finetuning's copy is measured once
+        per task, :func:`maskbench.sizes.reference_model_sizes`)."""
+        if self.artefact is None:
+            return None
+        from maskbench.sizes import method_artefact_sizes
+
+        return method_artefact_sizes(run_dir, self.name)
 
     def check(self, config: TrainConfig) -> None:
         """Refuse settings that cannot work with ``config.model`` (cheap: reads no weights and no data)."""
@@ -98,8 +131,8 @@ def block_layers(model: nn.Module, blocks: str | None) -> list[str]:
 
 def chosen_block_layers(model: nn.Module, blocks: str | None, layers: str) -> list[str]:
     """Of the six linear layers of each block chosen by ``blocks``, those that ``layers`` names
-    (:func:`maskbench.settings.parse_layers`), block by block."""
-    from maskbench.settings import BLOCK_LINEARS, parse_layers
+    (:func:`maskbench.methods.layers.parse_layers`), block by block."""
+    from maskbench.methods.layers import BLOCK_LINEARS, parse_layers
 
     wanted = {BLOCK_LINEARS.index(name) for name in parse_layers("layers", layers)}
     return [name for index, name in enumerate(block_layers(model, blocks)) if index % len(BLOCK_LINEARS) in wanted]

@@ -24,6 +24,7 @@ class Finetuning(Method):
 
     name = "finetuning"
     artefact = None
+    weights_folder = "model"
     tensor_files = (WEIGHTS_FILE,)
 
     def prepare(self, model: nn.Module, config: TrainConfig) -> nn.Module:

@@ -20,6 +20,7 @@ class Masking(Method):
     name = "masking"
     artefact = "masks"
     tensor_files = (MASKS_FILE, HEAD_FILE)
+    serving = "masks"
 
     def check(self, config: TrainConfig) -> None:
         config.mask.resolve_blocks(num_blocks(config.model))
@@ -38,6 +39,13 @@ class Masking(Method):
 
     def recognises(self, directory: Path) -> bool:
         return (directory / CONFIG_FILE).is_file()
+
+    def artefact_sizes(self, run_dir: str | Path) -> dict[str, Any] | None:
+        """The mask bits, the file sizes, and the masks' bytes in every mask format."""
+        from maskbench.sizes import mask_artefact_sizes, mask_bytes_by_format
+
+        masks = Path(run_dir) / self.artefact
+        return {**mask_artefact_sizes(masks), "mask_bytes_by_format": mask_bytes_by_format(masks)}
 
     def sparsity(self, model: nn.Module) -> float | None:
         return mask_sparsity(model)["overall"]
