@@ -14,11 +14,13 @@ stays as one fp32 row, labelled "old settings", for reference only: no claim com
 For each row: training examples/s, its ratio to the best Trainer at the same precision, its time relative to
 maskbench finetuning at the same precision, the achieved model FLOP/s over this machine's matmul peak of the
 precision used (fp32 and bf16 peaks measured in this run at the same thread count), the run's CPU seconds and
-the cores other processes kept busy meanwhile. Model FLOPs per real (unpadded) token: 6 × non-embedding
-parameters where weight gradients are computed (finetuning; masking, whose mask gradient needs the weight-gradient
-matmul), 4 × for LoRA, BitFit and IA3 (frozen weights: no weight-gradient matmul), plus attention
-(12 × layers × length² × hidden per sequence). Prints a table, writes JSON (default
-``results/benchmarks/throughput.json``).
+the cores other processes kept busy meanwhile. Model FLOPs count the matmuls each method's backward pass really
+does (:func:`training_flops`): finetuning 3 × the forward; masking (blocks 2-5 of MiniLM's 6) the forward plus
+activation and mask-score gradients in the masked blocks only (the backward stops at block 2), about 0.78 of
+finetuning's; LoRA, BitFit and IA3 the forward plus activation gradients down to block 0 and no weight-gradient
+matmul, about 0.67. The column "FLOPs / finetuning" is that floor: a method's time ratio can go below it only where
+finetuning pays more than matmuls (its optimizer over all weights, the embeddings' dense gradient). Prints a table,
+writes JSON (default ``results/benchmarks/throughput.json``).
 
     python benchmarks/throughput.py [--threads 2] [--examples 2000] [--tasks sst2 mrpc conll2003]
         [--precisions fp32 bf16] [--methods finetuning masking lora bitfit ia3] [--repeats 2] [--no-old-trainer]
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import tempfile
 import time
@@ -42,6 +45,7 @@ from tabulate import tabulate
 
 from maskbench import tasks
 from maskbench.data import tokenize_dataset
+from maskbench.methods import get_method
 from maskbench.models import load_model, load_tokenizer
 from maskbench.provenance import device_name, versions
 from maskbench.train import TrainConfig, fixed_subset, train
@@ -51,7 +55,6 @@ BATCH_SIZE = 32
 MAX_LENGTH = 128
 LRS = {"finetuning": 1e-4, "masking": 1e-3, "lora": 1e-3, "bitfit": 1e-3, "ia3": 1e-3}
 METHODS = ("finetuning", "masking", "lora", "bitfit", "ia3")
-FROZEN_WEIGHTS = ("lora", "bitfit", "ia3")  # no weight-gradient matmul in their backward pass
 TRAINER_BEST = "Trainer at its best (grouped, fused AdamW, no clip)"
 TRAINER_OLD = "Trainer, old settings (random, adamw_torch, clip 1.0)"
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -76,14 +79,49 @@ def matmul_peak(threads: int, dtype: torch.dtype = torch.float32, device: torch.
     return best
 
 
-def training_flops(model: torch.nn.Module, lengths: list[int], method: str = "finetuning") -> float:
-    """Model FLOPs of one training pass of ``method`` over sequences of ``lengths`` real tokens."""
+def training_flops(model: torch.nn.Module, lengths: list[int]) -> float:
+    """Model FLOPs of one training pass of ``model`` (as a method prepared it) over sequences of ``lengths`` real
+    tokens, counting the matmuls its backward pass really does: the forward of every linear layer (2 × weights ×
+    tokens) and of attention (4 × length² × hidden per sequence and layer); activation gradients (the same again)
+    in the blocks at and above the lowest block with a trainable tensor (all of them when the embeddings train);
+    weight gradients (the same again) only for linear layers whose weight trains or is masked by trained scores.
+    Finetuning: 3 × forward; masking blocks 2-5 of 6: forward + 2 × the top four blocks; LoRA, BitFit, IA3 (a
+    trainable tensor in every block, frozen weights): 2 × forward. Adapters' own (rank 8) linear layers count like
+    any other."""
     config = model.config
-    embedding = sum(p.numel() for name, p in model.named_parameters() if "embeddings" in name)
-    non_embedding = sum(p.numel() for p in model.parameters()) - embedding
     tokens = sum(lengths)
-    attention = sum(12 * config.num_hidden_layers * n * n * config.hidden_size for n in lengths)
-    return (4 if method in FROZEN_WEIGHTS else 6) * non_embedding * tokens + attention
+    attention = sum(4 * n * n * config.hidden_size for n in lengths)  # per layer, forward
+    block_of = re.compile(r"\.layer\.(\d+)\.")
+
+    def block(name: str) -> int | None:
+        found = block_of.search(f".{name}.")
+        return int(found.group(1)) if found else None
+
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    blocks = [block(name) for name in trainable]
+    lowest = -1 if any(b is None and "embeddings" in name for b, name in zip(blocks, trainable)) else \
+        min((b for b in blocks if b is not None), default=config.num_hidden_layers)
+    flops = 0.0
+    for name, module in model.named_modules():
+        weight = getattr(module, "weight", None)
+        if not isinstance(module, torch.nn.Linear) or weight is None or weight.dim() != 2:
+            continue
+        index = block(name)
+        scores = getattr(module, "mask_scores", None)
+        grows = weight.requires_grad or (scores is not None and scores.requires_grad)
+        passes = 1 + (index is None or index >= lowest) + grows
+        flops += passes * 2 * weight.numel() * tokens
+    for index in range(config.num_hidden_layers):
+        flops += attention * (3 if index >= lowest else 1)
+    return flops
+
+
+def method_flops(name: str, task: str, lengths: list[int]) -> float:
+    """:func:`training_flops` of a benchmark row's model (the Trainer's rows: finetuning)."""
+    method = "finetuning" if name in (TRAINER_BEST, TRAINER_OLD) else name
+    spec = tasks.get_task(task)
+    config = TrainConfig(method=method, model=MODEL, task=task, seed=1, lr=LRS[method], out="unused")
+    return training_flops(get_method(method).prepare(load_model(MODEL, spec.kind, spec.label_names), config), lengths)
 
 
 def real_lengths(task: str, examples: int) -> list[int]:
@@ -177,9 +215,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         for task in args.tasks:
-            spec = tasks.get_task(task)
             lengths = real_lengths(task, args.examples)
-            model = load_model(MODEL, spec.kind, spec.label_names)
+            flops = {name: method_flops(name, task, lengths) for name in {n for _, n in plan}}
             runs: dict[tuple[str, str], list[dict]] = {key: [] for key in plan}
             for repeat in range(args.repeats):
                 for precision, name in plan:
@@ -197,8 +234,7 @@ def main() -> None:
             task_rows = []
             for precision, name in plan:
                 examples_per_s = median[precision, name]
-                method = "finetuning" if name in (TRAINER_BEST, TRAINER_OLD) else name
-                achieved = training_flops(model, lengths, method) / (len(lengths) / examples_per_s)
+                achieved = flops[name] / (len(lengths) / examples_per_s)
                 cpu = [run["cpu_time_s"] for run in runs[precision, name] if run["cpu_time_s"] is not None]
                 other = [run["other_busy_cores"] for run in runs[precision, name]
                          if run["other_busy_cores"] is not None]
@@ -209,6 +245,8 @@ def main() -> None:
                           "vs_trainer_best": examples_per_s / median[precision, TRAINER_BEST],
                           "time_vs_finetuning": median[precision, "finetuning"] / examples_per_s
                           if name not in (TRAINER_BEST, TRAINER_OLD) else None,
+                          "flops_vs_finetuning": flops[name] / flops["finetuning"]
+                          if name not in (TRAINER_BEST, TRAINER_OLD) else None,
                           "vs_fp32": examples_per_s / fp32 if fp32 else None,
                           "model_flops_per_s": achieved, "fraction_of_matmul_peak": achieved / peaks[precision],
                           "cpu_time_s": statistics.median(cpu) if cpu else None,
@@ -218,6 +256,7 @@ def main() -> None:
                 task_rows.append([
                     task, precision, name, f"{examples_per_s:.1f}", f"{record['vs_trainer_best']:.2f}",
                     "" if record["time_vs_finetuning"] is None else f"{record['time_vs_finetuning']:.2f}",
+                    "" if record["flops_vs_finetuning"] is None else f"{record['flops_vs_finetuning']:.2f}",
                     "" if record["vs_fp32"] is None else f"{record['vs_fp32']:.2f}",
                     f"{achieved / 1e9:.1f}", f"{100 * record['fraction_of_matmul_peak']:.1f} %",
                     "" if record["cpu_time_s"] is None else f"{record['cpu_time_s']:.1f}",
@@ -238,8 +277,8 @@ def main() -> None:
 
     print()
     print(tabulate(rows, headers=["task", "precision", "configuration", "train ex/s", "× Trainer best",
-                                  "time / finetuning", "× fp32", "model GFLOP/s", "of matmul peak", "CPU s",
-                                  "other busy cores"]))
+                                  "time / finetuning", "FLOPs / finetuning", "× fp32", "model GFLOP/s",
+                                  "of matmul peak", "CPU s", "other busy cores"]))
     if quality:
         print()
         print(tabulate([[q["seed"], "grouped" if q["group_by_length"] else "random", f"{q['dev_score']:.4f}",

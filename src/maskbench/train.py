@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +172,39 @@ def adam(parameters: list[torch.nn.Parameter], lr: float) -> tuple[torch.optim.A
 def autocast(device: torch.device, precision: str):
     """bf16 autocast for ``precision == "bf16"``, else a no-op context."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+@contextmanager
+def frozen_weights_in(model: torch.nn.Module, precision: str) -> Iterator[int]:
+    """Within the block, the frozen weight matrices of ``model``'s linear layers are kept in the training precision's
+    dtype (bf16), cast once instead of by autocast at every forward (autocast caches no cast of a tensor that needs
+    no gradient): a masked layer keeps a bf16 copy of its weight beside the fp32 one (its scores' gradient uses the
+    fp32 weight), any other linear layer whose weight is frozen (LoRA's, BitFit's and IA3's base layers, the blocks
+    masking leaves alone) holds its weight in bf16 and gets its fp32 values back on exit. The numbers are the same
+    as autocast's: it casts the same weights to the same dtype. Yields how many weights it holds in the low dtype;
+    fp32 changes nothing."""
+    from maskbench.masking.layer import MaskedLinear
+
+    if precision != "bf16":
+        yield 0
+        return
+    dtype = torch.bfloat16
+    kept: list[tuple[torch.nn.Parameter, torch.Tensor]] = []
+    masked = [module for module in model.modules() if isinstance(module, MaskedLinear)]
+    try:
+        for module in masked:
+            module.set_compute_dtype(dtype)
+        for module in model.modules():
+            if (isinstance(module, torch.nn.Linear) and not isinstance(module, MaskedLinear)
+                    and not module.weight.requires_grad and module.weight.dtype == torch.float32):
+                kept.append((module.weight, module.weight.data))
+                module.weight.data = module.weight.data.to(dtype)
+        yield len(masked) + len(kept)
+    finally:
+        for parameter, data in kept:
+            parameter.data = data
+        for module in masked:
+            module.set_compute_dtype(None)
 
 
 def resolve_device(name: str | None, precision: str = "fp32") -> torch.device:
@@ -340,53 +374,54 @@ def _train(config: TrainConfig, trackers: Trackers) -> dict[str, Any]:
     check_checkpoint_space(out, config, state, model, trainable)  # before the first epoch: its outputs fit
     if state.epoch:
         tqdm.write(f"resuming {out} after epoch {state.epoch}")
-    while not state.stopped and state.epoch < config.epochs:
-        epoch = state.epoch + 1
-        model.train()
-        started = time.perf_counter()
-        own_cpu, machine_cpu = cpu_clocks()
-        loss_sum, steps = torch.zeros((), device=device), 0  # summed on the device: no host sync per step
-        logged = loss_sum.clone()  # the sum at the last logged step (report_to)
-        for batch in tqdm(loaders["train"], desc=f"epoch {epoch}/{config.epochs}", leave=False,
-                          disable=None):
-            batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
-            with autocast(device, config.precision):
-                loss = model(**batch).loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach().float()
-            steps += 1
-            state.examples_seen += batch["labels"].shape[0]
-            if trackers and steps % config.logging_steps == 0:  # the only host syncs of the loop
-                window, logged = (loss_sum - logged).item() / config.logging_steps, loss_sum.clone()
-                trackers.log_metrics({"train/loss": window, "train/lr": optimizer.param_groups[0]["lr"]},
-                                     (epoch - 1) * len(loaders["train"]) + steps)
-        mean_loss = loss_sum.item() / max(steps, 1)
-        state.train_time += time.perf_counter() - started
-        state.train_cpu_time, state.machine_cpu_time = _add_cpu_time(state, own_cpu, machine_cpu)
-        score = _score(spec, predict(model, loaders["dev"], spec.kind, device, config.precision))
-        epoch_time = time.perf_counter() - started  # training and dev evaluation
-        state.history.append({"epoch": epoch, "train_loss": mean_loss, "dev_score": score, "time_s": epoch_time})
-        trackers.log_metrics({"epoch/train_loss": mean_loss, "epoch/dev_score": score, "epoch/time_s": epoch_time},
-                             epoch, "epoch")
-        tqdm.write(f"[{config.task} {config.method} seed={config.seed} lr={config.lr:g}] epoch {epoch}: "
-                   f"loss {mean_loss:.4f}, dev {spec.metric} {score:.4f}")
-        state.epoch = epoch
-        if score > state.best_score:
-            state.best_score, state.best_epoch, state.bad_epochs = score, epoch, 0
-            state.best_state = _trainable_state(model)
-        else:
-            state.bad_epochs += 1
-            state.stopped = state.bad_epochs >= config.patience
-        save_checkpoint(out, run_hash, state, model, optimizer, train_generator, data)
+    with frozen_weights_in(model, config.precision):  # bf16: frozen weights cast once, not at every step
+        while not state.stopped and state.epoch < config.epochs:
+            epoch = state.epoch + 1
+            model.train()
+            started = time.perf_counter()
+            own_cpu, machine_cpu = cpu_clocks()
+            loss_sum, steps = torch.zeros((), device=device), 0  # summed on the device: no host sync per step
+            logged = loss_sum.clone()  # the sum at the last logged step (report_to)
+            for batch in tqdm(loaders["train"], desc=f"epoch {epoch}/{config.epochs}", leave=False,
+                              disable=None):
+                batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+                with autocast(device, config.precision):
+                    loss = model(**batch).loss
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach().float()
+                steps += 1
+                state.examples_seen += batch["labels"].shape[0]
+                if trackers and steps % config.logging_steps == 0:  # the only host syncs of the loop
+                    window, logged = (loss_sum - logged).item() / config.logging_steps, loss_sum.clone()
+                    trackers.log_metrics({"train/loss": window, "train/lr": optimizer.param_groups[0]["lr"]},
+                                         (epoch - 1) * len(loaders["train"]) + steps)
+            mean_loss = loss_sum.item() / max(steps, 1)
+            state.train_time += time.perf_counter() - started
+            state.train_cpu_time, state.machine_cpu_time = _add_cpu_time(state, own_cpu, machine_cpu)
+            score = _score(spec, predict(model, loaders["dev"], spec.kind, device, config.precision))
+            epoch_time = time.perf_counter() - started  # training and dev evaluation
+            state.history.append({"epoch": epoch, "train_loss": mean_loss, "dev_score": score, "time_s": epoch_time})
+            trackers.log_metrics({"epoch/train_loss": mean_loss, "epoch/dev_score": score, "epoch/time_s": epoch_time},
+                                 epoch, "epoch")
+            tqdm.write(f"[{config.task} {config.method} seed={config.seed} lr={config.lr:g}] epoch {epoch}: "
+                       f"loss {mean_loss:.4f}, dev {spec.metric} {score:.4f}")
+            state.epoch = epoch
+            if score > state.best_score:
+                state.best_score, state.best_epoch, state.bad_epochs = score, epoch, 0
+                state.best_state = _trainable_state(model)
+            else:
+                state.bad_epochs += 1
+                state.stopped = state.bad_epochs >= config.patience
+            save_checkpoint(out, run_hash, state, model, optimizer, train_generator, data)
 
-    with torch.no_grad():
-        parameters = dict(model.named_parameters())
-        for name, value in state.best_state.items():
-            parameters[name].copy_(value)
-    outputs = {name: predict(model, loaders[name], spec.kind, device, config.precision)
-               for name in loaders if name != "train"}
+        with torch.no_grad():
+            parameters = dict(model.named_parameters())
+            for name, value in state.best_state.items():
+                parameters[name].copy_(value)
+        outputs = {name: predict(model, loaders[name], spec.kind, device, config.precision)
+                   for name in loaders if name != "train"}
     out.mkdir(parents=True, exist_ok=True)
     tensors = {key: torch.from_numpy(value) for key, value in prediction_tensors(outputs, spec.kind).items()}
     with atomic_path(out / PREDICTIONS_FILE, "predictions") as tmp:
