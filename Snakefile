@@ -13,7 +13,7 @@ from pathlib import Path
 # whichever maskbench the interpreter has installed (e.g. an editable install of another checkout)
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from maskbench.locations import shell_exports
+from maskbench.io.locations import shell_exports
 
 # config.yaml (the demo) only when no --configfile is given: Snakemake would otherwise merge the two. A
 # --configfile that does not exist is Snakemake's own error: it reads the file before this Snakefile, and ends

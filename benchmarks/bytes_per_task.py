@@ -4,7 +4,7 @@
    ``BertForSequenceClassification`` (bert-base-uncased's configuration, 2 labels, random weights) with its defaults
    (LoRA r = 8 on W_Q, W_K, W_V, W_AO, W_I, W_O of blocks 2-11; IA3 on keys, values and the feed-forward output of
    blocks 2-11; BitFit every bias; masking blocks 2-11, the pooler and the classifier) and saves its per-task
-   artefact with ``maskbench.methods`` exactly as a training run does (``Method.artefact_bytes``: the saved tensor
+   artefact with ``maskbench.training.methods`` exactly as a training run does (``Method.artefact_bytes``: the saved tensor
    files). Masks here are **random i.i.d. masks with 5 % zeros** (the paper's initial sparsity): packed bits do not
    depend on the masks, Rice coding does.
 2. Trained masks: the committed masks of the reference grid (``results/reference/runs/minilm/*/masking/.../masks``,
@@ -42,12 +42,12 @@ from tabulate import tabulate
 from transformers import BertConfig, BertForSequenceClassification
 
 from maskbench import masked_layers
-from maskbench.fileio import write_json
-from maskbench.masking.serialization import HEAD_FILE, MASKS_FILE, read_mask_description, read_masks
-from maskbench.methods import get_method
-from maskbench.settings import COMPRESSED, PACKED_BITS, TrainConfig
-from maskbench.sizes import safetensors_summary
-from maskbench.storage import to_stored
+from maskbench.io.fileio import write_json
+from maskbench.training.masking.coding import to_stored
+from maskbench.training.masking.serialization import HEAD_FILE, MASKS_FILE, read_mask_description, read_masks
+from maskbench.training.methods import get_method
+from maskbench.training.settings import COMPRESSED, PACKED_BITS, TrainConfig
+from maskbench.training.sizes import safetensors_summary
 
 REPO = Path(__file__).resolve().parents[1]
 TRAINED_MASKS = "results/reference/runs/minilm/*/masking/lr*/seed*/masks"

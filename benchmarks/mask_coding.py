@@ -3,7 +3,7 @@
 Mask sets: bert-base-sized random masks (blocks 2-11 and the pooler: 61 layers, 71,368,704 weights) with 5 % and
 10 % i.i.d. zeros, and the trained masks of any mask directories given with ``--real``. Candidates: plain bit
 packing, zlib / bz2 / lzma over the packed bits, gap coding of the zero positions with Elias-gamma, Golomb (best m
-per layer) and Golomb-Rice (best k per layer; ``maskbench.storage.encode_mask``, measured with its header), Rice
+per layer) and Golomb-Rice (best k per layer; ``maskbench.training.masking.coding.encode_mask``, measured with its header), Rice
 coding of the XOR with the initial mask (real masks, rebuilt from the run's seed), and two lower bounds: the
 order-0 entropy per layer (what an adaptive arithmetic coder of i.i.d. bits approaches) and per row.
 
@@ -28,11 +28,11 @@ import torch
 from tabulate import tabulate
 
 from maskbench import MaskConfig, mask_model, masked_layers
-from maskbench.fileio import write_json
-from maskbench.masking.serialization import read_mask_description, read_masks
-from maskbench.models import load_model
-from maskbench.provenance import versions
-from maskbench.storage import decode_mask, encode_mask
+from maskbench.data.models import load_model
+from maskbench.io.fileio import write_json
+from maskbench.io.provenance import versions
+from maskbench.training.masking.coding import decode_mask, encode_mask
+from maskbench.training.masking.serialization import read_mask_description, read_masks
 
 BERT_BASE_SHAPES = [(768, 768)] * 4 + [(3072, 768), (768, 3072)]
 BERT_BASE_LAYERS = BERT_BASE_SHAPES * 10 + [(768, 768)]  # blocks 2-11 and the pooler

@@ -24,7 +24,7 @@ An adapter is not merged, so LoRA and IA3 pay for their extra operations in ever
 
 Masks are random (about 5 % zeros, the paper's initial sparsity) and stored compressed; finetuned checkpoints are
 the merged masked models. LoRA (r = 8, alpha = 8), IA3 and BitFit artefacts use the methods' default settings
-(the blocks masking uses, 2 to the last) and are written by ``maskbench.methods`` as a training run writes them,
+(the blocks masking uses, 2 to the last) and are written by ``maskbench.training.methods`` as a training run writes them,
 with random weights: LoRA's B and IA3's vectors away from their initial zeros and ones, so that they change the
 outputs (see :func:`build_adapter`). Assets are cached in ``--work-dir``. On a machine that other jobs keep busy,
 ``--threads 1`` avoids the stalls of torch's threads waiting for each other, which cost per operation and so hit
@@ -98,7 +98,7 @@ def peak_mb() -> float:
 
 def base_bytes(base: str) -> int:
     """Bytes of the base model's weight files (what a MultiTaskModel stores once for all tasks)."""
-    from maskbench.models import resolve_model
+    from maskbench.data.models import resolve_model
 
     return sum(path.stat().st_size for path in Path(resolve_model(base)).glob("*.safetensors"))
 
@@ -110,10 +110,10 @@ def build_adapter(method_name: str, base: str, directory: Path, index: int, labe
     unchanged, so its weights are drawn at random instead (LoRA's B ~ N(0, 0.02), IA3's vectors ~ N(1, 0.05);
     BitFit's biases get N(0, 0.02) added); the head is the freshly initialised one.
     """
-    from maskbench.methods import get_method
-    from maskbench.methods.base import head_modules
-    from maskbench.models import load_model
-    from maskbench.settings import TrainConfig
+    from maskbench.data.models import load_model
+    from maskbench.training.methods import get_method
+    from maskbench.training.methods.base import head_modules
+    from maskbench.training.settings import TrainConfig
 
     method = get_method(method_name)
     torch.manual_seed(index)
@@ -144,9 +144,9 @@ def build_assets(model: str, tasks: int, work_dir: Path, servings: list[str]) ->
     from transformers import BertConfig, BertModel
 
     from maskbench import MaskConfig, load_masked_model, mask_model, save_masks
-    from maskbench.methods import get_method
-    from maskbench.models import load_model, load_tokenizer
-    from maskbench.storage import COMPRESSED
+    from maskbench.data.models import load_model, load_tokenizer
+    from maskbench.training.masking.coding import COMPRESSED
+    from maskbench.training.methods import get_method
 
     root = work_dir / model
     base = "minilm"
@@ -232,7 +232,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     from transformers import AutoModelForSequenceClassification
 
     from maskbench import MultiTaskModel
-    from maskbench.models import load_tokenizer
+    from maskbench.data.models import load_tokenizer
 
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
@@ -341,8 +341,8 @@ def main() -> None:
 
     from tabulate import tabulate
 
-    from maskbench.fileio import write_json
-    from maskbench.provenance import versions
+    from maskbench.io.fileio import write_json
+    from maskbench.io.provenance import versions
 
     servings = [serving for serving in SERVINGS if serving == "finetuned" or serving in args.servings]
     records: dict[str, Any] = {}

@@ -2,7 +2,7 @@
 precisions on SST-2 (2,000 training examples), TREC and CoNLL-2003 (800 training sentences each), three seeds
 each, in one table.
 
-Every run is an ordinary maskbench run (``maskbench.train.train``) with the demo's settings (batch 32, 3 epochs,
+Every run is an ordinary maskbench run (``maskbench.training.train.train``) with the demo's settings (batch 32, 3 epochs,
 patience 2, max length 64, 5 % initial sparsity for masking, the demo grid's lrs: finetuning 1e-4, masking 1e-3)
 and the full dev split (up to ``--eval-examples``), written to ``--runs/<task>/<method>/<precision>/seed<N>``:
 a finished run is read back, not trained again, so the script resumes after an interruption. ``--jobs`` runs
@@ -36,7 +36,7 @@ def run(task: str, method: str, precision: str, seed: int, runs: Path, eval_exam
     """One run's record (trained unless its metrics.json exists)."""
     import torch
 
-    from maskbench.train import TrainConfig, train
+    from maskbench.training.train import TrainConfig, train
 
     out = runs / task / method / precision / f"seed{seed}"
     if (out / "metrics.json").is_file():
@@ -98,7 +98,7 @@ def main() -> None:
                      headers=["task", "method", "metric", "fp32 dev (mean ± std)", "bf16 dev", "bf16 − fp32",
                               "seed std (larger)", "agree", "fp32 / bf16 train time"], tablefmt="github")
     print(table)
-    from maskbench.provenance import versions
+    from maskbench.io.provenance import versions
 
     result = {"model": MODEL, "examples": EXAMPLES, "lrs": LRS, "seeds": args.seeds,
               "eval_examples": args.eval_examples, "versions": versions(), "rows": rows}

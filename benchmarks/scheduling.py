@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from maskbench.provenance import versions
+from maskbench.io.provenance import versions
 
 RUNS = [("sst2", "finetuning", "1e-4"), ("sst2", "masking", "1e-3"), ("trec", "finetuning", "1e-4"),
         ("trec", "masking", "1e-3")]

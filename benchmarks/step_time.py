@@ -19,9 +19,9 @@ from tabulate import tabulate
 from transformers import BertConfig, BertForSequenceClassification
 
 from maskbench import MaskConfig, mask_model
-from maskbench.models import load_model
-from maskbench.provenance import device_name, versions
-from maskbench.train import adam, autocast, configure_cuda_backends, resolve_device
+from maskbench.data.models import load_model
+from maskbench.io.provenance import device_name, versions
+from maskbench.training.train import adam, autocast, configure_cuda_backends, resolve_device
 
 
 def build(name: str, method: str) -> torch.nn.Module:

@@ -43,12 +43,12 @@ from pathlib import Path
 import torch
 from tabulate import tabulate
 
-from maskbench import tasks
-from maskbench.data import tokenize_dataset
-from maskbench.methods import get_method
-from maskbench.models import load_model, load_tokenizer
-from maskbench.provenance import device_name, versions
-from maskbench.train import TrainConfig, fixed_subset, train
+from maskbench.data import tasks
+from maskbench.data.models import load_model, load_tokenizer
+from maskbench.data.tokenising import tokenize_dataset
+from maskbench.io.provenance import device_name, versions
+from maskbench.training.methods import get_method
+from maskbench.training.train import TrainConfig, fixed_subset, train
 
 MODEL = "minilm"
 BATCH_SIZE = 32

@@ -93,7 +93,7 @@ def save_tiny_bert(path: Path, **overrides) -> Path:
     import torch
     from transformers import BertForSequenceClassification
 
-    from maskbench.models import load_tokenizer
+    from maskbench.data.models import load_tokenizer
 
     torch.manual_seed(0)
     BertForSequenceClassification(tiny_bert_config(**overrides)).bert.save_pretrained(path)
@@ -121,7 +121,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def rescore(run_dir: Path, split: str) -> float | None:
     """A run's ``split`` score recomputed from its saved ``predictions.safetensors`` with scikit-learn / seqeval
-    directly (not through ``maskbench.metrics``): the argmax of the logits, or for tagging tasks the first of each
+    directly (not through ``maskbench.data.metrics``): the argmax of the logits, or for tagging tasks the first of each
     word's kept top tags (the most probable), against the saved gold labels; None when the split was not saved."""
     import json
 
@@ -131,7 +131,7 @@ def rescore(run_dir: Path, split: str) -> float | None:
     from seqeval.scheme import IOB2
     from sklearn.metrics import accuracy_score, matthews_corrcoef
 
-    from maskbench.tasks import get_task
+    from maskbench.data.tasks import get_task
 
     record = json.loads((run_dir / "metrics.json").read_text())
     tensors = load_file(str(run_dir / "predictions.safetensors"))

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import save_file
 
-from maskbench import tasks
-from maskbench.metrics import score_logits
-from maskbench.settings import TrainConfig, config_hash, result_key
+from maskbench.data import tasks
+from maskbench.data.metrics import score_logits
+from maskbench.training.settings import TrainConfig, config_hash, result_key
 
 
 def complete_record(partial: dict[str, Any]) -> dict[str, Any]:

@@ -15,9 +15,9 @@ import torch
 from conftest import DATA_DIR, needs_data, require_data, save_tiny_bert
 from maskbench.analysis import connectivity, generalization, mask_similarity, sweeps, tsne
 from maskbench.analysis.runs import load_run_model
-from maskbench.errors import ConfigError, MaskbenchError
-from maskbench.prepare import prepare
-from maskbench.train import TrainConfig, train
+from maskbench.data.prepare import prepare
+from maskbench.io.errors import ConfigError, MaskbenchError
+from maskbench.training.train import TrainConfig, train
 from run_records import complete_record
 
 pytestmark = pytest.mark.xdist_group("analysis")  # the module fixture `tiny_runs` trains once, on one worker

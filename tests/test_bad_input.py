@@ -13,8 +13,8 @@ from transformers import BertModel
 from conftest import tiny_bert_config
 from maskbench import MaskConfig, load_masked_model, mask_model, save_masks
 from maskbench.cli import main
-from maskbench.errors import ConfigError, MaskbenchError, MaskFileError, OutputError
-from maskbench.models import load_model
+from maskbench.data.models import load_model
+from maskbench.io.errors import ConfigError, MaskbenchError, MaskFileError, OutputError
 
 
 @pytest.fixture
@@ -372,7 +372,7 @@ API_CASES = {
 
 @pytest.mark.parametrize("case", sorted(API_CASES))
 def test_bad_settings_through_the_python_api(case):
-    from maskbench.settings import TrainConfig
+    from maskbench.training.settings import TrainConfig
 
     overrides, fragment = API_CASES[case]
     values = {"method": "masking", "model": "minilm", "task": "rte", "out": "run", **overrides}
@@ -455,7 +455,7 @@ def test_damaged_checkpoint(damage, tiny_bert_dir, rte_dir, tmp_path, capsys):
     code, out = _train(tmp_path, *args, model=str(tiny_bert_dir))
     assert code == 0
     # a checkpoint of this very run, as after its first epoch, then damaged
-    from maskbench.checkpoint import CHECKPOINT_DIR
+    from maskbench.training.checkpoint import CHECKPOINT_DIR
     record = json.loads((out / "metrics.json").read_text())
     (out / "metrics.json").unlink()
     checkpoint = out / CHECKPOINT_DIR
@@ -518,8 +518,8 @@ def test_diverging_loss_is_recorded_as_null_with_a_flag(tiny_bert_dir, rte_dir, 
 
 
 def test_write_json_never_writes_bare_nan(tmp_path):
-    from maskbench.errors import OutputError
-    from maskbench.fileio import write_json
+    from maskbench.io.errors import OutputError
+    from maskbench.io.fileio import write_json
 
     write_json(tmp_path / "r.json", {"a": float("inf"), "b": [1.0, float("-inf")], "c": 2})
     assert _strict_json((tmp_path / "r.json").read_text()) == {"a": None, "b": [1.0, None], "c": 2,
@@ -557,7 +557,7 @@ def conll_dir(data_dir, tmp_path) -> Path:
 
 
 def test_iob1_file_is_read_as_the_same_iob2_data(conll_dir, data_dir):
-    from maskbench.tasks.readers import IOB1_CONVERTED, read_conll_file
+    from maskbench.data.tasks.readers import IOB1_CONVERTED, read_conll_file
 
     path = conll_dir / "conll2003" / "dev.txt"
     path.write_text(_iob2_to_iob1(path.read_text()))
@@ -616,8 +616,8 @@ def test_over_long_field_names_file_and_line(tiny_bert_dir, rte_dir, tmp_path, c
 
 
 def test_over_long_conll_token_is_refused(conll_dir):
-    from maskbench.errors import DataError
-    from maskbench.tasks.readers import read_conll_file
+    from maskbench.data.tasks.readers import read_conll_file
+    from maskbench.io.errors import DataError
 
     path = conll_dir / "conll2003" / "dev.txt"
     path.write_text("EU NNP B-NP B-ORG\n" + "y" * 5000 + " NN I-NP O\n")
@@ -635,7 +635,7 @@ unwritable = pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /
 def test_train_refuses_an_unwritable_out_before_training(tiny_bert_dir, rte_dir, capsys, monkeypatch):
     out = Path("/proc/maskbench-test/run")
     started = []
-    monkeypatch.setattr("maskbench.train.load_tokenizer", lambda *a, **k: started.append(1))
+    monkeypatch.setattr("maskbench.training.train.load_tokenizer", lambda *a, **k: started.append(1))
     code = main(["train", "--method", "masking", "--task", "rte", "--lr", "1e-3", "--model", str(tiny_bert_dir),
                  "--data-dir", str(rte_dir), "--out", str(out)])
     _assert_refused(code, out, capsys, f"{out}: cannot be created, directory /proc is not writable")
@@ -669,7 +669,7 @@ def test_a_step_with_bad_arguments_is_refused_before_work(arguments, fragment, t
 
 
 def test_run_log_replaces_only_its_own_earlier_output(tmp_path):
-    from maskbench.runlog import write_run_log
+    from maskbench.results.runlog import write_run_log
 
     results = tmp_path / "results"
     (results / "runs").mkdir(parents=True)

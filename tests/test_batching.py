@@ -11,10 +11,10 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
 from conftest import check_recorded_scores
-from maskbench.batching import LengthGroupedBatchSampler, sorted_batches
-from maskbench.data import Collator
-from maskbench.errors import ConfigError
-from maskbench.train import TrainConfig, predict, train
+from maskbench.data.tokenising import Collator
+from maskbench.io.errors import ConfigError
+from maskbench.training.batching import LengthGroupedBatchSampler, sorted_batches
+from maskbench.training.train import TrainConfig, predict, train
 
 
 @settings(max_examples=60, deadline=None)
@@ -111,7 +111,7 @@ def test_bf16_autocast_trains_and_is_recorded(tiny_bert_dir, data_dir, tmp_path)
 def test_cuda_runs_use_tf32_and_no_cudnn_attention():
     """cuDNN attention re-plans for every new padded length (3.2 times slower on an H200 in bf16); the flags are
     process-wide and can be set without a GPU."""
-    from maskbench.train import configure_cuda_backends
+    from maskbench.training.train import configure_cuda_backends
 
     before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
               torch.backends.cuda.cudnn_sdp_enabled())

@@ -13,8 +13,8 @@ import importlib.metadata
 import pytest
 
 from maskbench import cli
-from maskbench.errors import ConfigError, DataError, MaskFileError, OutputError, RecordError
-from maskbench.locks import OutputInUse
+from maskbench.io.errors import ConfigError, DataError, MaskFileError, OutputError, RecordError
+from maskbench.io.locks import OutputInUse
 
 USER_COMMANDS = ("train", "prepare", "predict", "download")
 

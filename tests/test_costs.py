@@ -9,10 +9,10 @@ import psutil
 import pytest
 import torch
 
-import maskbench.train as train_module
+import maskbench.training.train as train_module
 from maskbench.records import read_run_record
-from maskbench.settings import METHODS
-from maskbench.train import TrainConfig, train
+from maskbench.training.settings import METHODS
+from maskbench.training.train import TrainConfig, train
 
 COST_KEYS = ("train_cpu_time_s", "threads", "cpus", "machine_busy_cores", "other_busy_cores", "load_average")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from datasets import Dataset
 
-from maskbench.data import IGNORE_INDEX, Collator, tokenize_dataset
-from maskbench.models import load_tokenizer
+from maskbench.data.models import load_tokenizer
+from maskbench.data.tokenising import IGNORE_INDEX, Collator, tokenize_dataset
 
 
 def _aligned(tokens, tags, max_length=128):

@@ -1,4 +1,4 @@
-"""The data a run read is part of its identity (issue 31, finding 3; maskbench.fingerprint).
+"""The data a run read is part of its identity (issue 31, finding 3; maskbench.data.fingerprint).
 
 A finished run, a half-finished run (its checkpoint) and a prepared cache record the fingerprint of the data they
 were made from; a run on other data (same file names, another label) is refused with what changed, by the CLI and
@@ -22,9 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import DATA_DIR, needs_data, snakemake
-from maskbench import fingerprint
 from maskbench.cli import main
-from maskbench.errors import DataError
+from maskbench.data import fingerprint
+from maskbench.io.errors import DataError
 
 LOCAL_TASKS = ["sst2", "mrpc", "cola", "rte", "qnli", "sem", "trec", "ag_news", "pos", "conll2003", "imdb"]
 
@@ -50,7 +50,7 @@ def rte_data(data_dir, tmp_path) -> Path:
 
 
 def test_every_task_declares_its_files_and_its_directory():
-    from maskbench.tasks import TASKS
+    from maskbench.data.tasks import TASKS
 
     assert set(fingerprint.SPLIT_FILES) == set(TASKS)
     for name, spec in TASKS.items():  # fingerprint.local_task_dir looks where tasks.load does
@@ -63,7 +63,7 @@ def test_every_task_declares_its_files_and_its_directory():
 def test_the_declared_files_are_those_the_reader_reads(task, monkeypatch):
     """Every file the task's reader opens is declared for one of its splits, and nothing else is (11 tasks; QNLI
     with its offline stand-in)."""
-    from maskbench import tasks
+    from maskbench.data import tasks
 
     opened = set()
     read_bytes, tar_open = pathlib.Path.read_bytes, tarfile.open
@@ -84,7 +84,7 @@ def test_the_declared_files_are_those_the_reader_reads(task, monkeypatch):
     assert set(declared) == set(data)
     assert {path.resolve() for paths in declared.values() for path in paths} == opened
     if task == "pos":  # the document split of readers.POS_FILE_SPLITS, file by file
-        from maskbench.tasks.readers import POS_FILE_SPLITS
+        from maskbench.data.tasks.readers import POS_FILE_SPLITS
 
         for split, numbers in POS_FILE_SPLITS.items():
             assert [int(path.stem[4:]) for path in declared[split]] == list(numbers), split
@@ -207,8 +207,8 @@ def test_train_refuses_to_reuse_a_finished_runs_folder_with_other_data(tiny_bert
 
 def test_a_resume_with_another_data_dir_is_refused(tiny_bert_dir, rte_data, tmp_path, monkeypatch):
     """A run killed after its first epoch resumes only on the data it started on."""
-    from maskbench import train as training
-    from maskbench.settings import TrainConfig
+    from maskbench.training import train as training
+    from maskbench.training.settings import TrainConfig
 
     class Killed(Exception):
         pass
@@ -323,7 +323,7 @@ def test_every_committed_record_names_the_data_it_was_trained_on():
 def test_a_task_without_a_file_declaration_counts_every_file_of_its_folder(tmp_path):
     """A newly added task (the CONTRIBUTING recipe registers one reader and no SPLIT_FILES entry) is still
     fingerprinted: every file of its folder feeds every split, so a change of any of them is seen."""
-    from maskbench.fingerprint import ALL_SPLITS, SPLIT_FILES, local_fingerprint
+    from maskbench.data.fingerprint import ALL_SPLITS, SPLIT_FILES, local_fingerprint
 
     assert "toy" not in SPLIT_FILES
     folder = tmp_path / "toy"

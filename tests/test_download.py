@@ -19,10 +19,10 @@ import pytest
 from datasets import Dataset, DatasetDict
 
 from conftest import DATA_DIR, REPO, needs_data
-from maskbench import download as dl
 from maskbench.cli import main
-from maskbench.errors import ConfigError, DataError, OutputError
-from maskbench.locations import (
+from maskbench.data import download as dl
+from maskbench.io.errors import ConfigError, DataError, OutputError
+from maskbench.io.locations import (
     LAUNCH_DIR_ENV,
     OFFLINE_VARIABLES,
     launch_directory,

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from maskbench.ensemble import (
+from maskbench.io.errors import ConfigError, DataError
+from maskbench.results.ensemble import (
     ENSEMBLE_METHODS,
     choose_ensemble,
     ensemble_predictions,
@@ -17,8 +18,7 @@ from maskbench.ensemble import (
     score_ensembles,
     write_ensemble,
 )
-from maskbench.errors import ConfigError, DataError
-from maskbench.evaluate import evaluate_test, write_evaluation
+from maskbench.results.evaluate import evaluate_test, write_evaluation
 from run_records import write_run
 
 
@@ -142,7 +142,7 @@ def test_task_without_test_split_records_has_test_false(tmp_path):
 
 
 def test_tagging_ensemble_scores_entities_per_sentence(tmp_path):
-    from maskbench.tasks import get_task
+    from maskbench.data.tasks import get_task
 
     names = list(get_task("conll2003").label_names)
     tags = ["B-PER", "I-PER", "O", "B-LOC", "O"]

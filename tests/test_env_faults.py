@@ -28,9 +28,9 @@ from hypothesis import strategies as st
 from conftest import DATA_DIR, needs_data, save_tiny_bert
 from maskbench import MaskConfig, load_masked_model, mask_model, save_masks
 from maskbench.cli import main
-from maskbench.errors import ConfigError, DataError, MaskFileError, OutputError
-from maskbench.locks import HOLDER_SUFFIX
-from maskbench.models import load_model
+from maskbench.data.models import load_model
+from maskbench.io.errors import ConfigError, DataError, MaskFileError, OutputError
+from maskbench.io.locks import HOLDER_SUFFIX
 
 FAULTS = {errno.ENOSPC: "no space left on device", errno.EROFS: "read-only file system",
           errno.EACCES: "permission denied", errno.EDQUOT: "quota exceeded", errno.ELOOP: "symbolic links"}
@@ -97,7 +97,7 @@ def test_train_refuses_before_the_first_epoch_when_the_checkpoint_cannot_fit(tin
 def test_disk_full_in_the_middle_of_a_write_ends_in_one_line(tiny_bert_dir, small_disk, capsys, monkeypatch):
     """The free-space estimate passes (someone else fills the disk later): the real ENOSPC of the checkpoint write
     (SafetensorError) ends in one line naming the checkpoint, and no temporary file is left."""
-    monkeypatch.setattr("maskbench.train.check_free_space", lambda *a, **k: None)
+    monkeypatch.setattr("maskbench.training.train.check_free_space", lambda *a, **k: None)
     out = small_disk / "run"
     code = main(_train_argv(tiny_bert_dir, out))
     line = _one_line(code, capsys)
@@ -113,7 +113,7 @@ def test_a_file_system_turned_read_only_mid_write_ends_in_one_line(tiny_bert_dir
     writable again) removes it."""
     disk = _mount("8m")
     try:
-        import maskbench.checkpoint as checkpoint
+        import maskbench.training.checkpoint as checkpoint
 
         real = checkpoint.save_file
 
@@ -122,7 +122,7 @@ def test_a_file_system_turned_read_only_mid_write_ends_in_one_line(tiny_bert_dir
             return real(*args, **kwargs)
 
         monkeypatch.setattr(checkpoint, "save_file", remount_then_save)
-        # the mount point is the run folder: its lock (maskbench.locks, a sibling file held open for writing, which
+        # the mount point is the run folder: its lock (maskbench.io.locks, a sibling file held open for writing, which
         # would make the remount busy) lies outside the tmpfs
         out = disk
         code = main(_train_argv(tiny_bert_dir, out))
@@ -147,17 +147,17 @@ class _Injector:
         import pathlib
         import tempfile
 
-        import maskbench.checkpoint
-        import maskbench.fileio
-        import maskbench.masking.serialization
-        import maskbench.train
+        import maskbench.io.fileio
+        import maskbench.training.checkpoint
+        import maskbench.training.masking.serialization
+        import maskbench.training.train
 
         self.count, self.fault, self.at = 0, fault, at
-        for module in (maskbench.checkpoint, maskbench.masking.serialization, maskbench.train):
+        for module in (maskbench.training.checkpoint, maskbench.training.masking.serialization, maskbench.training.train):
             monkeypatch.setattr(module, "save_file", self._wrap(module.save_file, library=True))
         for name in ("mkstemp", "mkdtemp"):
             monkeypatch.setattr(tempfile, name, self._wrap(getattr(tempfile, name)))
-        monkeypatch.setattr(maskbench.fileio.os, "replace", self._wrap(os.replace))
+        monkeypatch.setattr(maskbench.io.fileio.os, "replace", self._wrap(os.replace))
         monkeypatch.setattr(pathlib.Path, "write_text", self._wrap(pathlib.Path.write_text))
 
     def _wrap(self, function, library: bool = False):
@@ -165,7 +165,7 @@ class _Injector:
             if str(kwargs.get("prefix", "")).startswith(".maskbench-probe."):
                 return function(*args, **kwargs)  # a writability check, not a write
             if args and str(args[0]).endswith(HOLDER_SUFFIX):
-                # the output lock's holder record (maskbench.locks): best effort by design (the lock holds
+                # the output lock's holder record (maskbench.io.locks): best effort by design (the lock holds
                 # without it; a refused process then says the holder did not record itself), not an output
                 return function(*args, **kwargs)
             self.count += 1
@@ -232,7 +232,7 @@ def test_ctrl_c_at_any_write_exits_130_with_nothing_half_written(write_count, fr
 
 INTERRUPTER = textwrap.dedent('''
     import os, signal, sys
-    import maskbench.checkpoint as checkpoint
+    import maskbench.training.checkpoint as checkpoint
     from maskbench.cli import main
 
     real = checkpoint.save_file
@@ -259,7 +259,7 @@ def test_a_real_ctrl_c_ends_in_one_line_and_exit_130(tiny_bert_dir, tmp_path):
 
 
 def test_ctrl_c_between_the_renames_puts_the_previous_version_back(tmp_path, monkeypatch):
-    import maskbench.fileio as fileio
+    import maskbench.io.fileio as fileio
 
     target = tmp_path / "masks"
     with fileio.atomic_directory(target, "masks") as tmp:
@@ -291,7 +291,7 @@ def _loop(tmp_path: Path) -> Path:
 def test_train_under_a_symlink_loop_is_refused_before_training(tiny_bert_dir, tmp_path, capsys, monkeypatch):
     out = _loop(tmp_path) / "run"
     started = []
-    monkeypatch.setattr("maskbench.train.load_tokenizer", lambda *a, **k: started.append(1))
+    monkeypatch.setattr("maskbench.training.train.load_tokenizer", lambda *a, **k: started.append(1))
     line = _one_line(main(_train_argv(tiny_bert_dir, out)), capsys)
     assert line.startswith(f"maskbench: error: {out}: cannot be used as an output path") and "ELOOP" in line, line
     assert not started, "work began before the output path was checked"
@@ -315,7 +315,7 @@ def test_prepare_under_a_symlink_loop_is_refused(tmp_path, capsys):
 
 
 def test_atomic_writes_under_a_symlink_loop_are_output_errors(tmp_path):
-    from maskbench.fileio import atomic_directory, atomic_path, write_json
+    from maskbench.io.fileio import atomic_directory, atomic_path, write_json
 
     loop = _loop(tmp_path)
     for write in (lambda: write_json(loop / "a" / "x.json", {}),
@@ -335,7 +335,7 @@ def umask(request):
 
 
 def test_atomic_outputs_follow_the_umask(umask, tmp_path):
-    from maskbench.fileio import atomic_directory, atomic_path, current_umask, write_json
+    from maskbench.io.fileio import atomic_directory, atomic_path, current_umask, write_json
 
     assert current_umask() == umask
     write_json(tmp_path / "record.json", {"a": 1})
@@ -448,7 +448,7 @@ def test_a_single_label_training_set_is_refused(tiny_bert_dir, tmp_path, capsys)
 def test_a_single_tag_training_set_is_refused():
     from datasets import Dataset
 
-    from maskbench.train import check_several_labels
+    from maskbench.training.train import check_several_labels
 
     tagged = Dataset.from_dict({"labels": [[-100, 0, 0, -100], [-100, 0, -100]]})
     with pytest.raises(DataError, match="task 'conll2003', split train: every scored word has the tag 'O'"):

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from conftest import REPO, snakemake
-from maskbench.errors import ConfigError
-from maskbench.estimate import REFERENCE_RUNS, TRAIN_EXAMPLES, estimate, load_config, measured_cpu
+from maskbench.io.errors import ConfigError
+from maskbench.results.estimate import REFERENCE_RUNS, TRAIN_EXAMPLES, estimate, load_config, measured_cpu
 
 CONFIGS = ["config/ci.yaml", "config/ci_analyses.yaml", "config/ci_methods.yaml",
            pytest.param("config/paper.yaml", marks=pytest.mark.slow(seconds=60))]

@@ -13,7 +13,7 @@ import pytest
 from safetensors.torch import load_file
 
 from conftest import DATA_DIR, needs_data, save_tiny_bert
-from maskbench.train import TrainConfig, train
+from maskbench.training.train import TrainConfig, train
 
 pytestmark = [needs_data, pytest.mark.xdist_group("faults")]  # its module fixture is built once, on one worker
 
@@ -23,9 +23,9 @@ KILL_POINTS = ["before tensors", "mid tensors", "before state", "before first re
 
 KILLER = textwrap.dedent('''
     import os, signal, sys
-    import maskbench.checkpoint as checkpoint
-    import maskbench.fileio as fileio
-    from maskbench.train import TrainConfig, train
+    import maskbench.training.checkpoint as checkpoint
+    import maskbench.io.fileio as fileio
+    from maskbench.training.train import TrainConfig, train
 
     point, config = sys.argv[1], eval(sys.argv[2])
     calls = {"save": 0, "replace": 0, "rmtree": 0}
@@ -122,7 +122,7 @@ def test_killed_checkpoint_write_resumes_exactly_and_leaves_nothing(reference, p
 
 
 def test_leftovers_of_killed_writes_are_removed_by_the_next_write(tmp_path):
-    from maskbench.fileio import MARKER_FILE, atomic_directory, atomic_path
+    from maskbench.io.fileio import MARKER_FILE, atomic_directory, atomic_path
 
     target = tmp_path / "masks"
     marked = tmp_path / ".masks.k1ll3d.tmp"
@@ -144,8 +144,8 @@ def test_leftovers_of_killed_writes_are_removed_by_the_next_write(tmp_path):
 
 
 def test_symlink_in_place_of_an_output_directory_is_refused(tmp_path):
-    from maskbench.errors import OutputError
-    from maskbench.fileio import atomic_directory
+    from maskbench.io.errors import OutputError
+    from maskbench.io.fileio import atomic_directory
 
     (tmp_path / "users-data").mkdir()
     (tmp_path / "users-data" / "keep.txt").write_text("x")

@@ -1,5 +1,5 @@
 """The front pages hold no hand-typed result number: results live in generated blocks equal to a fresh render from
-the committed records (maskbench.frontpage), and every other number with a decimal point in README.md and
+the committed records (maskbench.results.frontpage), and every other number with a decimal point in README.md and
 workflow/README.md is a named constant, not a result.
 
 Checked against the old code: on the integration branch README.md has no generated block and types the demo's and
@@ -13,8 +13,8 @@ import shutil
 import pytest
 
 from conftest import REPO
-from maskbench import frontpage
-from maskbench.errors import ConfigError
+from maskbench.io.errors import ConfigError
+from maskbench.results import frontpage
 
 PAGES_CHECKED = ["README.md", "workflow/README.md"]
 #: numbers with a decimal point that may stand outside a generated block: none is a result
@@ -59,7 +59,7 @@ def test_no_result_number_outside_the_generated_blocks(page):
 
 
 def test_the_readme_says_which_model_the_committed_results_are_and_lists_every_task():
-    from maskbench.tasks import TASKS
+    from maskbench.data.tasks import TASKS
 
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert "offline MiniLM" in readme and "has *not* been run here" in readme

@@ -9,8 +9,8 @@ import pytest
 from safetensors.torch import load_file
 
 from conftest import DATA_DIR, check_recorded_scores, needs_data
-from maskbench.tasks import TASKS
-from maskbench.train import TrainConfig, train
+from maskbench.data.tasks import TASKS
+from maskbench.training.train import TrainConfig, train
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

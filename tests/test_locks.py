@@ -3,7 +3,7 @@ workflow's ``results_dir`` are each held by one process; a second one is refused
 
 Every case makes the first writer wait deterministically: a small process that holds the lock with the library
 API (as train, prepare, predict or the workflow's main process do) and lets go when told, or a real ``maskbench
-train`` paused at its output check, never a race of timings. On the code before maskbench.locks, every case fails:
+train`` paused at its output check, never a race of timings. On the code before maskbench.io.locks, every case fails:
 the second writer runs (exit 0, or a workflow that plans and runs jobs), no message names a holder.
 """
 
@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from conftest import DATA_DIR, REPO, needs_data
 from maskbench.cli import main
-from maskbench.locks import TOKEN_ENV, OutputInUse, holder_file, lock_file
+from maskbench.io.locks import TOKEN_ENV, OutputInUse, holder_file, lock_file
 
 pytestmark = pytest.mark.xdist_group("locks")
 
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.xdist_group("locks")
 #: the token its jobs get), then waits for a line on stdin (or a signal)
 HOLDER = textwrap.dedent("""
     import sys
-    from maskbench.locks import OutputLock, hold_results_dir
+    from maskbench.io.locks import OutputLock, hold_results_dir
 
     kind, path = sys.argv[1], sys.argv[2]
     if kind == "results":
@@ -53,7 +53,7 @@ HOLDER = textwrap.dedent("""
 #: a real first ``maskbench train``: pauses after its output check (it holds the lock from the start) until told
 PAUSED_TRAIN = textwrap.dedent("""
     import sys
-    import maskbench.train as train_module
+    import maskbench.training.train as train_module
 
     real_check = train_module.check_run_directory
 
@@ -173,7 +173,7 @@ def test_prepare_refuses_a_held_folder_and_writes_nothing(tmp_path, capsys):
 
 def test_predict_refuses_a_held_output_file(tiny_bert_dir, tmp_path, capsys):
     from maskbench import MaskConfig, mask_model, save_masks
-    from maskbench.models import load_model
+    from maskbench.data.models import load_model
 
     torch.manual_seed(0)
     model = load_model(str(tiny_bert_dir), "single", ("neg", "pos"))
@@ -195,8 +195,8 @@ def test_predict_refuses_a_held_output_file(tiny_bert_dir, tmp_path, capsys):
 
 @needs_data
 def test_the_library_train_takes_the_lock(tiny_bert_dir, tmp_path):
-    """``maskbench.train.train(config)`` (not only the CLI) refuses a held run folder, before any work."""
-    from maskbench.train import TrainConfig, train
+    """``maskbench.training.train.train(config)`` (not only the CLI) refuses a held run folder, before any work."""
+    from maskbench.training.train import TrainConfig, train
 
     out = tmp_path / "run"
     config = TrainConfig(method="masking", task="rte", model=str(tiny_bert_dir), lr=1e-3, epochs=1,
@@ -244,7 +244,7 @@ def held_tree(tmp_path_factory) -> Iterator[tuple[Path, subprocess.Popen]]:
        trailing=st.booleans(), relative=st.booleans())
 def test_every_name_of_a_held_output_is_refused(held_tree, monkeypatch, parent, trailing, relative):
     """Symbolic links, '..', '.', a trailing slash, a relative path: one output, one lock."""
-    from maskbench.prepare import prepare
+    from maskbench.data.prepare import prepare
 
     root, holder = held_tree
     name = f"{parent}/out" + ("/" if trailing else "")
@@ -261,7 +261,7 @@ def test_every_name_of_a_held_output_is_refused(held_tree, monkeypatch, parent, 
        via_link=st.booleans())
 def test_every_output_inside_a_held_folder_is_refused(held_tree, parts, via_link):
     """Inside a folder another process holds (a run folder, a workflow's results_dir): refused, naming it."""
-    from maskbench.prepare import prepare
+    from maskbench.data.prepare import prepare
 
     root, holder = held_tree
     inside = root / ("link" if via_link else "real") / "out" / Path(*parts)

@@ -20,7 +20,7 @@ from transformers import (
 
 from conftest import tiny_bert_config, tiny_distilbert_config, tiny_roberta_config
 from maskbench import MaskConfig, MaskedLinear, mask_model, mask_sparsity, masked_layers
-from maskbench.errors import ConfigError
+from maskbench.io.errors import ConfigError
 
 
 def test_straight_through_gradient_is_grad_of_masked_weight_times_weight():

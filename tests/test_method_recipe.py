@@ -1,6 +1,6 @@
 """CONTRIBUTING.md's recipe "Add a method", followed step by step: a toy method that trains only the LayerNorm
 parameters (and the head), declared in a package of its own that registers it through the entry-point group
-``maskbench.methods``, then trained through the CLI and through the workflow up to Table 1 and the bytes table
+``maskbench.training.methods``, then trained through the CLI and through the workflow up to Table 1 and the bytes table
 (Table 9), without touching any module of maskbench.
 
 The package is "installed" the way pip leaves a package: its modules and a ``.dist-info`` folder with
@@ -28,7 +28,7 @@ from conftest import REPO, needs_data, snakemake
 DECLARATION = '''
 from dataclasses import dataclass, field
 
-from maskbench.methods.registry import MethodInfo
+from maskbench.training.methods.registry import MethodInfo
 
 
 @dataclass
@@ -44,7 +44,7 @@ LAYERNORM = MethodInfo("layernorm", "LayerNorm", "toy_layernorm.method:METHOD", 
 IMPLEMENTATION = '''
 from torch import nn
 
-from maskbench.methods.subset import SubsetMethod
+from maskbench.training.methods.subset import SubsetMethod
 
 
 class LayerNormOnly(SubsetMethod):
@@ -73,7 +73,7 @@ def plugin_env(tmp_path) -> dict[str, str]:
     info = site / "toy_layernorm-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-layernorm\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[maskbench.methods]\nlayernorm = toy_layernorm:LAYERNORM\n")
+    (info / "entry_points.txt").write_text("[maskbench.training.methods]\nlayernorm = toy_layernorm:LAYERNORM\n")
     path = [str(site), str(REPO / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(path), "HF_HUB_OFFLINE": "1"}
 
@@ -83,7 +83,7 @@ def _python(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 
 
 def test_a_new_method_trains_from_the_cli(plugin_env, tiny_bert_dir, data_dir, tmp_path):
-    listed = _python(plugin_env, "-c", "from maskbench.settings import METHODS; print(','.join(METHODS))")
+    listed = _python(plugin_env, "-c", "from maskbench.training.settings import METHODS; print(','.join(METHODS))")
     assert listed.returncode == 0 and listed.stdout.split() == ["masking,finetuning,lora,bitfit,ia3,layernorm"]
     out = tmp_path / "run"
     result = _python(plugin_env, "-m", "maskbench.cli", "train", "--method", "layernorm", "--layernorm-bias-only",
@@ -102,7 +102,7 @@ def test_a_new_method_trains_from_the_cli(plugin_env, tiny_bert_dir, data_dir, t
     assert record["artefact_sizes"]["task_bytes"] == (out / "layernorm" / "layernorm.safetensors").stat().st_size
     # the method's own settings are in the run's identity, other methods' are not
     assert record["config_hash"] != _python(plugin_env, "-c", textwrap.dedent(f"""
-        from maskbench.settings import TrainConfig, config_hash
+        from maskbench.training.settings import TrainConfig, config_hash
         config = TrainConfig.from_dict({json.dumps(record["config"])})
         config.layernorm.layernorm_bias_only = False
         print(config_hash(config.result_key()))""")).stdout.strip()

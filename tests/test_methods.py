@@ -22,14 +22,14 @@ from conftest import (
     tiny_distilbert_config,
     tiny_roberta_config,
 )
-from maskbench import settings
-from maskbench.errors import ConfigError, MaskFileError
-from maskbench.masking.config import MaskConfig
-from maskbench.methods import get_method, method_of_artefact
-from maskbench.methods.registry import BUILTIN, registered
-from maskbench.models import load_model
-from maskbench.settings import LoraSettings, TrainConfig, run_identity
-from maskbench.tasks import TASKS
+from maskbench.data.models import load_model
+from maskbench.data.tasks import TASKS
+from maskbench.io.errors import ConfigError, MaskFileError
+from maskbench.training import settings
+from maskbench.training.masking.config import MaskConfig
+from maskbench.training.methods import get_method, method_of_artefact
+from maskbench.training.methods.registry import BUILTIN, registered
+from maskbench.training.settings import LoraSettings, TrainConfig, run_identity
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -235,7 +235,7 @@ def test_adapters_need_a_block(method):
                                   "swag"])
 @pytest.mark.parametrize("method", NEW_METHODS)
 def test_training_runs_save_an_artefact_that_rebuilds_the_model(tiny_bert_dir, tmp_path, method, task):
-    from maskbench.train import train
+    from maskbench.training.train import train
 
     out = tmp_path / "run"
     metrics = train(TrainConfig(method=method, model=str(tiny_bert_dir), task=task, seed=1, lr=1e-3, batch_size=8,
@@ -261,7 +261,7 @@ def test_training_runs_save_an_artefact_that_rebuilds_the_model(tiny_bert_dir, t
 
 
 def test_training_refuses_unknown_blocks_before_reading_data(tiny_bert_dir, tmp_path):
-    from maskbench.train import train
+    from maskbench.training.train import train
 
     with pytest.raises(ConfigError, match="blocks"):
         train(TrainConfig(method="lora", model=str(tiny_bert_dir), task="sst2", mask=MaskConfig(blocks="2-40"),

@@ -1,8 +1,8 @@
-"""The metric layer (maskbench.metrics) against scikit-learn / seqeval on hand-made inputs with known answers, and
+"""The metric layer (maskbench.data.metrics) against scikit-learn / seqeval on hand-made inputs with known answers, and
 on random labels and predictions (hypothesis).
 
 Each known answer is chosen so that a plausible wrong implementation gives another number; the comment next to it
-names that implementation (each was checked by breaking ``maskbench.metrics`` that way: the test fails).
+names that implementation (each was checked by breaking ``maskbench.data.metrics`` that way: the test fails).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from seqeval.metrics import f1_score
 from seqeval.scheme import IOB2
 from sklearn.metrics import accuracy_score, matthews_corrcoef
 
-from maskbench.errors import ConfigError
-from maskbench.metrics import score_logits, score_predictions
+from maskbench.data.metrics import score_logits, score_predictions
+from maskbench.io.errors import ConfigError
 
 BOUNDED = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]

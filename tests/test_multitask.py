@@ -13,9 +13,9 @@ from transformers import BertModel
 from conftest import tiny_bert_config
 from maskbench import MaskConfig, MultiTaskModel, load_masked_model, mask_model, save_masks
 from maskbench.cli import main
-from maskbench.errors import ConfigError, DataError, MaskFileError
-from maskbench.models import load_model, load_tokenizer
-from maskbench.storage import COMPRESSED, PACKED_BITS
+from maskbench.data.models import load_model, load_tokenizer
+from maskbench.io.errors import ConfigError, DataError, MaskFileError
+from maskbench.training.masking.coding import COMPRESSED, PACKED_BITS
 
 # name, kind, labels, masking config, stored format
 TASKS = [
@@ -121,7 +121,7 @@ def test_cli_predict_writes_one_line_per_input(tiny_bert_dir, task_dirs, tmp_pat
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 def test_zeroing_and_restoring_weights_is_bit_exact(dtype):
-    from maskbench.multitask import _gather_and_zero, _scatter
+    from maskbench.serving.multitask import _gather_and_zero, _scatter
 
     weight = torch.randn(6, 9).to(dtype)
     original = weight.clone()
@@ -135,8 +135,8 @@ def test_zeroing_and_restoring_weights_is_bit_exact(dtype):
 def _save_adapter_task(base_dir: Path, out: Path, seed: int, method: str, name: str, kind: str,
                        labels: tuple[str, ...], blocks: str) -> Path:
     """A LoRA/IA3/BitFit task trained two steps (so that it changes the backbone) and saved as a run saves it."""
-    from maskbench.methods import get_method
-    from maskbench.settings import TrainConfig
+    from maskbench.training.methods import get_method
+    from maskbench.training.settings import TrainConfig
 
     torch.manual_seed(seed)
     mask = MaskConfig(blocks=blocks) if method != "bitfit" else MaskConfig()
@@ -154,7 +154,7 @@ def _save_adapter_task(base_dir: Path, out: Path, seed: int, method: str, name: 
 
 def _fresh_logits(method: str, directory: Path, base_dir: Path, texts) -> torch.Tensor:
     """Logits of the task's own model, loaded from its artefact alone."""
-    from maskbench.methods import get_method
+    from maskbench.training.methods import get_method
 
     tokenizer = load_tokenizer(str(base_dir))
     inputs = tokenizer([a for a, _ in texts], [b for _, b in texts], padding=True, return_tensors="pt") \

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from maskbench.paper import PAPER_TABLE1, majority_baseline, paper_gap
+from maskbench.results.paper import PAPER_TABLE1, majority_baseline, paper_gap
 
 
 def test_paper_gaps_are_the_table_1_differences():

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from maskbench.errors import ConfigError
-from maskbench.models import load_model
-from maskbench.settings import (
+from maskbench.data.models import load_model
+from maskbench.io.errors import ConfigError
+from maskbench.training.settings import (
     METHODS,
     BitfitSettings,
     Ia3Settings,
@@ -102,8 +102,8 @@ def test_the_settings_reach_the_command_line_and_the_workflow():
 
 
 def _prepared(tiny_bert_dir, method: str, **settings):
-    from maskbench.masking.config import MaskConfig
-    from maskbench.methods import get_method
+    from maskbench.training.masking.config import MaskConfig
+    from maskbench.training.methods import get_method
 
     model = load_model(str(tiny_bert_dir), "single", ("a", "b"))
     config = TrainConfig.from_dict({"method": method, "model": "unused", "task": "sst2",

@@ -1,5 +1,5 @@
-"""maskbench.plan: the checks and names the workflow's common.smk used to hold, as library functions (issue 35,
-item 4). On the code before this change there is no maskbench.plan (and select.sorted_grid): every test fails at
+"""maskbench.results.plan: the checks and names the workflow's common.smk used to hold, as library functions (issue 35,
+item 4). On the code before this change there is no maskbench.results.plan (and select.sorted_grid): every test fails at
 import."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import types
 
 import pytest
 
-from maskbench import plan
-from maskbench.errors import ConfigError, RecordError, SettingError
-from maskbench.select import round_grid, sorted_grid
+from maskbench.io.errors import ConfigError, RecordError, SettingError
+from maskbench.results import plan
+from maskbench.results.selection import round_grid, sorted_grid
 
 
 def _config(**changes) -> dict:

@@ -9,10 +9,10 @@ from torch import nn
 from transformers import BertForSequenceClassification
 
 from conftest import tiny_bert_config
-from maskbench.masking.layer import MaskedLinear
-from maskbench.methods import get_method
-from maskbench.settings import TrainConfig
-from maskbench.train import adam, autocast, frozen_weights_in
+from maskbench.training.masking.layer import MaskedLinear
+from maskbench.training.methods import get_method
+from maskbench.training.settings import TrainConfig
+from maskbench.training.train import adam, autocast, frozen_weights_in
 
 CPU = torch.device("cpu")
 

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from conftest import save_tiny_bert
 from maskbench import MaskConfig, MultiTaskModel, mask_model, save_masks
 from maskbench.cli import main
-from maskbench.errors import DataError
-from maskbench.models import load_model
+from maskbench.data.models import load_model
+from maskbench.io.errors import DataError
 
 TEXTS = ["a fine film", "dull and far too long", "x", "the plot makes no sense at all", "good", "bad", "fine"]
 
@@ -73,7 +73,7 @@ scalars = st.one_of(st.text(max_size=12), st.integers(-2**70, 2**70), st.boolean
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(ids=st.lists(st.one_of(st.just("absent"), st.tuples(scalars)), min_size=1, max_size=6))
 def test_any_json_scalar_id_comes_back_with_its_prediction(served, tmp_path_factory, ids):
-    from maskbench.multitask import iter_predictions, output_record, read_requests
+    from maskbench.serving.multitask import iter_predictions, output_record, read_requests
 
     records = []
     for i, identifier in enumerate(ids):
@@ -96,7 +96,7 @@ def test_any_json_scalar_id_comes_back_with_its_prediction(served, tmp_path_fact
 
 @pytest.mark.parametrize("identifier", ['{"a": 1}', "[1, 2]", "NaN", "Infinity"])
 def test_an_id_that_is_not_a_scalar_is_refused_naming_the_line(tmp_path, identifier):
-    from maskbench.multitask import read_requests
+    from maskbench.serving.multitask import read_requests
 
     source = tmp_path / "in.jsonl"
     source.write_text('{"task": "sent", "text": "x"}\n{"task": "sent", "text": "y", "id": ' + identifier + "}\n")
@@ -136,7 +136,7 @@ def test_input_dash_reads_standard_input(served, tmp_path, capsys, monkeypatch):
 @pytest.fixture
 def events(monkeypatch):
     """Records each call of the model's ``predict`` (chunks of 2 batches of 2)."""
-    import maskbench.multitask as multitask
+    import maskbench.serving.multitask as multitask
 
     recorded: list[tuple[str, object]] = []
     real = multitask.MultiTaskModel.predict
@@ -168,7 +168,7 @@ def test_stdout_gets_each_chunk_before_the_next_is_predicted(served, tmp_path, e
 
 
 def test_output_streams_into_its_temporary_file_then_is_renamed(served, tmp_path, events, monkeypatch):
-    import maskbench.multitask as multitask
+    import maskbench.serving.multitask as multitask
 
     out = tmp_path / "out.jsonl"
     seen = []
@@ -188,7 +188,7 @@ def test_output_streams_into_its_temporary_file_then_is_renamed(served, tmp_path
 
 
 def test_streamed_predictions_equal_one_pass_over_all_requests(served, tmp_path):
-    from maskbench.multitask import iter_predictions, predict_requests, read_requests
+    from maskbench.serving.multitask import iter_predictions, predict_requests, read_requests
 
     requests = read_requests(_write(tmp_path / "in.jsonl", _requests(11)))
     whole = predict_requests(served[2], requests, batch_size=2)
@@ -219,7 +219,7 @@ def test_a_progress_bar_on_a_terminal_and_none_otherwise(served, tmp_path, capsy
 # --- the NaN check is kept --------------------------------------------------------------------------------------
 
 def test_non_finite_probabilities_are_refused_and_leave_no_output(served, tmp_path, capsys, monkeypatch):
-    import maskbench.multitask as multitask
+    import maskbench.serving.multitask as multitask
 
     monkeypatch.setattr(multitask.MultiTaskModel, "logits",
                         lambda self, task, texts: torch.full((len(texts), 2 if task == "sent" else 3), math.nan))

@@ -15,8 +15,16 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from maskbench.errors import DataError, MaskFileError
-from maskbench.storage import (
+from maskbench.data.tasks.readers import (
+    CONLL_NER_LABELS,
+    RTE_TSV,
+    iob1_to_iob2,
+    read_conll_file,
+    read_trec_file,
+    read_tsv,
+)
+from maskbench.io.errors import DataError, MaskFileError
+from maskbench.training.masking.coding import (
     COMPRESSED,
     MASK_FORMATS,
     decode_mask,
@@ -26,14 +34,6 @@ from maskbench.storage import (
     to_stored,
     unpack_mask,
     zero_positions,
-)
-from maskbench.tasks.readers import (
-    CONLL_NER_LABELS,
-    RTE_TSV,
-    iob1_to_iob2,
-    read_conll_file,
-    read_trec_file,
-    read_tsv,
 )
 
 BOUNDED = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -121,7 +121,7 @@ def saved_mask_dir(tmp_path_factory):
 @BOUNDED
 @given(st.data())
 def test_damaged_mask_file_is_always_refused(saved_mask_dir, data):
-    from maskbench.masking.serialization import MASKS_FILE, read_mask_description
+    from maskbench.training.masking.serialization import MASKS_FILE, read_mask_description
 
     original = (saved_mask_dir / MASKS_FILE).read_bytes()
     at = data.draw(st.integers(0, len(original) - 1), label="at")
@@ -245,7 +245,7 @@ def test_conll_and_trec_garbage_is_a_data_error_or_data(data):
 @given(st.lists(st.one_of(st.binary(max_size=40), st.builds(lambda t: json.dumps({"task": t, "text": t}).encode(),
                                                               texts)), min_size=1, max_size=6))
 def test_request_file_garbage_is_a_data_error_or_requests(lines):
-    from maskbench.multitask import read_requests
+    from maskbench.serving.multitask import read_requests
 
     holder, path = _write(b"\n".join(lines), "in.jsonl")
     with holder:

@@ -10,12 +10,12 @@ import torch
 from transformers import ElectraConfig, ElectraModel
 
 from conftest import check_recorded_scores
-from maskbench.masking import apply
-from maskbench.masking.config import MaskConfig
-from maskbench.masking.layer import MaskedLinear
-from maskbench.prepare import prepare
-from maskbench.tasks import readers, registry
-from maskbench.train import TrainConfig, train
+from maskbench.data.prepare import prepare
+from maskbench.data.tasks import readers, registry
+from maskbench.training.masking import apply
+from maskbench.training.masking.config import MaskConfig
+from maskbench.training.masking.layer import MaskedLinear
+from maskbench.training.train import TrainConfig, train
 
 TOY_LABELS = ("no", "yes")
 TOY_TSV = readers.TsvLayout("single", TOY_LABELS, ("n", "y"), columns=2, text=0, label=1, header=("text", "label"))
@@ -58,7 +58,7 @@ def test_a_new_task_prepares_and_trains(monkeypatch, tiny_bert_dir, tmp_path):
 
 
 def test_a_new_architecture_masks_and_trains(monkeypatch, tiny_bert_dir, data_dir, tmp_path):
-    from maskbench.models import load_model, load_tokenizer
+    from maskbench.data.models import load_model, load_tokenizer
 
     path = tmp_path / "tiny-electra"
     torch.manual_seed(0)

@@ -24,10 +24,8 @@ from hypothesis import strategies as st
 from safetensors.numpy import save_file
 
 from conftest import REPO, snakemake
-from maskbench.aggregate import load_runs, write_aggregate
 from maskbench.analysis.runs import run_record
-from maskbench.ensemble import load_split, split_predictions
-from maskbench.errors import RecordError
+from maskbench.io.errors import RecordError
 from maskbench.records import (
     check_dev_score,
     check_run_record,
@@ -38,8 +36,10 @@ from maskbench.records import (
     recomputed_dev_score,
     schema,
 )
-from maskbench.runlog import render_run_log
-from maskbench.select import write_selection
+from maskbench.results.aggregate import load_runs, write_aggregate
+from maskbench.results.ensemble import load_split, split_predictions
+from maskbench.results.runlog import render_run_log
+from maskbench.results.selection import write_selection
 from run_records import accuracy_predictions, complete_record, write_run
 
 RESULTS = REPO / "results" / "reference"
@@ -286,7 +286,7 @@ def test_a_record_missing_a_required_value_or_holding_a_wrong_one_is_refused_nam
 def test_table1_refuses_an_aggregate_without_finite_scores_naming_it(tmp_path, monkeypatch, damage):
     """An aggregate whose dev mean is null (a NaN run written by maskbench's JSON writer) or NaN crashed Table 1 with
     a TypeError; now a RecordError names the file."""
-    from maskbench import tables
+    from maskbench.results import tables
 
     monkeypatch.chdir(REPO)
     layout = tables.Layout.from_config(yaml.safe_load((REPO / "config" / "reference.yaml").read_text()))

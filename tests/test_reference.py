@@ -20,11 +20,11 @@ import pytest
 import yaml
 
 from conftest import DATA_DIR, REPO, needs_data, snakemake
-from maskbench import figures, paper, tables
 from maskbench.analysis import generalization, sweeps
-from maskbench.provenance import versions
-from maskbench.select import format_lr
-from maskbench.settings import TrainConfig
+from maskbench.io.provenance import versions
+from maskbench.results import figures, paper, tables
+from maskbench.results.selection import format_lr
+from maskbench.training.settings import TrainConfig
 
 CONFIG = REPO / "config" / "reference.yaml"
 RESULTS = REPO / "results" / "reference"
@@ -159,7 +159,7 @@ def test_committed_aggregate_is_what_the_committed_run_records_give(path, monkey
     order decides the files' times), with only what is committed: the masks and adapters of most runs are not.
     So each run of an aggregated masking, LoRA, BitFit or IA3 cell records its artefact sizes, and aggregating
     the committed records gives the committed aggregate."""
-    from maskbench.aggregate import aggregate_runs, load_runs
+    from maskbench.results.aggregate import aggregate_runs, load_runs
 
     monkeypatch.chdir(REPO)  # records name their runs relative to the repository root
     committed = json.loads(path.read_text())
@@ -175,7 +175,7 @@ def test_committed_aggregate_is_what_the_committed_run_records_give(path, monkey
 def test_committed_run_log_is_what_the_records_give():
     """results/reference/runs.md lists every committed run exactly as its records say (after a sync, regenerate it
     with the command in its first paragraph)."""
-    from maskbench.runlog import render_run_log
+    from maskbench.results.runlog import render_run_log
 
     assert render_run_log(RESULTS) == (RESULTS / "runs.md").read_text(), \
         "results/reference/runs.md differs from what the committed records give: regenerate it"
@@ -269,7 +269,7 @@ def _reproduce_first_epoch(path: Path, tmp_path: Path) -> None:
     and device string), within :data:`TOLERANCE` elsewhere; the train loss too where exact."""
     import torch
 
-    from maskbench.train import train
+    from maskbench.training.train import train
 
     record = json.loads(path.read_text())
     where = ("out", "data_dir", "prepared", "device", "transfer", "transfer_split", "transfer_prepared")
@@ -288,7 +288,7 @@ def _reproduce_first_epoch(path: Path, tmp_path: Path) -> None:
         again = train(config)
     finally:
         torch.set_num_threads(previous)
-    # the data it read is the data the migrated record names (maskbench.fingerprint; added from the same files)
+    # the data it read is the data the migrated record names (maskbench.data.fingerprint; added from the same files)
     assert again["data"] == record["data"], path
     recorded = record["history"][0]["dev_score"]
     # exact where the record proves the same kernels: same versions, and a device string that names torch's CPU
@@ -317,8 +317,8 @@ def test_first_epoch_of_a_committed_masking_run_is_reproduced(tmp_path):
 @pytest.mark.skipif(not (REPO / ".git").exists() or shutil.which("git") is None, reason="not a git checkout")
 def test_gitignore_keeps_every_methods_records_and_drops_their_artefacts():
     """Every method's run records and bookkeeping reach a commit; masks, adapters, weights and checkpoints do not."""
-    from maskbench.methods import get_method
-    from maskbench.settings import METHODS
+    from maskbench.training.methods import get_method
+    from maskbench.training.settings import METHODS
 
     run = "results/reference/runs/minilm/mrpc/{m}/lr0.001/seed1"
     kept, dropped = [], []
@@ -348,7 +348,7 @@ def test_the_masks_that_serving_measures_are_committed(chosen):
     """The serving step (Table 8, Fig. 3) serves each task's masks of the chosen lr and first seed. Masks are not
     otherwise committed, and a later working session starts without the earlier ones' files: these must be in the
     repository, and be the masks of the run whose record sits next to them (its recorded sparsity)."""
-    from maskbench.masking.serialization import read_mask_description, read_masks
+    from maskbench.training.masking.serialization import read_mask_description, read_masks
 
     model, task = chosen.parts[-4], chosen.parts[-3]
     seed = yaml.safe_load(CONFIG.read_text())["seeds"][0]

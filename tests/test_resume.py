@@ -13,9 +13,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from maskbench.errors import ConfigError
-from maskbench.settings import METHODS
-from maskbench.train import TrainConfig, train
+from maskbench.io.errors import ConfigError
+from maskbench.training.settings import METHODS
+from maskbench.training.train import TrainConfig, train
 
 
 def _config(model_dir, data_dir, out, **overrides) -> TrainConfig:
@@ -50,7 +50,7 @@ def test_kill_and_resume_gives_identical_metrics(tiny_bert_dir, data_dir, tmp_pa
 
     run_dir = tmp_path / "killed"
     config = _config(tiny_bert_dir, data_dir, run_dir, method=method)
-    code = (f"from maskbench.train import TrainConfig, train; "
+    code = (f"from maskbench.training.train import TrainConfig, train; "
             f"train(TrainConfig(**{config.to_dict()!r}))")
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state_file = run_dir / "checkpoint" / "state.json"
@@ -84,7 +84,7 @@ def test_checkpoint_of_another_configuration_is_refused(tiny_bert_dir, data_dir,
     config = _config(tiny_bert_dir, data_dir, tmp_path / "run", max_train_examples=16, epochs=1)
     import torch
 
-    from maskbench.checkpoint import TrainingState, save_checkpoint
+    from maskbench.training.checkpoint import TrainingState, save_checkpoint
 
     model = torch.nn.Linear(2, 2)
     save_checkpoint(tmp_path / "run", "0123456789abcdef", TrainingState(epoch=1), model,

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from maskbench.errors import ConfigError
-from maskbench.select import LrExtension, format_lr, next_lr, round_grid, select_lr, write_choice, write_selection
+from maskbench.io.errors import ConfigError
+from maskbench.results.selection import (
+    LrExtension,
+    format_lr,
+    next_lr,
+    round_grid,
+    select_lr,
+    write_choice,
+    write_selection,
+)
 from run_records import write_run
 
 

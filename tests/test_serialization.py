@@ -11,9 +11,9 @@ from transformers import BertConfig, BertForSequenceClassification, BertModel
 
 from conftest import tiny_bert_config
 from maskbench import MaskConfig, load_masked_model, mask_model, save_masks
-from maskbench.errors import MaskFileError
-from maskbench.masking.serialization import MASKS_FILE
-from maskbench.models import load_model
+from maskbench.data.models import load_model
+from maskbench.io.errors import MaskFileError
+from maskbench.training.masking.serialization import MASKS_FILE
 
 
 def _trained_masked_model(base_dir: Path) -> torch.nn.Module:

@@ -1,4 +1,4 @@
-"""Run settings are declared once (the dataclasses of maskbench.settings): the command line and the workflow's
+"""Run settings are declared once (the dataclasses of maskbench.training.settings): the command line and the workflow's
 run settings are generated from their fields. No model is loaded here."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from maskbench import cli
-from maskbench import settings as run_settings
-from maskbench.errors import ConfigError
-from maskbench.masking.config import MaskConfig
-from maskbench.settings import (
+from maskbench.io.errors import ConfigError
+from maskbench.training import settings as run_settings
+from maskbench.training.masking.config import MaskConfig
+from maskbench.training.settings import (
     METHODS,
     TrainConfig,
     add_arguments,
@@ -140,7 +140,7 @@ def test_the_workflow_schema_names_exactly_the_library_s_tasks_methods_and_setti
 
     import yaml
 
-    from maskbench.tasks.registry import TASKS
+    from maskbench.data.tasks.registry import TASKS
 
     schema = yaml.safe_load((Path(__file__).parents[1] / "workflow" / "schemas" / "config.schema.yaml").read_text())
     definitions = schema["$defs"]

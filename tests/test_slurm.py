@@ -34,7 +34,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from maskbench.locations import OFFLINE_VARIABLES
+from maskbench.io.locations import OFFLINE_VARIABLES
 
 CLUSTER = REPO / "tests" / "cluster"
 PROFILE = REPO / "profiles" / "slurm-test"

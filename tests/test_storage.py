@@ -11,11 +11,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from maskbench import MaskConfig, load_masked_model, mask_model, save_masks
-from maskbench.errors import ConfigError, MaskFileError
-from maskbench.fileio import sha256_file
-from maskbench.masking.serialization import CONFIG_FILE, MASKS_FILE
-from maskbench.models import load_model
-from maskbench.storage import (
+from maskbench.data.models import load_model
+from maskbench.io.errors import ConfigError, MaskFileError
+from maskbench.io.fileio import sha256_file
+from maskbench.training.masking.coding import (
     COMPRESSED,
     PACKED_BITS,
     decode_mask,
@@ -24,6 +23,7 @@ from maskbench.storage import (
     unpack_mask,
     zero_positions,
 )
+from maskbench.training.masking.serialization import CONFIG_FILE, MASKS_FILE
 
 
 def _random_mask(shape: tuple[int, ...], sparsity: float, seed: int = 0) -> torch.Tensor:

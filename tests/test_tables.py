@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from maskbench.aggregate import aggregate_runs, check_same_setting, setting_hash
-from maskbench.errors import ConfigError
-from maskbench.figures import write_memory_figure
-from maskbench.provenance import config_hash
-from maskbench.sizes import safetensors_summary
-from maskbench.tables import MISSING, TABLES, load_results, short_count, short_lr, table1_dev, write_table
+from maskbench.io.errors import ConfigError
+from maskbench.io.provenance import config_hash
+from maskbench.results.aggregate import aggregate_runs, check_same_setting, setting_hash
+from maskbench.results.figures import write_memory_figure
+from maskbench.results.tables import MISSING, TABLES, load_results, short_count, short_lr, table1_dev, write_table
+from maskbench.training.sizes import safetensors_summary
 
 
 @pytest.mark.parametrize("method", ["masking", "finetuning"])
 def test_setting_hash_without_varied_keys_is_the_run_config_hash(method):
-    from maskbench.train import TrainConfig
+    from maskbench.training.train import TrainConfig
 
     config = TrainConfig(method=method, model="minilm", task="trec", seed=3, lr=1e-3, out="x", data_dir="d",
                          prepared="p", device="cpu")

@@ -11,8 +11,8 @@ import pytest
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
 from conftest import DATA_DIR, needs_data
-from maskbench.errors import ConfigError, DataError
-from maskbench.tasks import TASKS, TaskSpec, get_task, load, readers, resolve_data_dir
+from maskbench.data.tasks import TASKS, TaskSpec, get_task, load, readers, resolve_data_dir
+from maskbench.io.errors import ConfigError, DataError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

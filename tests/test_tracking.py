@@ -1,4 +1,4 @@
-"""Experiment tracking (``report_to``, :mod:`maskbench.tracking`) read back with the trackers' own readers, the
+"""Experiment tracking (``report_to``, :mod:`maskbench.training.tracking`) read back with the trackers' own readers, the
 resource numbers of ``metrics.json``, and job logs without progress-bar updates.
 
 On the code before tracking: ``--report-to`` is an unknown option (exit 2), ``metrics.json`` has no
@@ -19,9 +19,9 @@ import pytest
 import yaml
 
 from conftest import REPO, needs_data, save_tiny_bert, snakemake
-from maskbench.errors import ConfigError
-from maskbench.settings import TrainConfig, command_line, run_identity
-from maskbench.tracking import TRACKERS, Tracker, Trackers, open_trackers
+from maskbench.io.errors import ConfigError
+from maskbench.training.settings import TrainConfig, command_line, run_identity
+from maskbench.training.tracking import TRACKERS, Tracker, Trackers, open_trackers
 
 #: the tests of the one tracked run (a module fixture) share one pytest-xdist worker
 tracked = pytest.mark.xdist_group("tracked_run")
@@ -44,7 +44,7 @@ def test_report_to_is_one_canonical_string_that_does_not_change_a_run_s_identity
     assert config.report_to == expected
     assert run_identity(config.to_dict()) == run_identity(_config().to_dict())  # where it logs is not what
     from maskbench.cli import build_parser
-    from maskbench.settings import from_arguments
+    from maskbench.training.settings import from_arguments
 
     parsed = build_parser().parse_args(["train", *command_line(config)])
     assert from_arguments(parsed) == config
@@ -73,7 +73,7 @@ def test_a_missing_tracker_package_is_named_with_what_to_install(name, module, p
 
 
 def test_a_run_with_a_missing_tracker_stops_before_reading_data(monkeypatch, tmp_path):
-    from maskbench.train import train
+    from maskbench.training.train import train
 
     monkeypatch.setitem(sys.modules, "wandb", None)
     out = tmp_path / "run"
@@ -85,8 +85,8 @@ def test_a_run_with_a_missing_tracker_stops_before_reading_data(monkeypatch, tmp
 def test_a_run_that_fails_after_its_trackers_started_ends_their_runs_as_failed(tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
-    from maskbench.errors import DataError
-    from maskbench.train import train
+    from maskbench.io.errors import DataError
+    from maskbench.training.train import train
 
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME"):
         monkeypatch.delenv(name, raising=False)
@@ -205,7 +205,7 @@ def test_mlflow_s_client_reads_the_run_back_with_its_settings(tracked_run, monke
 @needs_data
 @tracked
 def test_metrics_json_records_epoch_times_and_peak_memory(tracked_run):
-    from maskbench.outputs import check_run_directory
+    from maskbench.io.output_dirs import check_run_directory
     from maskbench.records import read_run_record
 
     out, log, code = tracked_run
@@ -234,7 +234,7 @@ def test_a_log_written_to_a_file_has_one_line_per_epoch_and_no_carriage_returns(
 @pytest.mark.skipif(importlib.util.find_spec("wandb") is None, reason="wandb is not installed (optional extra)")
 def test_wandb_logs_offline_without_an_account(tmp_path):
     # in a process of its own, as a training job: wandb writes no run data where PYTEST_CURRENT_TEST is set
-    script = ("import sys; from pathlib import Path; from maskbench.tracking import open_trackers; "
+    script = ("import sys; from pathlib import Path; from maskbench.training.tracking import open_trackers; "
               "t = open_trackers(['wandb'], Path(sys.argv[1]), 'sst2-masking', "
               "{'lr': 0.01, 'mask': {'threshold': 0}}); "
               "t.log_metrics({'train/loss': 0.7, 'train/lr': 0.01}, 2); "
@@ -254,7 +254,7 @@ def test_wandb_logs_offline_without_an_account(tmp_path):
 @pytest.mark.slow(seconds=40)
 @pytest.mark.timeout(900)
 def test_a_workflow_job_log_has_one_line_per_epoch_and_the_run_its_events(tmp_path, tiny_bert_dir):
-    from maskbench.select import format_lr
+    from maskbench.results.selection import format_lr
 
     config = {"results_dir": "results", "models": {"tiny": {"name": str(tiny_bert_dir), "label": "Tiny"}},
               "tasks": ["trec"], "methods": ["finetuning"], "seeds": [1], "lr_grid": {"finetuning": [1.0e-3]},

@@ -16,12 +16,12 @@ from safetensors.torch import load_file
 
 from conftest import check_recorded_scores
 from maskbench import load_masked_model
-from maskbench.aggregate import aggregate_runs
 from maskbench.cli import main
-from maskbench.errors import MaskbenchError
-from maskbench.models import load_tokenizer
-from maskbench.sizes import record_artefact_sizes, run_artefact_sizes
-from maskbench.train import TrainConfig, predict, raw_splits, seed_everything, sorted_eval_loader, train
+from maskbench.data.models import load_tokenizer
+from maskbench.io.errors import MaskbenchError
+from maskbench.results.aggregate import aggregate_runs
+from maskbench.training.sizes import record_artefact_sizes, run_artefact_sizes
+from maskbench.training.train import TrainConfig, predict, raw_splits, seed_everything, sorted_eval_loader, train
 
 
 def _config(model_dir, data_dir, out, **overrides) -> TrainConfig:

@@ -1,9 +1,9 @@
 """Configuration values the workflow used to take silently or answer with a traceback (issue 31, findings 5, 6).
 
 Path settings (``results_dir``, ``data_dir``, ``cache_dir``, model names) are checked when the configuration is
-read (maskbench.locations.check_path_settings): no control characters, a leading ``~`` expanded for Snakemake's
+read (maskbench.io.locations.check_path_settings): no control characters, a leading ``~`` expanded for Snakemake's
 paths and the jobs alike, ``results_dir`` never the filesystem root, the home directory or the checkout. Values
-that name run folders read back exactly (maskbench.select.format_lr), and one folder never stands for two
+that name run folders read back exactly (maskbench.results.selection.format_lr), and one folder never stands for two
 configured values. Seeds lie in [0, 2**32). The library functions are tested directly; the workflow cases are
 dry runs of config/ci.yaml (seconds each).
 
@@ -24,9 +24,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import REPO, snakemake
-from maskbench.errors import ConfigError, SettingError
-from maskbench.locations import check_model_name, check_path_setting, check_path_settings, check_results_dir
-from maskbench.select import folder_labels, format_lr
+from maskbench.io.errors import ConfigError, SettingError
+from maskbench.io.locations import check_model_name, check_path_setting, check_path_settings, check_results_dir
+from maskbench.results.selection import folder_labels, format_lr
 
 # --- the library: path settings ---------------------------------------------------------------------------------
 
@@ -58,7 +58,7 @@ def test_a_leading_tilde_is_expanded_or_refused(monkeypatch, tmp_path):
     with pytest.raises(SettingError, match=r"'~no_such_user_31' is not the home directory") as error:
         check_path_setting("cache_dir", "~no_such_user_31/cache")
     assert error.value.key == "cache_dir"
-    # a model name keeps its text (it is part of the run's settings); maskbench.locations.resolve_model expands it
+    # a model name keeps its text (it is part of the run's settings); maskbench.io.locations.resolve_model expands it
     assert check_model_name("models.m.name", "~/models/bert") == "~/models/bert"
     with pytest.raises(SettingError, match="models.m.name"):
         check_model_name("models.m.name", "~no_such_user_31/bert")

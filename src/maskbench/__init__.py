@@ -12,15 +12,15 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "MaskConfig": "maskbench.masking.config",
-    "MaskedLinear": "maskbench.masking.layer",
-    "mask_model": "maskbench.masking.apply",
-    "mask_sparsity": "maskbench.masking.apply",
-    "masked_layers": "maskbench.masking.apply",
-    "merge_masks": "maskbench.masking.apply",
-    "load_masked_model": "maskbench.masking.serialization",
-    "save_masks": "maskbench.masking.serialization",
-    "MultiTaskModel": "maskbench.multitask",
+    "MaskConfig": "maskbench.training.masking.config",
+    "MaskedLinear": "maskbench.training.masking.layer",
+    "mask_model": "maskbench.training.masking.apply",
+    "mask_sparsity": "maskbench.training.masking.apply",
+    "masked_layers": "maskbench.training.masking.apply",
+    "merge_masks": "maskbench.training.masking.apply",
+    "load_masked_model": "maskbench.training.masking.serialization",
+    "save_masks": "maskbench.training.masking.serialization",
+    "MultiTaskModel": "maskbench.serving.multitask",
 }
 
 __all__ = [*sorted(_LAZY), "__version__"]

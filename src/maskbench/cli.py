@@ -7,8 +7,8 @@ import json
 import sys
 from typing import Sequence
 
-from maskbench.errors import MaskbenchError
-from maskbench.locks import holds_output
+from maskbench.io.errors import MaskbenchError
+from maskbench.io.locks import holds_output
 
 PREDICT_OUTPUT = "predict-output"  # fileio.FILE_KINDS: JSONL of {task, label, probabilities}
 
@@ -59,13 +59,13 @@ def _version() -> str:
 
 
 def _add_train(subparsers: argparse._SubParsersAction) -> None:
-    from maskbench.settings import METHODS, add_arguments
+    from maskbench.training.settings import METHODS, add_arguments
 
     parser = subparsers.add_parser("train", help=f"one training run ({', '.join(METHODS)})",
                                    description="One training run: train on the task's train split, choose the "
                                                "epoch on dev, score test; writes OUT/metrics.json and the "
                                                "method's artefact.", formatter_class=HelpFormatter, epilog=EPILOG)
-    add_arguments(parser)  # one option per field of TrainConfig and MaskConfig (maskbench.settings)
+    add_arguments(parser)  # one option per field of TrainConfig and MaskConfig (maskbench.training.settings)
 
 
 def _add_prepare(subparsers: argparse._SubParsersAction) -> None:
@@ -85,15 +85,15 @@ def _add_prepare(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_prepare(args: argparse.Namespace) -> None:
-    from maskbench.prepare import prepare
+    from maskbench.data.prepare import prepare
 
     meta = prepare(args.task, args.model, args.out, args.data_dir, args.max_length, args.allow_partial_data)
     print(json.dumps({"task": meta["task"], "sizes": meta["sizes"], "word_counts": meta["word_counts"]}))
 
 
 def _run_train(args: argparse.Namespace) -> None:
-    from maskbench.settings import from_arguments
-    from maskbench.train import train
+    from maskbench.training.settings import from_arguments
+    from maskbench.training.train import train
 
     metrics = train(from_arguments(args))
     summary = {k: metrics[k] for k in ("task", "method", "metric", "dev_score", "test_score", "best_epoch",
@@ -116,15 +116,15 @@ def _add_predict(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available, else cpu)")
 
 
-@holds_output("args", lambda args: args.output)  # one writer per --output file (maskbench.locks)
+@holds_output("args", lambda args: args.output)  # one writer per --output file (maskbench.io.locks)
 def _run_predict(args: argparse.Namespace) -> None:
     from tqdm.auto import tqdm
 
-    from maskbench.errors import ConfigError
-    from maskbench.fileio import atomic_path, check_output_file
-    from maskbench.multitask import MultiTaskModel, check_requests, read_requests
-    from maskbench.settings import check_max_length
-    from maskbench.train import resolve_device
+    from maskbench.io.errors import ConfigError
+    from maskbench.io.fileio import atomic_path, check_output_file
+    from maskbench.serving.multitask import MultiTaskModel, check_requests, read_requests
+    from maskbench.training.settings import check_max_length
+    from maskbench.training.train import resolve_device
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size: expected a positive whole number, got {args.batch_size}")
@@ -150,8 +150,8 @@ def _write_predictions(model, requests, batch_size: int, source: str, handle, pr
     """Write one JSON line per request (in input order) to ``handle`` as the predictions come, flushing after each
     chunk. Strict JSON: a non-finite probability (a corrupt model) is an error naming the input line, not a bare
     NaN in the output."""
-    from maskbench.errors import OutputError
-    from maskbench.multitask import iter_predictions, output_record
+    from maskbench.io.errors import OutputError
+    from maskbench.serving.multitask import iter_predictions, output_record
 
     for chunk in iter_predictions(model, requests, batch_size):
         lines = []
@@ -182,7 +182,7 @@ def _add_download(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_download(args: argparse.Namespace) -> None:
-    from maskbench.download import download
+    from maskbench.data.download import download
 
     manifest = download(args.models, args.tasks, args.out, args.data_dir, args.cache_dir)
     print(json.dumps({kind: {name: record["source"] for name, record in manifest[kind].items()}
@@ -194,7 +194,7 @@ def _add_estimate(subparsers: argparse._SubParsersAction) -> None:
         "estimate", help="jobs, training examples and CPU/GPU hours of a workflow configuration, before submitting it",
         description="Count the training jobs a workflow configuration plans (and its worst case with every lr grid "
                     "extended to the cap) and estimate CPU core-hours and GPU-hours per model and task from measured "
-                    "throughput (maskbench.estimate).")
+                    "throughput (maskbench.results.estimate).")
     parser.add_argument("--configfile", nargs="+", default=["config.yaml"], metavar="FILE",
                         help="the workflow configuration(s), merged as snakemake merges them (default: config.yaml)")
     parser.add_argument("--records", default=None, metavar="DIR",
@@ -206,7 +206,7 @@ def _add_estimate(subparsers: argparse._SubParsersAction) -> None:
 def _run_estimate(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from maskbench.estimate import REFERENCE_RUNS, estimate, load_config, render
+    from maskbench.results.estimate import REFERENCE_RUNS, estimate, load_config, render
 
     result = estimate(load_config(args.configfile), Path(args.records) if args.records else REFERENCE_RUNS)
     print(json.dumps(result.to_dict(), indent=1) if args.json else render(result))
@@ -215,16 +215,16 @@ def _run_estimate(args: argparse.Namespace) -> None:
 #: the workflow's heavy steps besides training (they load a model): step name -> the library function
 #: ("module:function") that ``maskbench step NAME ARGUMENTS`` calls with the JSON object ARGUMENTS as keywords
 STEPS = {
-    "reference-sizes": "maskbench.sizes:write_reference_sizes",
-    "serving-memory": "maskbench.serving:write_serving",
+    "reference-sizes": "maskbench.training.sizes:write_reference_sizes",
+    "serving-memory": "maskbench.serving.memory:write_serving",
     "generalization": "maskbench.analysis.generalization:write_transfer",
     "tsne": "maskbench.analysis.tsne:write_tsne",
     "mask-similarity": "maskbench.analysis.mask_similarity:write_mask_similarity",
     "mode-connectivity": "maskbench.analysis.connectivity:write_line_scores",
     "bezier": "maskbench.analysis.connectivity:write_bezier",
-    "run-log": "maskbench.runlog:write_run_log",
-    "data-fingerprints": "maskbench.fingerprint:add_data_fingerprints",  # migration of records made before them
-    "front-page": "maskbench.frontpage:write_front_page",  # the READMEs' generated blocks, from the records
+    "run-log": "maskbench.results.runlog:write_run_log",
+    "data-fingerprints": "maskbench.data.fingerprint:add_data_fingerprints",  # migration of records made before them
+    "front-page": "maskbench.results.frontpage:write_front_page",  # the READMEs' generated blocks, from the records
 }
 
 
@@ -240,7 +240,7 @@ def _run_step(args: argparse.Namespace) -> None:
     import importlib
     import inspect
 
-    from maskbench.errors import ConfigError
+    from maskbench.io.errors import ConfigError
 
     try:
         arguments = json.loads(args.arguments)
@@ -291,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {"train": _run_train, "prepare": _run_prepare, "predict": _run_predict, "download": _run_download,
                 "estimate": _run_estimate, "step": _run_step}
     try:
-        from maskbench.tracking import progress_bars_on_terminal_only
+        from maskbench.training.tracking import progress_bars_on_terminal_only
 
         progress_bars_on_terminal_only()  # a job log written to a file: no \r bar updates (before the imports)
         if args.command not in ("download", "estimate"):  # which load no model (quick without transformers)
@@ -321,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def exit_status(error: MaskbenchError) -> int:
     """2 for bad input; 1 for an output that another maskbench process holds (the input is fine: run it again
     when that one is done)."""
-    from maskbench.locks import OutputInUse
+    from maskbench.io.locks import OutputInUse
 
     return EXIT_FAILED if isinstance(error, OutputInUse) else EXIT_BAD_INPUT
 
@@ -330,7 +330,7 @@ def environment_fault(error: BaseException, args: argparse.Namespace | None = No
     """The one-line message for an error the environment caused (an OSError, or a library's error naming an OS
     error code, e.g. safetensors' ``(os error 28)``): the path it names (else the command's output) and what
     happened; None for anything else."""
-    from maskbench.fileio import describe_fault, fault_errno
+    from maskbench.io.fileio import describe_fault, fault_errno
 
     number = fault_errno(error)
     if not isinstance(error, OSError) and number is None:

@@ -1,6 +1,6 @@
 """Reading maskbench's records back: every record is checked before anything uses it.
 
-A run's ``metrics.json`` (written by :func:`maskbench.train.train`) is read by the lr selection, aggregation,
+A run's ``metrics.json`` (written by :func:`maskbench.training.train.train`) is read by the lr selection, aggregation,
 ensembles, test evaluation, the run log, the analyses and the workflow's planning; the selection rounds, the chosen
 lr and the aggregates of a cell by the workflow, the tables and the run log. Each of them reads through this module:
 
@@ -13,7 +13,7 @@ lr and the aggregates of a cell by the workflow, the tables and the run log. Eac
 - :func:`check_dev_score`: the run's dev score recomputed from its stored ``predictions.safetensors``; a record
   whose score disagrees (beyond float rounding) is refused, naming both numbers.
 
-Any problem is a :class:`~maskbench.errors.RecordError` whose one-line message names the file and the first
+Any problem is a :class:`~maskbench.io.errors.RecordError` whose one-line message names the file and the first
 problem. Keys a schema does not name are allowed: records grow as runs record more.
 
 Torch-free (only :func:`check_dev_score` imports the metric code, when called): the workflow imports this module
@@ -33,7 +33,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from maskbench.errors import MaskbenchError, RecordError
+from maskbench.io.errors import MaskbenchError, RecordError
 
 #: the record kinds, their schema files (in the package's ``schemas`` folder) and what a message calls them
 SCHEMAS = {"run": ("run_record.schema.json", "a run's metrics.json written by maskbench train"),
@@ -89,7 +89,7 @@ def load_json(path: str | Path, expected: str) -> Any:
 @functools.lru_cache(maxsize=None)
 def schema(kind: str) -> dict[str, Any]:
     """The JSON schema of a record kind (:data:`SCHEMAS`), shipped inside the package."""
-    from maskbench.methods.registry import registered
+    from maskbench.training.methods.registry import registered
 
     name = SCHEMAS[kind][0]
     loaded = json.loads(resources.files("maskbench").joinpath("schemas", name).read_text(encoding="utf-8"))
@@ -237,10 +237,10 @@ def read_aggregate(path: str | Path) -> dict[str, Any]:
 def recomputed_dev_score(run_dir: str | Path, record: Mapping[str, Any]) -> float:
     """The dev score of a run recomputed from its ``predictions.safetensors`` with its task's metric (the
     predicted label of a tagging word is the stored top tag, as at training time: see
-    :func:`maskbench.ensemble.split_predictions`)."""
-    from maskbench import tasks
-    from maskbench.ensemble import split_predictions
-    from maskbench.metrics import score_predictions
+    :func:`maskbench.results.ensemble.split_predictions`)."""
+    from maskbench.data import tasks
+    from maskbench.data.metrics import score_predictions
+    from maskbench.results.ensemble import split_predictions
 
     path = Path(run_dir) / "predictions.safetensors"
     try:

@@ -1,5 +1,5 @@
 # Stage 4: mean ± std over the seeds at the chosen lr (dev and test) and the runs' artefact sizes
-# (maskbench.aggregate, maskbench.sizes).
+# (maskbench.results.aggregate, maskbench.training.sizes).
 
 
 rule aggregate:
@@ -9,6 +9,6 @@ rule aggregate:
     output:
         AGGREGATE,
     run:
-        from maskbench import aggregate
+        from maskbench.results import aggregate
 
         aggregate.write_aggregate(input.runs, output[0])

@@ -2,8 +2,8 @@
 # functions that turn the configuration and the lr-selection checkpoints into file lists.
 #
 # Planning must stay fast and offline (the paper's grid plans ~1,700 jobs in seconds): nothing here loads a
-# model or parses data (the task files are only checksummed, maskbench.fingerprint: ~0.2 s for all of them), and
-# only maskbench's torch-free modules are imported (maskbench.settings, .locations, .fingerprint, .records).
+# model or parses data (the task files are only checksummed, maskbench.data.fingerprint: ~0.2 s for all of them), and
+# only maskbench's torch-free modules are imported (maskbench.training.settings, .locations, .fingerprint, .records).
 
 import json
 import os
@@ -16,21 +16,21 @@ import jsonschema
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from maskbench import plan
-from maskbench.errors import MaskbenchError, SettingError
-from maskbench.fingerprint import task_fingerprint
-from maskbench.locations import check_path_settings, restore_offline_arguments, workflow_environment
-from maskbench.locks import hold_results_dir
+from maskbench.results import plan
+from maskbench.io.errors import MaskbenchError, SettingError
+from maskbench.data.fingerprint import task_fingerprint
+from maskbench.io.locations import check_path_settings, restore_offline_arguments, workflow_environment
+from maskbench.io.locks import hold_results_dir
 from maskbench.records import read_selection_round
-from maskbench.select import format_lr, round_grid as next_round_grid, sorted_grid
-from maskbench.settings import METHODS as REGISTERED_METHODS, command_line, options, recorded_transfer, run_config
-from maskbench.tables import Layout, registered_tables
+from maskbench.results.selection import format_lr, round_grid as next_round_grid, sorted_grid
+from maskbench.training.settings import METHODS as REGISTERED_METHODS, command_line, options, recorded_transfer, run_config
+from maskbench.results.tables import Layout, registered_tables
 
 # --- configuration ----------------------------------------------------------------------------------------
 
 
 def planned(check, *args, **kwargs):
-    """A library check or reading (maskbench.plan, .records ...): its error is the workflow's one-line error."""
+    """A library check or reading (maskbench.results.plan, .records ...): its error is the workflow's one-line error."""
     try:
         return check(*args, **kwargs)
     except SettingError as error:
@@ -49,12 +49,12 @@ except WorkflowError as wrapped:
     files = ", ".join(map(str, workflow.config_settings.configfiles)) or "config.yaml"
     raise WorkflowError(plan.schema_error_message(wrapped.__context__, files)) from None
 # paths: no control characters, `~` expanded here for Snakemake and the jobs alike, results_dir not the filesystem
-# root, the home directory or this checkout (maskbench.locations); lr grids and seeds that fit together
+# root, the home directory or this checkout (maskbench.io.locations); lr grids and seeds that fit together
 config.update(planned(check_path_settings, config, Path.cwd(), Path(workflow.basedir)))
 planned(plan.check_grid, config)
 
 RESULTS = config["results_dir"]  # `~` expanded (check_path_settings)
-# one workflow per results_dir (maskbench.locks): a run's main process holds it for its lifetime, before anything
+# one workflow per results_dir (maskbench.io.locks): a run's main process holds it for its lifetime, before anything
 # is planned; its jobs get its token (environment), a second workflow or a standalone maskbench writer is refused
 if workflow.is_main_process and not workflow.output_settings.dryrun:
     planned(hold_results_dir, RESULTS)
@@ -70,12 +70,12 @@ CELLS = LAYOUT.cells()
 MASKED_TASKS = [task for task in TASKS if "masking" in METHODS and LAYOUT.runs(task, "masking")]
 ANALYSES = config["analyses"]
 planned(plan.check_analyses, config, LAYOUT.runs)
-TABLES = registered_tables()  # maskbench.tables: name -> what the `table` rule reads and renders
+TABLES = registered_tables()  # maskbench.results.tables: name -> what the `table` rule reads and renders
 
 
 # --- where task files, models and caches are ----------------------------------------------------------------
 # Resolved once, by the main process: a relative `data_dir`, `cache_dir` or $MASKBENCH_DATA_DIR is taken relative
-# to the directory Snakemake was launched from (maskbench.locations.workflow_environment). Shell jobs get the
+# to the directory Snakemake was launched from (maskbench.io.locations.workflow_environment). Shell jobs get the
 # absolute paths and the hub switched off from the shell prefix (Snakefile); the main process puts the shared
 # variables into its environment when it starts running jobs (Snakefile: onstart), so that cluster jobs, which
 # inherit it (sbatch --export=ALL) and re-read this file, resolve the same paths. Planning changes no environment.
@@ -177,16 +177,16 @@ def data_setting(wildcards):
     return shlex.join(data_options(wildcards))
 
 
-# --- tables and figures (maskbench.tables.TABLES) and the targets -------------------------------------------
+# --- tables and figures (maskbench.results.tables.TABLES) and the targets -------------------------------------------
 
 
 def cell_files(pattern):
-    """One file per (model, task, method), in the order maskbench.tables.Layout.cells() expects."""
+    """One file per (model, task, method), in the order maskbench.results.tables.Layout.cells() expects."""
     return [pattern.format(model=m, task=t, method=k) for m, t, k in CELLS]
 
 
 def reference_files():
-    """One file per (model, task), in the order maskbench.tables.Layout.pairs() expects."""
+    """One file per (model, task), in the order maskbench.results.tables.Layout.pairs() expects."""
     return [REFERENCE.format(model=m, task=t) for m in MODELS for t in TASKS]
 
 

@@ -1,5 +1,5 @@
 # Stage 5: the ensemble of the seeds at the chosen lr; majority vote, mean logits and mean probabilities are
-# scored on dev and the best is chosen (maskbench.ensemble).
+# scored on dev and the best is chosen (maskbench.results.ensemble).
 
 
 rule ensemble:
@@ -9,6 +9,6 @@ rule ensemble:
     output:
         ENSEMBLE,
     run:
-        from maskbench import ensemble
+        from maskbench.results import ensemble
 
         ensemble.write_ensemble(input.runs, output[0])

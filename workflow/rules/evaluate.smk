@@ -1,4 +1,4 @@
-# Stage 6: test scores of single models and of the ensemble chosen on dev (maskbench.evaluate); a task without a
+# Stage 6: test scores of single models and of the ensemble chosen on dev (maskbench.results.evaluate); a task without a
 # labelled test split records has_test: false.
 
 
@@ -9,6 +9,6 @@ rule evaluate:
     output:
         EVALUATION,
     run:
-        from maskbench import evaluate
+        from maskbench.results import evaluate
 
         evaluate.write_evaluation(input.runs, input.ensemble, output[0])

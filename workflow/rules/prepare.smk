@@ -22,7 +22,7 @@ rule prepare:
         # which compares data_setting instead (common.smk)
         data=lambda wildcards, output: data_options(wildcards),
         data_setting=data_setting,
-        # not in the command, but a change of the task's data (maskbench.fingerprint) prepares it again
+        # not in the command, but a change of the task's data (maskbench.data.fingerprint) prepares it again
         fingerprint=data_fingerprint,
     shell:
         "python -m maskbench prepare --task {wildcards.task:q} --model {params.model:q} "

@@ -1,6 +1,6 @@
 # Stage 3: learning-rate selection. Each round is a checkpoint: it reads the runs of its grid, and either
 # settles on the lr with the best mean dev score or names one lr beyond the border of the grid; the next round
-# then asks for that lr's runs (see maskbench.select for the extension rules and the cap).
+# then asks for that lr's runs (see maskbench.results.selection for the extension rules and the cap).
 
 
 def run_files(pattern, cell, lrs, seeds=None):
@@ -80,7 +80,7 @@ checkpoint select_lr:
         seeds=SELECTION_SEEDS,
         extension=config["lr_extension"],
     run:
-        from maskbench import select
+        from maskbench.results import selection as select
 
         select.write_selection(
             input.runs,
@@ -101,6 +101,6 @@ rule choose_lr:
     params:
         grid=lambda wildcards: sorted_grid(config["lr_grid"][wildcards.method]),
     run:
-        from maskbench import select
+        from maskbench.results import selection as select
 
         select.write_choice(input[0], output[0], params.grid)

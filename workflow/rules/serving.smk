@@ -1,4 +1,4 @@
-# The resident memory of serving the tasks' masks on one base model, measured (maskbench.serving).
+# The resident memory of serving the tasks' masks on one base model, measured (maskbench.serving.memory).
 
 
 def serving_runs():

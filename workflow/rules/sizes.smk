@@ -1,5 +1,5 @@
 # What the memory columns need: the sizes of a pretrained and a finetuned model with each task's head
-# (maskbench.sizes; the runs' own artefacts are measured by the aggregate step).
+# (maskbench.training.sizes; the runs' own artefacts are measured by the aggregate step).
 
 
 rule reference_model:

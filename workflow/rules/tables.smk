@@ -2,14 +2,14 @@
 
 
 def table_inputs(wildcards):
-    """The records a registered table reads, by kind (maskbench.tables.RECORD_KINDS)."""
+    """The records a registered table reads, by kind (maskbench.results.tables.RECORD_KINDS)."""
     files = {"choices": CHOSEN, "aggregates": AGGREGATE, "ensembles": ENSEMBLE, "evaluations": EVALUATION}
     files = {kind: cell_files(pattern) for kind, pattern in files.items()}
     files.update(references=reference_files(), serving=serving_files())
     return {kind: files[kind] for kind in TABLES[wildcards.name].inputs}
 
 
-# every table of maskbench.tables.TABLES (table1_dev, table2_test, ..., paper_comparison): what it reads, how it is
+# every table of maskbench.results.tables.TABLES (table1_dev, table2_test, ..., paper_comparison): what it reads, how it is
 # built and its report caption come from its TableSpec (CONTRIBUTING.md: "Add a table")
 rule table:
     input:
@@ -25,7 +25,7 @@ rule table:
         layout=LAYOUT.to_dict(),
         description=lambda wildcards: TABLES[wildcards.name].description,
     run:
-        from maskbench import tables
+        from maskbench.results import tables
 
         tables.write_table(
             wildcards.name,
@@ -46,7 +46,7 @@ rule summary:
     params:
         layout=LAYOUT.to_dict(),
     run:
-        from maskbench import tables
+        from maskbench.results import tables
 
         tables.write_table(
             "summary",
@@ -70,7 +70,7 @@ rule fig3_memory:
     params:
         layout=LAYOUT.to_dict(),
     run:
-        from maskbench import figures
+        from maskbench.results import figures
 
         figures.write_memory_figure(
             params.layout, output.png, output.csv, input.aggregates, input.references, input.serving

@@ -1,6 +1,6 @@
 # Stage 2: one training run per (model, task, method, lr, seed). The run directory also holds the masks
 # (masking) next to the two declared outputs; metrics.json is written last, so it marks a finished run.
-# A train job's options are generated from the run's settings (maskbench.settings.command_line): the job runs
+# A train job's options are generated from the run's settings (maskbench.training.settings.command_line): the job runs
 # exactly the TrainConfig that expected_config builds; these come from wildcards and paths instead.
 RUN_ARGUMENTS = ("method", "task", "seed", "lr", "out", "prepared")
 

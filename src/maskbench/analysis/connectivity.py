@@ -26,7 +26,6 @@ from torch.func import functional_call
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from maskbench import tasks
 from maskbench.analysis.runs import (
     eval_loader,
     evaluate,
@@ -39,14 +38,15 @@ from maskbench.analysis.runs import (
     write_csv,
     write_record,
 )
-from maskbench.data import Collator
-from maskbench.errors import ConfigError
-from maskbench.masking import merge_masks
-from maskbench.masking.serialization import load_masked_model
-from maskbench.models import load_tokenizer
-from maskbench.prepare import WORD_COUNTS, load_prepared
-from maskbench.tables import METRIC_NAMES, TASK_LABELS, read_record
-from maskbench.train import fixed_subset
+from maskbench.data import tasks
+from maskbench.data.models import load_tokenizer
+from maskbench.data.prepare import WORD_COUNTS, load_prepared
+from maskbench.data.tokenising import Collator
+from maskbench.io.errors import ConfigError
+from maskbench.results.tables import METRIC_NAMES, TASK_LABELS, read_record
+from maskbench.training.masking import merge_masks
+from maskbench.training.masking.serialization import load_masked_model
+from maskbench.training.train import fixed_subset
 
 State = dict[str, torch.Tensor]
 SEGMENTS = (("finetuned", "masked"), ("pretrained", "finetuned"), ("pretrained", "masked"))

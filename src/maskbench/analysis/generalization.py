@@ -2,7 +2,7 @@
 dev set (SST2 ↔ SEM, and SST2 → IMDB), for masking and finetuning, as improvement over the majority-class baseline
 of the evaluated set, averaged over seeds.
 
-A run trained with ``transfer`` settings (:class:`maskbench.settings.TrainConfig`) scores itself on the targets
+A run trained with ``transfer`` settings (:class:`maskbench.training.settings.TrainConfig`) scores itself on the targets
 before it finishes and records the scores in its ``metrics.json`` (:func:`run_transfer`); the table then needs no
 saved model, masks or adapter of the run (they are not committed with the reference results). A run without such
 a record is scored from its saved model (:func:`maskbench.analysis.runs.load_run_model`)."""
@@ -18,15 +18,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from maskbench import tasks
-from maskbench.aggregate import mean_std
 from maskbench.analysis.runs import eval_loader, load_run_model, run_record, write_record
-from maskbench.errors import ConfigError
-from maskbench.metrics import score_logits
-from maskbench.models import load_tokenizer
-from maskbench.settings import TrainConfig, recorded_transfer
-from maskbench.tables import METHOD_LABELS, PAPER_METHODS, Table, read_record, task_label
-from maskbench.train import predict, raw_splits, sorted_eval_loader
+from maskbench.data import tasks
+from maskbench.data.metrics import score_logits
+from maskbench.data.models import load_tokenizer
+from maskbench.io.errors import ConfigError
+from maskbench.results.aggregate import mean_std
+from maskbench.results.tables import METHOD_LABELS, PAPER_METHODS, Table, read_record, task_label
+from maskbench.training.settings import TrainConfig, recorded_transfer
+from maskbench.training.train import predict, raw_splits, sorted_eval_loader
 
 
 def label_map(source: str, target: str) -> list[int]:
@@ -161,7 +161,7 @@ def generalization_table(records: Sequence[Mapping[str, Any]], model_label: str,
                          task_labels: Mapping[str, str] | None = None) -> Table:
     """Table 3: rows = method × training task, columns = evaluated task: improvement over the majority baseline
     (accuracy in brackets), mean over seeds. ``task_labels``: the configuration's names of tasks (a capped
-    training set says so), else :data:`maskbench.tables.TASK_LABELS`."""
+    training set says so), else :data:`maskbench.results.tables.TASK_LABELS`."""
     targets = list(dict.fromkeys(t for r in records for t in r.get("target_order", sorted(r["targets"]))))
     rows = []
     for method in dict.fromkeys(r["method"] for r in records):

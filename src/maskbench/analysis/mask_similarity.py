@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from maskbench import tasks
 from maskbench.analysis.runs import new_figure, run_directory, run_record, save_figure, suptitle, write_csv
-from maskbench.errors import ConfigError
-from maskbench.masking import MaskConfig, mask_model, masked_layers
-from maskbench.masking.apply import architecture_of
-from maskbench.masking.serialization import read_mask_description, read_masks
-from maskbench.models import load_model
-from maskbench.tables import TASK_LABELS
+from maskbench.data import tasks
+from maskbench.data.models import load_model
+from maskbench.io.errors import ConfigError
+from maskbench.results.tables import TASK_LABELS
+from maskbench.training.masking import MaskConfig, mask_model, masked_layers
+from maskbench.training.masking.apply import architecture_of
+from maskbench.training.masking.serialization import read_mask_description, read_masks
 
 #: the paper's names of the six linear layers of a block, in the order of ``Architecture.block_linears``
 ROLES = ("W_Q", "W_K", "W_V", "W_AO", "W_I", "W_O")

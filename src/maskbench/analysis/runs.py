@@ -16,16 +16,16 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import DataLoader
 
-from maskbench import tasks
-from maskbench.data import Collator
-from maskbench.errors import DataError, MaskFileError
-from maskbench.fileio import atomic_path
-from maskbench.metrics import score_logits
-from maskbench.models import load_tokenizer
-from maskbench.prepare import WORD_COUNTS, load_prepared
-from maskbench.provenance import versions
+from maskbench.data import tasks
+from maskbench.data.metrics import score_logits
+from maskbench.data.models import load_tokenizer
+from maskbench.data.prepare import WORD_COUNTS, load_prepared
+from maskbench.data.tokenising import Collator
+from maskbench.io.errors import DataError, MaskFileError
+from maskbench.io.fileio import atomic_path
+from maskbench.io.provenance import versions
 from maskbench.records import read_run_record
-from maskbench.train import METRICS_FILE, fixed_subset, predict
+from maskbench.training.train import METRICS_FILE, fixed_subset, predict
 
 
 def run_directory(path: str | Path) -> Path:
@@ -43,7 +43,7 @@ def load_run_model(run: str | Path, device: str | torch.device = "cpu") -> nn.Mo
     """The trained model of a run: the pretrained model with the run's masks merged in (masking), with its
     adapter or biases (LoRA, IA3, BitFit), or the finetuned weights (finetuning; saved only when the run had
     ``--save-weights``, which the workflow sets for the cells an analysis needs)."""
-    from maskbench.methods import get_method
+    from maskbench.training.methods import get_method
 
     run_dir = run_directory(run)
     record = run_record(run_dir)

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from maskbench.aggregate import load_runs, mean_std
 from maskbench.analysis.runs import new_figure, save_figure, suptitle, write_csv
-from maskbench.errors import ConfigError
-from maskbench.tables import METRIC_NAMES, Table, task_label
+from maskbench.io.errors import ConfigError
+from maskbench.results.aggregate import load_runs, mean_std
+from maskbench.results.tables import METRIC_NAMES, Table, task_label
 
 
 def _blocks_label(blocks: str | None) -> str:

@@ -12,7 +12,6 @@ from sklearn.manifold import TSNE
 from torch import nn
 from torch.utils.data import DataLoader
 
-from maskbench import tasks
 from maskbench.analysis.runs import (
     eval_loader,
     load_run_model,
@@ -22,9 +21,10 @@ from maskbench.analysis.runs import (
     suptitle,
     write_csv,
 )
-from maskbench.errors import ConfigError
-from maskbench.models import load_model
-from maskbench.tables import TASK_LABELS
+from maskbench.data import tasks
+from maskbench.data.models import load_model
+from maskbench.io.errors import ConfigError
+from maskbench.results.tables import TASK_LABELS
 
 
 @torch.no_grad()

@@ -1,0 +1,1 @@
+"""Serving many tasks on one backbone: the multi-task model and its measured memory."""

@@ -1,0 +1,1 @@
+"""Training one run: settings, the train loop, checkpoints, batching, tracking, methods, masking."""

@@ -1,0 +1,242 @@
+"""The interface every training method implements, and the parts the parameter-efficient methods share."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from maskbench import __version__
+from maskbench.io.errors import ConfigError, MaskFileError
+from maskbench.io.fileio import read_json_file, sha256_file
+from maskbench.training.masking.apply import target_layer_names
+from maskbench.training.masking.config import MaskConfig
+from maskbench.training.settings import TrainConfig
+
+#: the JSON description a maskbench artefact (other than a mask directory) carries next to its tensors
+DESCRIPTION_FILE = "maskbench.json"
+DESCRIPTION_VERSION = 1
+
+
+class Method:
+    """A training method: prepare a model, name its trainable parameters, save/load its per-task artefact.
+
+    ``artefact`` is the folder of a run directory that holds the artefact (None: the method saves nothing per
+    run; finetuning saves its full weights only with ``save_weights``, in ``weights_folder``); ``tensor_files``
+    are the files of that folder whose bytes :meth:`artefact_bytes` counts (the tensors; JSON descriptions and
+    model cards are not counted). ``serving`` says how :class:`maskbench.serving.multitask.MultiTaskModel` serves the
+    artefact on a shared backbone: ``"masks"``, ``"adapter"`` (a peft adapter), ``"overrides"`` (tensors that
+    replace the backbone's and the head, as BitFit's), or None (not served).
+    """
+
+    name: str = ""
+    artefact: str | None = None
+    weights_folder: str | None = None
+    tensor_files: tuple[str, ...] = ()
+    serving: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The method's label in tables and figures (:mod:`maskbench.training.methods.registry`)."""
+        from maskbench.training.methods.registry import method_label
+
+        return method_label(self.name)
+
+    def run_artefact(self, run_dir: str | Path) -> Path:
+        """The folder of run directory ``run_dir`` that :meth:`load` rebuilds the trained model from."""
+        folder = self.artefact or self.weights_folder
+        if folder is None:
+            raise MaskFileError(f"{run_dir}: a {self.name} run keeps no artefact to rebuild its model from")
+        path = Path(run_dir) / folder
+        if not path.is_dir():
+            hint = " (saved only with maskbench train --save-weights)" if folder == self.weights_folder else ""
+            raise MaskFileError(f"{path}: missing; the {self.name} run's artefact is needed{hint}")
+        return path
+
+    def artefact_sizes(self, run_dir: str | Path) -> dict[str, Any] | None:
+        """What a run records of its artefact's size (``artefact_sizes`` in ``metrics.json``): the values and bytes
+        of its tensor files; None when the method keeps no per-task artefact (finetuning's copy is measured once
+        per task, :func:`maskbench.training.sizes.reference_model_sizes`)."""
+        if self.artefact is None:
+            return None
+        from maskbench.training.sizes import method_artefact_sizes
+
+        return method_artefact_sizes(run_dir, self.name)
+
+    def check(self, config: TrainConfig) -> None:
+        """Refuse settings that cannot work with ``config.model`` (cheap: reads no weights and no data)."""
+
+    def prepare(self, model: nn.Module, config: TrainConfig) -> nn.Module:
+        """The model to train (``model`` is changed in place; the result may wrap it)."""
+        raise NotImplementedError
+
+    def trainable_parameters(self, model: nn.Module) -> list[nn.Parameter]:
+        """The parameters the optimizer updates (in module order)."""
+        return [p for p in model.parameters() if p.requires_grad]
+
+    def save(self, model: nn.Module, directory: str | Path, base: str | None = None,
+             extra: dict[str, Any] | None = None, config: TrainConfig | None = None) -> Path:
+        """Write the per-task artefact of a trained ``model`` to ``directory`` atomically."""
+        raise NotImplementedError
+
+    def load(self, directory: str | Path, base: str | None = None,
+             device: str | torch.device | None = None) -> nn.Module:
+        """Rebuild the trained model for inference from its artefact (``base`` overrides the recorded base model)."""
+        raise NotImplementedError
+
+    def recognises(self, directory: Path) -> bool:
+        """True when ``directory`` looks like this method's artefact."""
+        return all((directory / name).is_file() for name in self.tensor_files) and bool(self.tensor_files) \
+            and self._kind_of(directory) in (None, self.name)
+
+    def _kind_of(self, directory: Path) -> str | None:
+        path = directory / DESCRIPTION_FILE
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text()).get("method")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return None
+
+    def artefact_bytes(self, directory: str | Path) -> int:
+        """Bytes of the artefact's tensor files (what storing one more task costs)."""
+        directory = Path(directory)
+        missing = [name for name in self.tensor_files if not (directory / name).is_file()]
+        if missing:
+            raise MaskFileError(f"{directory}: {missing[0]} is missing; not a {self.name} artefact")
+        return sum((directory / name).stat().st_size for name in self.tensor_files)
+
+    def sparsity(self, model: nn.Module) -> float | None:
+        """The mask's fraction of zeros (masking only)."""
+        return None
+
+
+# --- shared by LoRA, IA3 and BitFit ---------------------------------------------------------------------------
+
+
+def num_blocks(model_name: str) -> int:
+    """The number of transformer blocks of a model, from its configuration only."""
+    from maskbench.data.models import model_config
+
+    return model_config(model_name).num_hidden_layers
+
+
+def block_layers(model: nn.Module, blocks: str | None) -> list[str]:
+    """The six linear layers (W_Q, W_K, W_V, W_AO, W_I, W_O) of each block chosen by ``blocks``, block by block."""
+    return target_layer_names(model, MaskConfig(blocks=blocks, mask_pooler=False, mask_classifier=False))
+
+
+def chosen_block_layers(model: nn.Module, blocks: str | None, layers: str) -> list[str]:
+    """Of the six linear layers of each block chosen by ``blocks``, those that ``layers`` names
+    (:func:`maskbench.training.methods.layers.parse_layers`), block by block."""
+    from maskbench.training.methods.layers import BLOCK_LINEARS, parse_layers
+
+    wanted = {BLOCK_LINEARS.index(name) for name in parse_layers("layers", layers)}
+    return [name for index, name in enumerate(block_layers(model, blocks)) if index % len(BLOCK_LINEARS) in wanted]
+
+
+def fingerprint_layers(model: nn.Module) -> list[str]:
+    """The layers whose frozen weights identify a base model: the six linear layers of every block."""
+    return block_layers(model, "all")
+
+
+def head_modules(model: nn.Module) -> list[str]:
+    """Modules a task trains from scratch: the head outside the encoder, and encoder modules the checkpoint lacks."""
+    prefix = model.base_model_prefix
+    names = [name for name, child in model.named_children()
+             if name != prefix and any(True for _ in child.parameters())]
+    for parameter in getattr(model, "maskbench_new_parameters", ()):
+        if parameter.startswith(prefix + "."):
+            module = parameter.rpartition(".")[0]
+            if module not in names:
+                names.append(module)
+    return names
+
+
+def base_description(model: nn.Module, method: str, base: str | None, extra: dict[str, Any] | None,
+                     fingerprint: str, layers: list[str]) -> dict[str, Any]:
+    """The JSON description of an artefact: base model, head class and labels, base fingerprint, task extras."""
+    return {
+        "format_version": DESCRIPTION_VERSION,
+        "method": method,
+        "maskbench_version": __version__,
+        "base_model": base or model.config.name_or_path,
+        "model_class": type(model).__name__,
+        "model_config": {key: value for key, value in model.config.to_diff_dict().items()
+                         if key in ("num_labels", "id2label", "label2id", "model_type", "architectures")},
+        "base_fingerprint": fingerprint,
+        "fingerprint_layers": layers,
+        **(extra or {}),
+    }
+
+
+def write_description(directory: Path, description: dict[str, Any], files: tuple[str, ...]) -> None:
+    """Write ``description`` with the checksums of ``files`` (inside an atomic directory)."""
+    description = {**description, "files": {name: sha256_file(directory / name) for name in files}}
+    (directory / DESCRIPTION_FILE).write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
+
+
+def read_description(directory: str | Path, method: str) -> dict[str, Any]:
+    """Read and check an artefact's description and file checksums (raises :class:`MaskFileError`)."""
+    directory = Path(directory)
+    path = directory / DESCRIPTION_FILE
+    description = read_json_file(path, MaskFileError, f"a {method} artefact written by maskbench")
+    for key in ("format_version", "method", "base_model", "model_class", "base_fingerprint", "fingerprint_layers",
+                "files"):
+        if key not in description:
+            raise MaskFileError(f"{path}: key {key!r} is missing")
+    if description["format_version"] != DESCRIPTION_VERSION:
+        raise MaskFileError(f"{path}: format_version {description['format_version']!r}; this maskbench reads "
+                            f"{DESCRIPTION_VERSION}")
+    if description["method"] != method:
+        raise MaskFileError(f"{path}: a {description['method']} artefact, not {method}")
+    for name, checksum in description["files"].items():
+        if not (directory / name).is_file():
+            raise MaskFileError(f"{directory / name}: missing")
+        if sha256_file(directory / name) != checksum:
+            raise MaskFileError(f"{directory / name}: checksum mismatch (file truncated or corrupted)")
+    return description
+
+
+def load_base(description: dict[str, Any], directory: str | Path, base: str | None,
+              fingerprints: dict[tuple[str, ...], str] | None = None) -> nn.Module:
+    """The base model with the saved head's class and labels, refused unless it is the model trained on."""
+    from maskbench.data.models import WEIGHTS_DTYPE, resolve_model
+    from maskbench.training.masking.serialization import head_config_kwargs, model_class_of
+
+    base_name = base or description["base_model"]
+    model_class = model_class_of(description, directory)
+    model = model_class.from_pretrained(resolve_model(base_name), dtype=WEIGHTS_DTYPE,
+                                         **head_config_kwargs(description))
+    check_base(model, description, directory, base_name, fingerprints)
+    return model
+
+
+def check_base(model: nn.Module, description: dict[str, Any], directory: str | Path, base_name: str,
+               fingerprints: dict[tuple[str, ...], str] | None = None) -> None:
+    """Refuse a base model whose frozen block weights differ from those the artefact was trained on."""
+    from maskbench.training.masking.serialization import base_fingerprint
+
+    layers = tuple(description["fingerprint_layers"])
+    try:
+        found = tuple(fingerprint_layers(model))
+    except (ConfigError, AttributeError):
+        found = None
+    if found != layers:
+        raise MaskFileError(f"{directory}: base model {base_name!r} has other blocks than the model this artefact "
+                            f"was trained on (another architecture or size)")
+    fingerprints = {} if fingerprints is None else fingerprints
+    if layers not in fingerprints:
+        fingerprints[layers] = base_fingerprint(model, list(layers))
+    if fingerprints[layers] != description["base_fingerprint"]:
+        raise MaskFileError(f"{directory}: base model {base_name!r} is not the model this artefact was trained on "
+                            f"(fingerprint of its frozen weights differs)")
+
+
+def finish_loading(model: nn.Module, description: dict[str, Any], device: str | torch.device | None) -> nn.Module:
+    model.maskbench_description = description
+    model.eval()
+    return model.to(device) if device is not None else model
