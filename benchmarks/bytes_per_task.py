@@ -4,9 +4,9 @@
    ``BertForSequenceClassification`` (bert-base-uncased's configuration, 2 labels, random weights) with its defaults
    (LoRA r = 8 on W_Q, W_K, W_V, W_AO, W_I, W_O of blocks 2-11; IA3 on keys, values and the feed-forward output of
    blocks 2-11; BitFit every bias; masking blocks 2-11, the pooler and the classifier) and saves its per-task
-   artefact with ``maskbench.training.methods`` exactly as a training run does (``Method.artefact_bytes``: the saved tensor
-   files). Masks here are **random i.i.d. masks with 5 % zeros** (the paper's initial sparsity): packed bits do not
-   depend on the masks, Rice coding does.
+   artefact with ``maskbench.training.methods`` exactly as a training run does (``Method.artefact_bytes``: the saved
+   tensor files). Masks here are **random i.i.d. masks with 5 % zeros** (the paper's initial sparsity): packed bits do
+   not depend on the masks, Rice coding does.
 2. Trained masks: the committed masks of the reference grid (``results/reference/runs/minilm/*/masking/.../masks``,
    the offline MiniLM: 6-layer uncased BERT, hidden size 384, masked blocks 2-5, the pooler and the classifier),
    saved again in both mask formats (masks file + the run's head file), next to random i.i.d. masks of the same

@@ -3,9 +3,9 @@
 Mask sets: bert-base-sized random masks (blocks 2-11 and the pooler: 61 layers, 71,368,704 weights) with 5 % and
 10 % i.i.d. zeros, and the trained masks of any mask directories given with ``--real``. Candidates: plain bit
 packing, zlib / bz2 / lzma over the packed bits, gap coding of the zero positions with Elias-gamma, Golomb (best m
-per layer) and Golomb-Rice (best k per layer; ``maskbench.training.masking.coding.encode_mask``, measured with its header), Rice
-coding of the XOR with the initial mask (real masks, rebuilt from the run's seed), and two lower bounds: the
-order-0 entropy per layer (what an adaptive arithmetic coder of i.i.d. bits approaches) and per row.
+per layer) and Golomb-Rice (best k per layer; ``maskbench.training.masking.coding.encode_mask``, measured with its
+header), Rice coding of the XOR with the initial mask (real masks, rebuilt from the run's seed), and two lower bounds:
+the order-0 entropy per layer (what an adaptive arithmetic coder of i.i.d. bits approaches) and per row.
 
 Prints tables and writes JSON (default ``results/benchmarks/mask_coding.json``).
 

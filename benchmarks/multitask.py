@@ -24,8 +24,8 @@ An adapter is not merged, so LoRA and IA3 pay for their extra operations in ever
 
 Masks are random (about 5 % zeros, the paper's initial sparsity) and stored compressed; finetuned checkpoints are
 the merged masked models. LoRA (r = 8, alpha = 8), IA3 and BitFit artefacts use the methods' default settings
-(the blocks masking uses, 2 to the last) and are written by ``maskbench.training.methods`` as a training run writes them,
-with random weights: LoRA's B and IA3's vectors away from their initial zeros and ones, so that they change the
+(the blocks masking uses, 2 to the last) and are written by ``maskbench.training.methods`` as a training run writes
+them, with random weights: LoRA's B and IA3's vectors away from their initial zeros and ones, so that they change the
 outputs (see :func:`build_adapter`). Assets are cached in ``--work-dir``. On a machine that other jobs keep busy,
 ``--threads 1`` avoids the stalls of torch's threads waiting for each other, which cost per operation and so hit
 the adapters' extra operations hardest. Prints tables and writes JSON (default

@@ -2,8 +2,8 @@
 precisions on SST-2 (2,000 training examples), TREC and CoNLL-2003 (800 training sentences each), three seeds
 each, in one table.
 
-Every run is an ordinary maskbench run (``maskbench.training.train.train``) with the demo's settings (batch 32, 3 epochs,
-patience 2, max length 64, 5 % initial sparsity for masking, the demo grid's lrs: finetuning 1e-4, masking 1e-3)
+Every run is an ordinary maskbench run (``maskbench.training.train.train``) with the demo's settings (batch 32, 3
+epochs, patience 2, max length 64, 5 % initial sparsity for masking, the demo grid's lrs: finetuning 1e-4, masking 1e-3)
 and the full dev split (up to ``--eval-examples``), written to ``--runs/<task>/<method>/<precision>/seed<N>``:
 a finished run is read back, not trained again, so the script resumes after an interruption. ``--jobs`` runs
 that many at once, one thread each.

@@ -153,7 +153,8 @@ class _Injector:
         import maskbench.training.train
 
         self.count, self.fault, self.at = 0, fault, at
-        for module in (maskbench.training.checkpoint, maskbench.training.masking.serialization, maskbench.training.train):
+        for module in (maskbench.training.checkpoint, maskbench.training.masking.serialization,
+                       maskbench.training.train):
             monkeypatch.setattr(module, "save_file", self._wrap(module.save_file, library=True))
         for name in ("mkstemp", "mkdtemp"):
             monkeypatch.setattr(tempfile, name, self._wrap(getattr(tempfile, name)))

@@ -73,7 +73,7 @@ def plugin_env(tmp_path) -> dict[str, str]:
     info = site / "toy_layernorm-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-layernorm\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[maskbench.training.methods]\nlayernorm = toy_layernorm:LAYERNORM\n")
+    (info / "entry_points.txt").write_text("[maskbench.methods]\nlayernorm = toy_layernorm:LAYERNORM\n")
     path = [str(site), str(REPO / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(path), "HF_HUB_OFFLINE": "1"}
 

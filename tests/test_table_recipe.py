@@ -1,5 +1,5 @@
 """CONTRIBUTING.md's recipe "Add a table", followed: a toy table declared in a package of its own (an entry point of
-the group ``maskbench.results.tables``, no other module touched) becomes a target of the workflow's one ``table`` rule and
+the group ``maskbench.tables``, no other module touched) becomes a target of the workflow's one ``table`` rule and
 is rendered in every format. On the code before this change there is no table registry (maskbench.results.tables has no
 TableSpec) and one rule per table: the import below fails, and no rule makes ``tables/toy_sizes.md``."""
 
@@ -32,13 +32,13 @@ SPEC = TableSpec("toy_sizes", toy_sizes, ("references",), "Toy table: head param
 
 
 def _plugin(tmp_path):
-    """A package that declares the toy table through the ``maskbench.results.tables`` entry point group."""
+    """A package that declares the toy table through the ``maskbench.tables`` entry point group."""
     root = tmp_path / "plugin"
     (root / "toy_table-0.1.dist-info").mkdir(parents=True)
     (root / "toy_table.py").write_text(TOY)
     (root / "toy_table-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-table\nVersion: 0.1\n")
     (root / "toy_table-0.1.dist-info" / "entry_points.txt").write_text(
-        "[maskbench.results.tables]\ntoy_sizes = toy_table:SPEC\n")
+        "[maskbench.tables]\ntoy_sizes = toy_table:SPEC\n")
     return root
 
 

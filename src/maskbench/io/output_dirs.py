@@ -24,7 +24,8 @@ MODEL_FILES = frozenset({"config.json", "model.safetensors", "generation_config.
                          "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json",
                          "merges.txt", "added_tokens.json", "chat_template.jinja", "spiece.model"})
 #: what a run directory holds: the record, predictions, the sub-directories of the kinds above, and ``tracking``
-#: (the trackers' own files of a run with ``report_to``, :mod:`maskbench.training.tracking`: their layout, not maskbench's)
+#: (the trackers' own files of a run with ``report_to``, :mod:`maskbench.training.tracking`: their layout, not
+#: maskbench's)
 RUN_ENTRIES = {"metrics.json": None, "predictions.safetensors": None, "masks": ("masks", MASK_FILES),
                "model": ("model", MODEL_FILES), "checkpoint": ("checkpoint", CHECKPOINT_FILES), "tracking": None}
 

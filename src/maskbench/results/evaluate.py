@@ -1,6 +1,6 @@
 """Test evaluation of a (model, task, method): single models (mean ± std over the seeds at the chosen lr) and the
-ensemble chosen on dev (:mod:`maskbench.results.ensemble`), as scores and error rates (Table 2). A task without a labelled
-test split records ``has_test: false``.
+ensemble chosen on dev (:mod:`maskbench.results.ensemble`), as scores and error rates (Table 2). A task without a
+labelled test split records ``has_test: false``.
 """
 
 from __future__ import annotations

@@ -773,11 +773,11 @@ def register_table(spec: TableSpec) -> TableSpec:
 
 
 #: the entry-point group through which another package adds tables (each entry point names a :class:`TableSpec`)
-ENTRY_POINT_GROUP = "maskbench.results.tables"
+ENTRY_POINT_GROUP = "maskbench.tables"
 
 
 def registered_tables() -> dict[str, TableSpec]:
-    """:data:`TABLES` with the tables of installed packages' ``maskbench.results.tables`` entry points (loaded once)."""
+    """:data:`TABLES` with the tables of installed packages' ``maskbench.tables`` entry points (loaded once)."""
     from importlib.metadata import entry_points
 
     for entry in entry_points(group=ENTRY_POINT_GROUP):

@@ -1,7 +1,7 @@
 """Many tasks served from one backbone: one copy of the pretrained weights plus a small mask and head per task.
 
-LoRA and IA3 tasks (artefacts of :mod:`maskbench.training.methods`) are served from the same backbone through peft's adapter
-switching: each task's adapter is injected into the shared backbone under its own adapter name, and activating a
+LoRA and IA3 tasks (artefacts of :mod:`maskbench.training.methods`) are served from the same backbone through peft's
+adapter switching: each task's adapter is injected into the shared backbone under its own adapter name, and activating a
 task enables its adapter in the layers that have it and disables the adapters elsewhere (all of them for a task
 without adapter). Nothing is merged into the backbone's weights, so switching back and forth is exact, and a switch
 touches only the wrapped layers whose state changes. One MultiTaskModel serves masks and adapters of one peft method
@@ -12,10 +12,11 @@ when another task is activated.
 How the masks are applied was chosen by measurement (``benchmarks/multitask.py``): the backbone's weights are held
 once and the active task's masks are applied to them in place. Switching tasks puts back the weights the previous
 task zeroed (kept aside while it is active: their int32 positions and values, 8 bytes per masked-out weight) and
-zeroes the new task's. Every task's masks stay compressed in memory (:func:`maskbench.training.masking.coding.encode_mask`, about
-0.3 bit per weight) and are decoded when switching. Between switches the model is a plain Hugging Face model, so
-throughput equals that of a finetuned model; a merged copy per task would cost one model of memory per task, and
-multiplying ``W * mask`` in every forward costs time and a dense mask per task.
+zeroes the new task's. Every task's masks stay compressed in memory
+(:func:`maskbench.training.masking.coding.encode_mask`, about 0.3 bit per weight) and are decoded when switching.
+Between switches the model is a plain Hugging Face model, so throughput equals that of a finetuned model; a merged copy
+per task would cost one model of memory per task, and multiplying ``W * mask`` in every forward costs time and a dense
+mask per task.
 """
 
 from __future__ import annotations

@@ -43,7 +43,8 @@ class TrainingState:
     train_time: float = 0.0
     examples_seen: int = 0
     # CPU seconds (user + system) of the training phases: this process's, and the whole machine's busy time
-    # (maskbench.training.tracking.cpu_clocks); None once an epoch did not record them (a checkpoint of an older maskbench)
+    # (maskbench.training.tracking.cpu_clocks); None once an epoch did not record them (a checkpoint of an older
+    # maskbench)
     train_cpu_time: float | None = 0.0
     machine_cpu_time: float | None = 0.0
     best_state: dict[str, torch.Tensor] | None = None

@@ -89,7 +89,8 @@ class _RunSettings:
         "choices": TRANSFER_SPLITS, "help": "the split of the transfer tasks that is scored"})
     transfer_prepared: str | None = field(default=None, metadata={
         "help": "folder holding each transfer task's prepared data as FOLDER/TASK (default: tokenise now)"})
-    #: how a masking run stores its masks (``maskbench.training.masking.coding``): 1 bit per weight, or the lossless sub-bit coding
+    #: how a masking run stores its masks (``maskbench.training.masking.coding``): 1 bit per weight, or the lossless
+    #: sub-bit coding
     mask_format: str = field(default=PACKED_BITS, metadata={
         "choices": MASK_FORMATS,
         "help": "how masks are stored: 1 bit per weight, or lossless Rice-coded gaps (~0.3 bit)"})

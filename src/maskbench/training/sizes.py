@@ -89,8 +89,8 @@ def method_artefact_sizes(run_dir: str | Path, method: str) -> dict[str, int]:
 
 def run_artefact_sizes(run_dir: str | Path, method: str) -> dict[str, Any] | None:
     """What the aggregate step reports of a run's per-task artefact (the method's
-    :meth:`~maskbench.training.methods.base.Method.artefact_sizes`: for masking the mask bits, the file sizes and the masks'
-    bytes in every mask format; for the others the values and bytes of the artefact's tensors; None for
+    :meth:`~maskbench.training.methods.base.Method.artefact_sizes`: for masking the mask bits, the file sizes and the
+    masks' bytes in every mask format; for the others the values and bytes of the artefact's tensors; None for
     finetuning, whose copy is measured once per task, :func:`reference_model_sizes`).
 
     A run records this in its ``metrics.json`` (``artefact_sizes``), so that its sizes are known also where the

@@ -304,7 +304,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
     Dev is evaluated after every epoch; training stops after ``patience`` epochs without improvement and the
     best epoch's parameters are restored for the dev/test predictions and the saved artefacts. With ``report_to``
-    the run is also logged to those trackers (:mod:`maskbench.training.tracking`); a run that fails ends theirs as failed.
+    the run is also logged to those trackers (:mod:`maskbench.training.tracking`); a run that fails ends theirs as
+    failed.
     """
     trackers = Trackers([])
     try:

@@ -52,7 +52,8 @@ def save_masks(model: nn.Module, directory: str | Path, base: str | None = None,
 
     ``base`` is the base model's hub id or path (default: ``model.config.name_or_path``); ``extra`` is stored in
     the JSON description (e.g. task name and label names). ``mask_format`` is ``"packed-bits-v1"`` (1 bit per
-    weight) or ``"rice-gaps-v1"`` (lossless, about 0.29 bit per weight at 5 % zeros; see :mod:`maskbench.training.masking.coding`).
+    weight) or ``"rice-gaps-v1"`` (lossless, about 0.29 bit per weight at 5 % zeros; see
+    :mod:`maskbench.training.masking.coding`).
     """
     if mask_format not in MASK_FORMATS:
         raise ConfigError(f"mask_format: expected one of {MASK_FORMATS}, got {mask_format!r}")

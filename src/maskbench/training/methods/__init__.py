@@ -1,6 +1,6 @@
 """Training methods as a registry: one module per method, each a small :class:`~maskbench.training.methods.base.Method`,
 declared in :mod:`maskbench.training.methods.registry` (name, labels, settings; methods of other packages through the
-entry-point group ``maskbench.training.methods``).
+entry-point group ``maskbench.methods``).
 
 A method says how it prepares a pretrained model for training, which parameters train, how it saves and loads its
 per-task artefact, and the artefact's size in bytes. Modules load on first use (LoRA and IA3 import ``peft``).

@@ -3,15 +3,15 @@ block settings it uses, whether a run may save full weights, its plot style, and
 
 This is the one list of methods. :data:`maskbench.training.settings.METHODS`, the run settings' per-method fields, the
 command line, the workflow's ``{method}`` wildcard and the tables' labels are all derived from it. Methods outside
-this package register through the Python entry-point group ``maskbench.training.methods`` (:data:`ENTRY_POINT_GROUP`): an
+this package register through the Python entry-point group ``maskbench.methods`` (:data:`ENTRY_POINT_GROUP`): an
 entry point names a :class:`MethodInfo` object, e.g. in ``pyproject.toml``::
 
-    [project.entry-points."maskbench.training.methods"]
+    [project.entry-points."maskbench.methods"]
     layernorm = "my_package.methods:LAYERNORM"
 
-The module holding the info must not import :mod:`maskbench.training.settings` or torch at import time (the workflow reads
-the registry while planning); the :class:`~maskbench.training.methods.base.Method` itself (``implementation``) is imported
-only when a run trains, loads or measures an artefact.
+The module holding the info must not import :mod:`maskbench.training.settings` or torch at import time (the workflow
+reads the registry while planning); the :class:`~maskbench.training.methods.base.Method` itself (``implementation``) is
+imported only when a run trains, loads or measures an artefact.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from maskbench.training.methods.layers import BLOCK_LINEARS, layers_text, parse_
 if TYPE_CHECKING:
     from maskbench.training.methods.base import Method
 
-ENTRY_POINT_GROUP = "maskbench.training.methods"
+ENTRY_POINT_GROUP = "maskbench.methods"
 #: the mask settings a method uses: all of them (masking), only where (``blocks``), or none
 MASK_SETTINGS = ("all", "blocks", "none")
 
@@ -42,8 +42,8 @@ class MethodInfo:
     are flat on the command line, in the workflow's ``training:`` and in a run's identity); ``legacy_defaults``
     maps those of its settings added after runs were recorded to the value that reproduces the older runs
     (:data:`maskbench.training.settings.LEGACY_DEFAULTS`). ``implementation`` is ``"module:attribute"`` of the
-    :class:`~maskbench.training.methods.base.Method` object. ``full_weights``: the run's model is the whole network, so a
-    run may ``save_weights`` (finetuning). ``paper``: one of the paper's two methods (tables word them as the
+    :class:`~maskbench.training.methods.base.Method` object. ``full_weights``: the run's model is the whole network, so
+    a run may ``save_weights`` (finetuning). ``paper``: one of the paper's two methods (tables word them as the
     paper does). ``style``: matplotlib colour, marker and line style of the method's curves; ``plot_offset``: its
     shift along x (in tasks), so that coinciding curves are told apart.
     """
