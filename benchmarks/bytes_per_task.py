@@ -44,9 +44,10 @@ from transformers import BertConfig, BertForSequenceClassification
 from maskbench import masked_layers
 from maskbench.io.fileio import write_json
 from maskbench.training.masking.coding import to_stored
+from maskbench.training.masking.config import COMPRESSED, PACKED_BITS
 from maskbench.training.masking.serialization import HEAD_FILE, MASKS_FILE, read_mask_description, read_masks
 from maskbench.training.methods import get_method
-from maskbench.training.settings import COMPRESSED, PACKED_BITS, TrainConfig
+from maskbench.training.settings import TrainConfig
 from maskbench.training.sizes import safetensors_summary
 
 REPO = Path(__file__).resolve().parents[1]

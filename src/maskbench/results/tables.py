@@ -658,7 +658,7 @@ def bytes_per_task_rows(results: Results, model: str) -> list[dict[str, Any]]:
     """Per method of ``model`` (masking once per mask format): mean dev score over the tasks that every method runs
     on (:meth:`Layout.common_tasks`) and the seeds, and the mean bytes and trainable parameters one task adds
     (None where a task's records are missing)."""
-    from maskbench.training.settings import COMPRESSED, MASK_FORMATS, PACKED_BITS
+    from maskbench.training.masking.config import COMPRESSED, MASK_FORMATS, PACKED_BITS
 
     layout = results.layout
     tasks = layout.common_tasks()

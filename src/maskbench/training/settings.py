@@ -23,7 +23,7 @@ from dataclasses import MISSING, dataclass, field
 from typing import Any, Mapping, Sequence
 
 from maskbench.io.errors import ConfigError
-from maskbench.training.masking.config import MaskConfig
+from maskbench.training.masking.config import MASK_FORMATS, PACKED_BITS, MaskConfig
 from maskbench.training.methods.layers import BLOCK_LINEARS, LAYER_GROUPS, parse_layers  # noqa: F401  (re-exported)
 from maskbench.training.methods.registry import (  # noqa: F401  (the built-in methods' settings, re-exported)
     BitfitSettings,
@@ -32,10 +32,6 @@ from maskbench.training.methods.registry import (  # noqa: F401  (the built-in m
     method_info,
     registered,
 )
-
-PACKED_BITS = "packed-bits-v1"
-COMPRESSED = "rice-gaps-v1"
-MASK_FORMATS = (PACKED_BITS, COMPRESSED)
 
 #: the training methods, in table order: the names of the registry (:mod:`maskbench.training.methods.registry`)
 METHODS = tuple(registered())

@@ -20,7 +20,7 @@ import zlib
 import numpy as np
 import torch
 
-from maskbench.training.settings import COMPRESSED, MASK_FORMATS, PACKED_BITS  # noqa: E402,F401
+from maskbench.training.masking.config import COMPRESSED, MASK_FORMATS, PACKED_BITS  # noqa: E402,F401
 
 _MAGIC = b"MBMK"
 _VERSION = 1

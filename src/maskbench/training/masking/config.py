@@ -10,6 +10,12 @@ from typing import Any
 
 from maskbench.io.errors import ConfigError
 
+#: how a run stores its masks (:mod:`maskbench.training.masking.coding`): 1 bit per weight, or the lossless
+#: sub-bit coding of the zeros' positions
+PACKED_BITS = "packed-bits-v1"
+COMPRESSED = "rice-gaps-v1"
+MASK_FORMATS = (PACKED_BITS, COMPRESSED)
+
 
 @dataclass
 class MaskConfig:
