@@ -9,12 +9,11 @@ import pytest
 from safetensors.numpy import save_file
 
 from maskbench.io.errors import ConfigError, DataError
+from maskbench.records import load_split, prediction_tensors
 from maskbench.results.ensemble import (
     ENSEMBLE_METHODS,
     choose_ensemble,
     ensemble_predictions,
-    load_split,
-    prediction_tensors,
     score_ensembles,
     write_ensemble,
 )

@@ -29,15 +29,17 @@ from maskbench.io.errors import RecordError
 from maskbench.records import (
     check_dev_score,
     check_run_record,
+    load_runs,
+    load_split,
     read_aggregate,
     read_chosen,
     read_run_record,
     read_selection_round,
     recomputed_dev_score,
     schema,
+    split_predictions,
 )
-from maskbench.results.aggregate import load_runs, write_aggregate
-from maskbench.results.ensemble import load_split, split_predictions
+from maskbench.results.aggregate import write_aggregate
 from maskbench.results.runlog import render_run_log
 from maskbench.results.selection import write_selection
 from run_records import accuracy_predictions, complete_record, write_run

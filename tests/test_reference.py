@@ -159,7 +159,8 @@ def test_committed_aggregate_is_what_the_committed_run_records_give(path, monkey
     order decides the files' times), with only what is committed: the masks and adapters of most runs are not.
     So each run of an aggregated masking, LoRA, BitFit or IA3 cell records its artefact sizes, and aggregating
     the committed records gives the committed aggregate."""
-    from maskbench.results.aggregate import aggregate_runs, load_runs
+    from maskbench.records import load_runs
+    from maskbench.results.aggregate import aggregate_runs
 
     monkeypatch.chdir(REPO)  # records name their runs relative to the repository root
     committed = json.loads(path.read_text())

@@ -205,8 +205,7 @@ def test_mlflow_s_client_reads_the_run_back_with_its_settings(tracked_run, monke
 @needs_data
 @tracked
 def test_metrics_json_records_epoch_times_and_peak_memory(tracked_run):
-    from maskbench.io.output_dirs import check_run_directory
-    from maskbench.records import read_run_record
+    from maskbench.records import check_run_directory, read_run_record
 
     out, log, code = tracked_run
     assert code == 0, log[-3000:]

@@ -1,4 +1,13 @@
-"""Reading maskbench's records back: every record is checked before anything uses it.
+"""Run records: the one module that knows a run folder's layout, its file names and how its records are read.
+
+- The layout: a results directory's ``runs/<model>/<task>/<method>/lr<lr>/seed<seed>/`` (:data:`RUN_FOLDERS`,
+  :func:`run_record_paths`, :func:`run_directory`) holds :data:`METRICS_FILE` (the record),
+  :data:`PREDICTIONS_FILE` (the predictions) and the sub-folders of :data:`RUN_ENTRIES`;
+  :func:`check_run_directory` and :func:`check_run_data` guard a folder before a run writes into it.
+- The predictions file: :func:`prediction_tensors` (what a run writes), :func:`load_split` and
+  :func:`split_predictions` (what ensembles, paper numbers and the dev-score check read; the format is described in
+  :mod:`maskbench.results.ensemble`).
+- Reading records back, every record checked before anything uses it (below); :func:`load_runs` for many runs.
 
 A run's ``metrics.json`` (written by :func:`maskbench.training.train.train`) is read by the lr selection, aggregation,
 ensembles, test evaluation, the run log, the analyses and the workflow's planning; the selection rounds, the chosen
@@ -16,8 +25,8 @@ lr and the aggregates of a cell by the workflow, the tables and the run log. Eac
 Any problem is a :class:`~maskbench.io.errors.RecordError` whose one-line message names the file and the first
 problem. Keys a schema does not name are allowed: records grow as runs record more.
 
-Torch-free (only :func:`check_dev_score` imports the metric code, when called): the workflow imports this module
-at planning time.
+Torch-free (only :func:`check_dev_score` imports the metric code, when called; numpy and safetensors, not torch,
+for the predictions): the workflow imports this module at planning time.
 """
 
 from __future__ import annotations
@@ -25,15 +34,52 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from maskbench.io.errors import MaskbenchError, RecordError
+from maskbench.data.fingerprint import DATA_KEY, check_recorded, record_fingerprint
+from maskbench.io.errors import DataError, MaskbenchError, OutputError, RecordError
+from maskbench.io.fileio import (
+    MARKER_FILE,
+    check_output_directory,
+    check_output_file,
+    is_writable_directory,
+    write_json,
+)
+from maskbench.io.locations import resolve_data_dir
+from maskbench.io.output_dirs import CHECKPOINT_FILES, MASK_FILES, MODEL_FILES
+
+#: a run folder's record and predictions (:func:`maskbench.training.train.train` writes them)
+METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "predictions.safetensors"
+#: the run folders under a results directory's ``runs/``: ``<model>/<task>/<method>/lr<lr>/seed<seed>``
+RUN_FOLDERS = "*/*/*/lr*/seed*"
+#: tags kept per word in tagging tasks' predictions
+TOP_K = 3
+#: what a run directory holds: the record, predictions, the sub-directories of the kinds above, and ``tracking``
+#: (the trackers' own files of a run with ``report_to``, :mod:`maskbench.training.tracking`: their layout, not
+#: maskbench's)
+RUN_ENTRIES = {METRICS_FILE: None, PREDICTIONS_FILE: None, "masks": ("masks", MASK_FILES),
+               "model": ("model", MODEL_FILES), "checkpoint": ("checkpoint", CHECKPOINT_FILES), "tracking": None}
+
+
+def run_directory(path: str | Path) -> Path:
+    """A run's folder, given the folder or its ``metrics.json``."""
+    path = Path(path)
+    return path.parent if path.name == METRICS_FILE else path
+
+
+def run_record_paths(runs_dir: str | Path) -> list[Path]:
+    """The ``metrics.json`` of every run folder under ``runs_dir`` (a results directory's ``runs/``), sorted."""
+    return sorted(Path(runs_dir).glob(f"{RUN_FOLDERS}/{METRICS_FILE}"))
+
 
 #: the record kinds, their schema files (in the package's ``schemas`` folder) and what a message calls them
 SCHEMAS = {"run": ("run_record.schema.json", "a run's metrics.json written by maskbench train"),
@@ -237,21 +283,20 @@ def read_aggregate(path: str | Path) -> dict[str, Any]:
 def recomputed_dev_score(run_dir: str | Path, record: Mapping[str, Any]) -> float:
     """The dev score of a run recomputed from its ``predictions.safetensors`` with its task's metric (the
     predicted label of a tagging word is the stored top tag, as at training time: see
-    :func:`maskbench.results.ensemble.split_predictions`)."""
+    :func:`split_predictions`)."""
     from maskbench.data import tasks
     from maskbench.data.metrics import score_predictions
-    from maskbench.results.ensemble import split_predictions
 
-    path = Path(run_dir) / "predictions.safetensors"
+    path = Path(run_dir) / PREDICTIONS_FILE
     try:
         label_names = tasks.get_task(record["task"]).label_names
         dev = split_predictions(run_dir, "dev")
     except MaskbenchError as error:
-        raise RecordError(f"{path}: cannot recompute the dev score of {Path(run_dir) / 'metrics.json'} ({error})") \
+        raise RecordError(f"{path}: cannot recompute the dev score of {Path(run_dir) / METRICS_FILE} ({error})") \
             from None
     if dev is None:
         raise RecordError(f"{path}: holds no dev predictions; cannot check the dev score of "
-                          f"{Path(run_dir) / 'metrics.json'}")
+                          f"{Path(run_dir) / METRICS_FILE}")
     try:
         return score_predictions(record["metric"], dev["predictions"], dev["labels"], label_names,
                                  dev.get("lengths"))
@@ -266,5 +311,235 @@ def check_dev_score(path: str | Path, record: Mapping[str, Any]) -> None:
     recomputed = recomputed_dev_score(path.parent, record)
     if not abs(recomputed - record["dev_score"]) <= SCORE_TOLERANCE:
         raise RecordError(f"{path}: dev_score {record['dev_score']!r} disagrees with {recomputed!r} recomputed from "
-                          f"{path.parent / 'predictions.safetensors'}; the record was edited or belongs to other "
+                          f"{path.parent / PREDICTIONS_FILE}; the record was edited or belongs to other "
                           f"predictions — delete {path.parent} to train the run again")
+
+
+def load_runs(metrics_paths: Sequence[str | Path], check_scores: bool = False) -> list[dict[str, Any]]:
+    """Read runs' ``metrics.json`` files, each checked (:func:`maskbench.records.read_run_record`); with
+    ``check_scores`` also each dev score against the run's stored predictions
+    (:func:`maskbench.records.check_dev_score`). A :class:`~maskbench.io.errors.RecordError` names the first bad file.
+    """
+    records = []
+    for path in metrics_paths:
+        record = read_run_record(path)
+        if check_scores:
+            check_dev_score(path, record)
+        records.append(record)
+    return records
+
+# --- the run folder: what it may hold, checked before a run writes it -------------------------------------------------
+
+
+def _is_run_entry(name: str) -> bool:
+    """A run directory's own entry, or a temporary/previous copy of one (``.NAME.*.tmp``, ``.NAME.old``)."""
+    if name in RUN_ENTRIES or name == MARKER_FILE:
+        return True
+    return any(name.startswith(f".{entry}.") and name.endswith((".tmp", ".old")) for entry in RUN_ENTRIES)
+
+
+def check_run_directory(out: str | Path, run_hash: str) -> None:
+    """Raise :class:`OutputError` unless ``out`` can hold this run: a new path, or a run directory of this
+    configuration (``run_hash``) or an unfinished one, whose sub-directories are maskbench's own.
+
+    Checked before any data is read, so that a run that could not save its results never starts.
+    """
+    out = Path(out)
+    if not out.is_dir():
+        check_output_directory(out, "run")  # a new path that can be created, or refused (a file)
+        return
+    if not is_writable_directory(out):
+        raise OutputError(f"{out}: run directory is not writable")
+    entries = [entry.name for entry in out.iterdir()]
+    foreign = sorted(name for name in entries if not _is_run_entry(name))
+    if foreign:
+        shown = ", ".join(foreign[:4]) + (f", ... ({len(foreign)} entries)" if len(foreign) > 4 else "")
+        raise OutputError(f"{out}: exists and holds files that are not a maskbench run's ({shown}); refusing to "
+                          f"write a run into it — choose another --out")
+    for name, spec in RUN_ENTRIES.items():
+        if spec is None:
+            continue
+        kind, known = spec
+        check_output_directory(out / name, kind, known)
+    check_output_file(out / PREDICTIONS_FILE, "predictions")
+    metrics = out / METRICS_FILE
+    check_output_file(metrics, "metrics")
+    if metrics.is_file():
+        recorded = json.loads(metrics.read_text()).get("config_hash")
+        if recorded != run_hash:
+            raise OutputError(f"{metrics}: holds a finished run of another configuration (config_hash {recorded} "
+                              f"!= {run_hash}); refusing to mix two runs — remove {out} or choose another --out")
+
+
+def check_run_data(out: str | Path, data: dict[str, str]) -> None:
+    """Raise :class:`~maskbench.io.errors.DataError` when ``out`` holds a finished run made from other data than
+    ``data`` (the fingerprint of what this run reads), naming what changed: it is never replaced by, or mixed with,
+    a run on other data. A finished run that does not say (an older maskbench) is replaced as before: the run
+    starts afresh and mixes nothing."""
+    metrics = Path(out) / METRICS_FILE
+    if not metrics.is_file():
+        return
+    try:
+        recorded = json.loads(metrics.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return  # an unreadable record is no finished run (check_run_directory reports what it must)
+    if isinstance(recorded, dict) and DATA_KEY in recorded:
+        check_recorded(metrics, "the finished run", recorded[DATA_KEY], data,
+                       f"refusing to mix two runs — remove {out} or choose another --out")
+
+# --- the predictions file (module docstring of maskbench.results.ensemble) --------------------------------------------
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def prediction_tensors(outputs: Mapping[str, Mapping[str, np.ndarray]], kind: str) -> dict[str, np.ndarray]:
+    """The tensors of ``predictions.safetensors`` for ``outputs`` (split -> :func:`maskbench.training.train.predict`'s
+    ``logits``/``labels``/``lengths``): tagging tasks keep each word's :data:`TOP_K` tags (module docstring)."""
+    tensors = {}
+    for split, output in outputs.items():
+        for key, value in output.items():
+            value = np.ascontiguousarray(value)
+            if key == "logits" and kind == "tagging":
+                num_labels = value.shape[-1]
+                log_probs = _log_softmax(value.astype(np.float64))
+                top = np.argsort(-log_probs, axis=-1, kind="stable")[:, :TOP_K]
+                kept = np.take_along_axis(log_probs, top, axis=-1)
+                tensors[f"{split}_top_labels"] = top.astype(np.uint8 if num_labels <= 256 else np.int32)
+                tensors[f"{split}_top_log_probs"] = np.maximum(kept, np.finfo(np.float16).min).astype(np.float16)
+                tensors[f"{split}_num_labels"] = np.array([num_labels], dtype=np.int64)
+            elif key in ("labels", "lengths"):
+                tensors[f"{split}_{key}"] = compact_integers(value)
+            else:
+                tensors[f"{split}_{key}"] = value
+    return tensors
+
+
+def compact_integers(values: np.ndarray) -> np.ndarray:
+    """``values`` in the smallest unsigned integer dtype that holds them exactly when they are non-negative
+    integers (gold labels and sentence lengths: a tagging split's labels are ~25× smaller as uint8 than int64);
+    anything else (floats, negative sentinels) unchanged. :func:`load_split` returns them as int64 again."""
+    if values.dtype.kind not in "iu" or values.size == 0 or values.min() < 0:
+        return values
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if values.max() <= np.iinfo(dtype).max:
+            return values.astype(dtype)
+    return values
+
+
+def _dense_log_probs(path: Path, split: str, tensors: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Per-word log-probabilities over all tags from the saved top tags; the rest of the mass spread evenly."""
+    top = tensors.get(f"{split}_top_labels", np.empty((0,), dtype=np.int64)).astype(np.int64)
+    kept = tensors[f"{split}_top_log_probs"].astype(np.float64)
+    num_labels = tensors.get(f"{split}_num_labels")
+    if num_labels is None or num_labels.size != 1 or top.ndim != 2 or top.shape != kept.shape:
+        raise DataError(f"{path}: {split}_top_labels and {split}_top_log_probs must be (words, k) arrays of the same "
+                        f"shape, with {split}_num_labels holding the number of tags (shapes {top.shape}, "
+                        f"{kept.shape})")
+    num_labels, k = int(num_labels[0]), top.shape[1]
+    ordered = np.sort(top, axis=-1)
+    if not 0 < k <= num_labels or (top < 0).any() or (top >= num_labels).any() or (np.diff(ordered) == 0).any() \
+            or not np.isfinite(kept).all() or (kept > 0).any():
+        raise DataError(f"{path}: {split}_top_labels must hold distinct tags below {split}_num_labels = {num_labels} "
+                        f"and {split}_top_log_probs finite log-probabilities (≤ 0)")
+    dense = np.empty((len(top), num_labels))
+    if k < num_labels:
+        rest = np.clip(1.0 - np.exp(kept).sum(axis=-1), 1e-30, None) / (num_labels - k)
+        dense[:] = np.minimum(np.log(rest), kept.min(axis=-1))[:, None]  # never above a kept tag
+    np.put_along_axis(dense, top, kept, axis=-1)
+    return dense
+
+
+def _load_predictions(run_dir: str | Path) -> tuple[Path, dict[str, np.ndarray]]:
+    path = Path(run_dir) / PREDICTIONS_FILE
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        return path, load_file(str(path))
+    except (FileNotFoundError, SafetensorError, OSError) as error:
+        raise DataError(f"{path}: cannot read predictions ({error})") from None
+
+
+def load_split(run_dir: str | Path, split: str) -> dict[str, np.ndarray] | None:
+    """A run's saved predictions of ``split``: ``logits`` (float64 logits, or for tagging log-probabilities —
+    interchangeable for ensembles and metrics), ``labels`` and, for tagging, ``lengths``; None when the run has no
+    such split."""
+    return _split(*_load_predictions(run_dir), split)
+
+
+def _split(path: Path, tensors: Mapping[str, np.ndarray], split: str) -> dict[str, np.ndarray] | None:
+    found = [key for key in ("logits", "top_log_probs") if f"{split}_{key}" in tensors]
+    if not found:
+        return None
+    if len(found) > 1 or f"{split}_labels" not in tensors:
+        raise DataError(f"{path}: expected {split}_labels and either {split}_logits or {split}_top_labels/"
+                        f"{split}_top_log_probs, found {sorted(tensors)}")
+    if found == ["logits"]:
+        scores = tensors[f"{split}_logits"].astype(np.float64)
+    else:
+        scores = _dense_log_probs(path, split, tensors)
+    labels = tensors[f"{split}_labels"]
+    if scores.ndim != 2 or len(scores) != len(labels) or not np.isfinite(scores).all():
+        raise DataError(f"{path}: {split}_{found[0]} must be a finite (rows, labels) array with one row per label "
+                        f"in {split}_labels (shapes {scores.shape}, {labels.shape})")
+    split_tensors = {"logits": scores, "labels": _widened(labels)}
+    if f"{split}_lengths" in tensors:
+        split_tensors["lengths"] = _widened(tensors[f"{split}_lengths"])
+    return split_tensors
+
+
+def split_predictions(run_dir: str | Path, split: str) -> dict[str, np.ndarray] | None:
+    """A single run's predicted label ids of ``split`` (``predictions``), with ``labels`` and (tagging)
+    ``lengths``: exactly the predictions its recorded scores were computed from. None without such a split.
+
+    For logits that is their argmax. For tagging it is each word's stored top tag (``{split}_top_labels[:, 0]``),
+    not the argmax of the loaded log-probabilities: two top tags whose log-probabilities differ in float64 can
+    round to the same float16 value, and the argmax of equal values is the lower tag id, not the run's prediction
+    (two of the 23 committed tagging runs have one such word among ~50,000 dev words each).
+    """
+    path, tensors = _load_predictions(run_dir)
+    loaded = _split(path, tensors, split)
+    if loaded is None:
+        return None
+    result = {key: value for key, value in loaded.items() if key != "logits"}
+    if f"{split}_top_labels" in tensors:
+        result["predictions"] = tensors[f"{split}_top_labels"][:, 0].astype(np.int64)
+    else:
+        result["predictions"] = loaded["logits"].argmax(-1)
+    return result
+
+
+def _widened(values: np.ndarray) -> np.ndarray:
+    """Integer arrays stored compactly (:func:`compact_integers`) back as int64; other dtypes unchanged."""
+    return values.astype(np.int64) if values.dtype.kind in "iu" else values
+
+# --- migration: records made before data fingerprints were recorded ---------------------------------------------------
+
+
+def add_data_fingerprints(results_dir: str, data_dir: str | None = None, force: bool = False) -> list[str]:
+    """Add ``"data"`` to every finished run record under ``<results_dir>/runs`` that lacks one (``force``: replace
+    it), computed from the files under ``data_dir`` (else ``$MASKBENCH_DATA_DIR``): those the runs were trained
+    on. No other key changes; the record is rewritten in the same format. Returns the paths changed.
+    """
+    if resolve_data_dir(data_dir) is None:
+        raise DataError("add_data_fingerprints: no data directory (pass data_dir or set $MASKBENCH_DATA_DIR)")
+    changed = []
+    for path in sorted(run_record_paths(Path(results_dir) / "runs")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise DataError(f"{path}: unreadable record ({error})") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}: expected a JSON object")
+        if DATA_KEY in record and not force:
+            continue
+        try:
+            fingerprint = record_fingerprint(record, data_dir)
+        except DataError as error:
+            raise DataError(f"{path}: {error}") from None
+        write_json(path, {**record, DATA_KEY: fingerprint}, "metrics")
+        changed.append(os.fspath(path))
+    return changed

@@ -31,7 +31,6 @@ from maskbench.analysis.runs import (
     evaluate,
     load_run_model,
     new_figure,
-    run_directory,
     run_record,
     save_figure,
     suptitle,
@@ -43,6 +42,7 @@ from maskbench.data.models import load_tokenizer
 from maskbench.data.prepare import WORD_COUNTS, load_prepared
 from maskbench.data.tokenising import Collator
 from maskbench.io.errors import ConfigError
+from maskbench.records import run_directory
 from maskbench.results.tables import METRIC_NAMES, TASK_LABELS, read_record
 from maskbench.training.masking import merge_masks
 from maskbench.training.masking.serialization import load_masked_model

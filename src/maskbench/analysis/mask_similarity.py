@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from maskbench.analysis.runs import new_figure, run_directory, run_record, save_figure, suptitle, write_csv
+from maskbench.analysis.runs import new_figure, run_record, save_figure, suptitle, write_csv
 from maskbench.data import tasks
 from maskbench.data.models import load_model
 from maskbench.io.errors import ConfigError
+from maskbench.records import run_directory
 from maskbench.results.tables import TASK_LABELS
 from maskbench.training.masking import MaskConfig, mask_model, masked_layers
 from maskbench.training.masking.apply import architecture_of

@@ -24,14 +24,8 @@ from maskbench.data.tokenising import Collator
 from maskbench.io.errors import DataError, MaskFileError
 from maskbench.io.fileio import atomic_path
 from maskbench.io.provenance import versions
-from maskbench.records import read_run_record
-from maskbench.training.train import METRICS_FILE, fixed_subset, predict
-
-
-def run_directory(path: str | Path) -> Path:
-    """A run directory, given as itself or by its ``metrics.json`` (what the workflow's rules declare)."""
-    path = Path(path)
-    return path.parent if path.name == METRICS_FILE else path
+from maskbench.records import METRICS_FILE, read_run_record, run_directory
+from maskbench.training.train import fixed_subset, predict
 
 
 def run_record(run: str | Path) -> dict[str, Any]:
@@ -111,5 +105,5 @@ def write_record(path: str | Path, record: Mapping[str, Any]) -> None:
         tmp.write_text(json.dumps({**record, "versions": versions()}, indent=2, sort_keys=True, default=str) + "\n")
 
 
-__all__ = ["eval_loader", "evaluate", "load_run_model", "new_figure", "run_directory", "run_record",
+__all__ = ["eval_loader", "evaluate", "load_run_model", "new_figure", "run_record",
            "save_figure", "suptitle", "write_csv", "write_record"]

@@ -14,7 +14,8 @@ import numpy as np
 
 from maskbench.analysis.runs import new_figure, save_figure, suptitle, write_csv
 from maskbench.io.errors import ConfigError
-from maskbench.results.aggregate import load_runs, mean_std
+from maskbench.records import load_runs
+from maskbench.results.aggregate import mean_std
 from maskbench.results.tables import METRIC_NAMES, Table, task_label
 
 

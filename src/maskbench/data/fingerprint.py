@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -230,34 +229,6 @@ def record_fingerprint(record: Mapping[str, Any], data_dir: str | Path | None) -
     return found
 
 
-def add_data_fingerprints(results_dir: str, data_dir: str | None = None, force: bool = False) -> list[str]:
-    """Add ``"data"`` to every finished run record under ``<results_dir>/runs`` that lacks one (``force``: replace
-    it), computed from the files under ``data_dir`` (else ``$MASKBENCH_DATA_DIR``): those the runs were trained
-    on. No other key changes; the record is rewritten in the same format. Returns the paths changed.
-    """
-    from maskbench.io.fileio import write_json
-
-    if resolve_data_dir(data_dir) is None:
-        raise DataError("add_data_fingerprints: no data directory (pass data_dir or set $MASKBENCH_DATA_DIR)")
-    changed = []
-    for path in sorted(Path(results_dir).glob("runs/*/*/*/lr*/seed*/metrics.json")):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise DataError(f"{path}: unreadable record ({error})") from None
-        if not isinstance(record, dict):
-            raise DataError(f"{path}: expected a JSON object")
-        if DATA_KEY in record and not force:
-            continue
-        try:
-            fingerprint = record_fingerprint(record, data_dir)
-        except DataError as error:
-            raise DataError(f"{path}: {error}") from None
-        write_json(path, {**record, DATA_KEY: fingerprint}, "metrics")
-        changed.append(os.fspath(path))
-    return changed
-
-
 def data_changes(path: str | Path, record: Mapping[str, Any], expected: Mapping[str, Any],
                  data_dir: str | Path | None) -> str | None:
     """For the workflow's planning: why the finished run at ``path`` (its ``record``) cannot stand for a run of
@@ -277,6 +248,6 @@ def data_changes(path: str | Path, record: Mapping[str, Any], expected: Mapping[
     return None if changed is None else f"was made from other data than this configuration reads ({changed}):"
 
 
-__all__ = ["DATA_KEY", "PARTIAL_FILES", "SPLIT_FILES", "add_data_fingerprints", "changes", "check_recorded",
+__all__ = ["DATA_KEY", "PARTIAL_FILES", "SPLIT_FILES", "changes", "check_recorded",
            "data_changes", "dataset_fingerprint", "file_checksum", "loaded_fingerprint", "local_fingerprint",
            "record_fingerprint", "run_fingerprint", "split_files", "task_fingerprint"]

@@ -3,7 +3,7 @@
 
 The lock of an output ``DIR/NAME`` is the file ``DIR/.NAME.lock`` (``filelock``, i.e. ``flock``: released by the
 kernel when its holder exits or crashes), next to the output, not inside it: a run folder holds only a run's own
-entries (:func:`maskbench.io.output_dirs.check_run_directory`) and a prepared folder is replaced as a whole
+entries (:func:`maskbench.records.check_run_directory`) and a prepared folder is replaced as a whole
 (:func:`maskbench.io.fileio.atomic_directory`). ``flock`` records no holder, so the holder writes
 ``DIR/.NAME.lock.holder`` (JSON: pid, host, command, since, and for a workflow its token) after acquiring, and a
 refused process names it. Both files are removed on release, while the lock is still held (a process that locked

@@ -17,23 +17,9 @@ import numpy as np
 
 from maskbench.io.errors import ConfigError
 from maskbench.io.fileio import write_json
-from maskbench.records import check_dev_score, read_run_record
+from maskbench.records import load_runs
 from maskbench.training.settings import NON_RESULT_KEYS, config_hash, result_key
 from maskbench.training.sizes import run_artefact_sizes
-
-
-def load_runs(metrics_paths: Sequence[str | Path], check_scores: bool = False) -> list[dict[str, Any]]:
-    """Read runs' ``metrics.json`` files, each checked (:func:`maskbench.records.read_run_record`); with
-    ``check_scores`` also each dev score against the run's stored predictions
-    (:func:`maskbench.records.check_dev_score`). A :class:`~maskbench.io.errors.RecordError` names the first bad file.
-    """
-    records = []
-    for path in metrics_paths:
-        record = read_run_record(path)
-        if check_scores:
-            check_dev_score(path, record)
-        records.append(record)
-    return records
 
 
 def setting_hash(metrics: Mapping[str, Any], vary: Sequence[str] = ("seed",)) -> str:

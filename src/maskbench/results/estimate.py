@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from maskbench.io.errors import ConfigError
+from maskbench.records import run_record_paths
 
 REPO = Path(__file__).resolve().parents[3]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -253,7 +254,7 @@ def measured_cpu(runs_dir: Path = REFERENCE_RUNS) -> tuple[dict[tuple[str, str],
     """(task, method) -> median training examples/s of the reference runs, their device and model name."""
     rates: dict[tuple[str, str], list[float]] = defaultdict(list)
     devices, models = set(), set()
-    for path in sorted(runs_dir.glob("*/*/*/*/*/metrics.json")):
+    for path in run_record_paths(runs_dir):
         try:
             record = json.loads(path.read_text())
         except (OSError, ValueError):

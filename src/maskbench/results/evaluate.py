@@ -12,7 +12,8 @@ from typing import Any
 
 from maskbench.io.errors import ConfigError, DataError
 from maskbench.io.fileio import write_json
-from maskbench.results.aggregate import check_same_setting, load_runs, mean_std
+from maskbench.records import load_runs
+from maskbench.results.aggregate import check_same_setting, mean_std
 from maskbench.results.ensemble import member_predictions, score_ensembles, task_facts
 
 

@@ -58,11 +58,11 @@ def paper_gap(model: str, task: str) -> float | None:
 def majority_baseline(run_dir: str | Path, metric: str, label_names: tuple[str, ...] | list[str]) -> float:
     """The dev score of always predicting the most frequent gold label, from a run's saved dev labels."""
     from maskbench.data.metrics import score_predictions
-    from maskbench.results.ensemble import load_split
+    from maskbench.records import PREDICTIONS_FILE, load_split
 
     dev = load_split(run_dir, "dev")
     if dev is None:
-        raise DataError(f"{Path(run_dir) / 'predictions.safetensors'}: the run saved no dev predictions")
+        raise DataError(f"{Path(run_dir) / PREDICTIONS_FILE}: the run saved no dev predictions")
     labels, lengths = dev["labels"], dev.get("lengths")
     majority = int(np.bincount(labels).argmax())  # load_split gives integer labels as int64
     return score_predictions(metric, np.full_like(labels, majority), labels, label_names, lengths)

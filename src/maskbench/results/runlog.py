@@ -18,7 +18,7 @@ from tabulate import tabulate
 from maskbench.data import tasks
 from maskbench.io.errors import DataError
 from maskbench.io.fileio import atomic_path
-from maskbench.records import read_chosen, read_run_record, read_selection_round
+from maskbench.records import METRICS_FILE, PREDICTIONS_FILE, read_chosen, read_run_record, read_selection_round
 from maskbench.results.paper import majority_baseline
 from maskbench.results.tables import METHOD_LABELS, METRIC_NAMES, TASK_LABELS, short_lr
 
@@ -46,8 +46,8 @@ def task_label(task: str, record: dict[str, Any]) -> str:
 
 def _finished(folder: Path) -> list[Path]:
     """The cell's finished runs (a record and its predictions), seed 1 by lr first, then the other seeds."""
-    runs = [path.parent for path in folder.glob("lr*/seed*/metrics.json")
-            if (path.parent / "predictions.safetensors").is_file()]
+    runs = [path.parent for path in folder.glob(f"lr*/seed*/{METRICS_FILE}")
+            if (path.parent / PREDICTIONS_FILE).is_file()]
     return sorted(runs, key=lambda run: (int(run.name[4:]), float(run.parent.name[2:])))
 
 
@@ -72,7 +72,7 @@ def run_rows(results: str | Path, model: str, task_order: Sequence[str] | None =
         for folder in [folder for _, folder in cells] + variants:
             runs = _finished(folder)
             if runs:
-                record = read_run_record(runs[0] / "metrics.json")
+                record = read_run_record(runs[0] / METRICS_FILE)
                 majority = 100 * majority_baseline(runs[0], record["metric"], spec.label_names)
                 baselines.append([TASK_LABELS[task], METRIC_NAMES[record["metric"]], str(record["sizes"]["dev"]),
                                   f"{majority:.1f}"])
@@ -80,7 +80,7 @@ def run_rows(results: str | Path, model: str, task_order: Sequence[str] | None =
         for method, folder in cells:
             grid, chosen = _selection(results, model, task, method)
             for run in _finished(folder):
-                record = read_run_record(run / "metrics.json")
+                record = read_run_record(run / METRICS_FILE)
                 lr, seed = float(record["lr"]), int(record["seed"])
                 tag = short_lr(lr)
                 if seed > 1 and chosen is not None and lr == chosen:
@@ -90,7 +90,7 @@ def run_rows(results: str | Path, model: str, task_order: Sequence[str] | None =
                 rows.append(_run_row(task, record, method, tag, majority))
         for folder in variants:
             for run in _finished(folder):
-                record = read_run_record(run / "metrics.json")
+                record = read_run_record(run / METRICS_FILE)
                 analysis_rows.append(_run_row(task, record, _variant_cell(record), short_lr(record["lr"]), majority))
     return rows, baselines, analysis_rows
 

@@ -33,8 +33,8 @@ import numpy as np
 
 from maskbench.io.errors import ConfigError, SettingError
 from maskbench.io.fileio import write_json
-from maskbench.records import read_selection_round
-from maskbench.results.aggregate import check_same_setting, load_runs
+from maskbench.records import load_runs, read_selection_round
+from maskbench.results.aggregate import check_same_setting
 
 EXTENSION_RULES = ("decade", "ratio", "spacing")
 

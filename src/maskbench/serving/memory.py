@@ -105,8 +105,8 @@ def measure_serving(base: str, mask_dirs: Sequence[str | Path], counts: Sequence
 def write_serving(base: str, runs: Sequence[str | Path], out: str | Path) -> dict:
     """Workflow step: serving memory with the masks of the given masking runs (run directories or their
     ``metrics.json``; tasks it cannot serve are skipped)."""
-    from maskbench.analysis.runs import run_directory
     from maskbench.io.provenance import versions
+    from maskbench.records import run_directory
 
     result = measure_serving(base, [run_directory(run) / "masks" for run in runs])
     write_json(out, {**result, "versions": versions()})

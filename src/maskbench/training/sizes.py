@@ -16,7 +16,7 @@ import numpy as np
 
 from maskbench.io.errors import DataError
 from maskbench.io.fileio import write_json
-from maskbench.records import read_run_record
+from maskbench.records import METRICS_FILE, read_run_record
 
 BYTES_PER_MB = 1_000_000  # the paper's units: KB = 1,000 bytes, MB = 1,000,000 bytes
 
@@ -104,7 +104,7 @@ def run_artefact_sizes(run_dir: str | Path, method: str) -> dict[str, Any] | Non
 def record_artefact_sizes(run_dir: str | Path) -> dict[str, Any] | None:
     """Add ``artefact_sizes`` to the ``metrics.json`` of a run finished before runs recorded it, measured from the
     artefact on disk (which must still be there); a record that has them is left as it is."""
-    path = Path(run_dir) / "metrics.json"
+    path = Path(run_dir) / METRICS_FILE
     record = read_run_record(path)
     if "artefact_sizes" not in record:
         record["artefact_sizes"] = run_artefact_sizes(run_dir, record["method"])

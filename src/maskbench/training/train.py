@@ -26,9 +26,15 @@ from maskbench.data.tokenising import IGNORE_INDEX, Collator, tokenize_dataset
 from maskbench.io.errors import ConfigError, DataError
 from maskbench.io.fileio import atomic_directory, atomic_path, write_json
 from maskbench.io.locks import holds_output
-from maskbench.io.output_dirs import MODEL_FILES, check_free_space, check_run_data, check_run_directory
+from maskbench.io.output_dirs import MODEL_FILES, check_free_space
 from maskbench.io.provenance import config_hash, device_name, versions
-from maskbench.results.ensemble import prediction_tensors
+from maskbench.records import (
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    check_run_data,
+    check_run_directory,
+    prediction_tensors,
+)
 from maskbench.training.batching import LengthGroupedBatchSampler, example_lengths, sorted_batches
 from maskbench.training.checkpoint import TrainingState, load_checkpoint, remove_checkpoint, save_checkpoint
 from maskbench.training.methods import get_method
@@ -36,8 +42,6 @@ from maskbench.training.settings import METHODS, PRECISIONS, TrainConfig  # noqa
 from maskbench.training.sizes import run_artefact_sizes
 from maskbench.training.tracking import Trackers, cpu_clocks, load_average, peak_memory, usable_cpus
 
-METRICS_FILE = "metrics.json"
-PREDICTIONS_FILE = "predictions.safetensors"
 
 def fixed_subset(dataset, limit: int | None):
     """A fixed subset (independent of the run's seed, so every seed and lr sees the same examples)."""
