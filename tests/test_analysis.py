@@ -17,7 +17,7 @@ from maskbench.analysis import connectivity, generalization, mask_similarity, sw
 from maskbench.analysis.runs import load_run_model
 from maskbench.data.prepare import prepare
 from maskbench.io.errors import ConfigError, MaskbenchError
-from maskbench.training.train import TrainConfig, train
+from maskbench.training.train import TrainConfig, label_map, run_transfer, train
 from run_records import complete_record
 
 pytestmark = pytest.mark.xdist_group("analysis")  # the module fixture `tiny_runs` trains once, on one worker
@@ -162,7 +162,7 @@ def test_generalization_scores_each_source_model_on_every_target(tiny_runs):
     assert "of Tiny adapted by each method." in generalization.generalization_table(
         [result, {**finetuned, "method": "lora"}], "Tiny").caption
     with pytest.raises(ConfigError, match="labels"):
-        generalization.label_map("sst2", "trec")
+        label_map("sst2", "trec")
 
 
 @needs_data
@@ -204,7 +204,7 @@ def test_a_run_records_its_transfer_scores_so_table3_needs_no_saved_model(tiny_r
 
     # without prepared data the targets are read and tokenised now: the same scores
     config = TrainConfig(**{**record["config"], "transfer_prepared": None, "data_dir": str(DATA_DIR)})
-    assert generalization.run_transfer(load_run_model(out), config) == record["transfer"]
+    assert run_transfer(load_run_model(out), config) == record["transfer"]
 
     # asked for other settings than the run recorded, the step needs the model, and says which file is missing
     other = {task: {**spec, "limit": EVAL - 8} for task, spec in targets.items()}

@@ -27,7 +27,6 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from maskbench.analysis.runs import (
-    eval_loader,
     evaluate,
     load_run_model,
     new_figure,
@@ -46,7 +45,7 @@ from maskbench.records import run_directory
 from maskbench.results.tables import METRIC_NAMES, TASK_LABELS, read_record
 from maskbench.training.masking import merge_masks
 from maskbench.training.masking.serialization import load_masked_model
-from maskbench.training.train import fixed_subset
+from maskbench.training.train import eval_loader, fixed_subset
 
 State = dict[str, torch.Tensor]
 SEGMENTS = (("finetuned", "masked"), ("pretrained", "finetuned"), ("pretrained", "masked"))

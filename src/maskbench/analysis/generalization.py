@@ -2,10 +2,11 @@
 dev set (SST2 ↔ SEM, and SST2 → IMDB), for masking and finetuning, as improvement over the majority-class baseline
 of the evaluated set, averaged over seeds.
 
-A run trained with ``transfer`` settings (:class:`maskbench.training.settings.TrainConfig`) scores itself on the targets
-before it finishes and records the scores in its ``metrics.json`` (:func:`run_transfer`); the table then needs no
-saved model, masks or adapter of the run (they are not committed with the reference results). A run without such
-a record is scored from its saved model (:func:`maskbench.analysis.runs.load_run_model`)."""
+A run trained with ``transfer`` settings (:class:`maskbench.training.settings.TrainConfig`) scores itself on the
+targets before it finishes and records the scores in its ``metrics.json``
+(:func:`maskbench.training.train.run_transfer`); the table then needs no saved model, masks or adapter of the run
+(they are not committed with the reference results). A run without such a record is scored from its saved model
+(:func:`maskbench.analysis.runs.load_run_model`)."""
 
 from __future__ import annotations
 
@@ -13,87 +14,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-from torch import nn
 from torch.utils.data import DataLoader
 
-from maskbench.analysis.runs import eval_loader, load_run_model, run_record, write_record
-from maskbench.data import tasks
-from maskbench.data.metrics import score_logits
-from maskbench.data.models import load_tokenizer
+from maskbench.analysis.runs import load_run_model, run_record, write_record
 from maskbench.io.errors import ConfigError
 from maskbench.results.aggregate import mean_std
 from maskbench.results.tables import METHOD_LABELS, PAPER_METHODS, Table, read_record, task_label
-from maskbench.training.settings import TrainConfig, recorded_transfer
-from maskbench.training.train import predict, raw_splits, sorted_eval_loader
-
-
-def label_map(source: str, target: str) -> list[int]:
-    """Output i of a model trained on ``source`` means label ``label_map[i]`` of ``target`` (matched by name)."""
-    source_labels = tasks.get_task(source).label_names
-    target_labels = tasks.get_task(target).label_names
-    if sorted(source_labels) != sorted(target_labels):
-        raise ConfigError(f"a {source} model cannot be scored on {target}: labels {list(source_labels)} vs "
-                          f"{list(target_labels)}")
-    return [target_labels.index(name) for name in source_labels]
-
-
-def majority_baseline(labels: np.ndarray) -> float:
-    """Accuracy of always predicting the most frequent gold label."""
-    return float(np.bincount(np.asarray(labels)).max() / len(labels)) if len(labels) else float("nan")
-
-
-def check_targets(source: str, targets: Sequence[str], split: str = "dev") -> list[list[int]]:
-    """The label maps of ``targets`` for a ``source`` model; refuses targets that a Table 3 cannot compare and a
-    ``split`` that a target does not have (a labelled test set)."""
-    if tasks.get_task(source).kind != "single":
-        raise ConfigError(f"generalization source {source!r}: a {tasks.get_task(source).kind} task; Table 3 "
-                          f"scores single-sentence classifiers")
-    for target in targets:
-        spec = tasks.get_task(target)
-        if spec.metric != "accuracy" or spec.kind != "single":
-            raise ConfigError(f"generalization target {target!r}: a {spec.kind} task scored by {spec.metric}; the "
-                              f"table compares accuracies of single-sentence classifiers")
-        if split == "test" and not spec.has_test:
-            raise ConfigError(f"generalization target {target!r} has no labelled test split; score it on 'dev'")
-    return [label_map(source, target) for target in targets]
-
-
-def score_target(model: nn.Module, loader: DataLoader, mapping: Sequence[int],
-                 device: str | torch.device = "cpu") -> tuple[float, float]:
-    """Accuracy of a source-task model on a target's ``loader`` (outputs mapped by label name), and the target's
-    majority-class baseline."""
-    output = predict(model, loader, "single", torch.device(device))
-    logits = np.empty_like(output["logits"])
-    logits[:, list(mapping)] = output["logits"]
-    return score_logits("accuracy", logits, output["labels"]), majority_baseline(output["labels"])
-
-
-def run_transfer(model: nn.Module, config: TrainConfig, device: str | torch.device = "cpu") -> dict[str, Any]:
-    """A just-trained model scored on ``config.transfer``'s tasks, for its ``metrics.json`` ("transfer").
-
-    Each target's ``transfer_split`` is read from ``transfer_prepared/TASK`` when given (else loaded and tokenised
-    now), cut to the run's ``max_eval_examples`` and ``max_length``: what :func:`transfer_scores` asks of a record.
-    """
-    targets = config.transfer_tasks()
-    mappings = check_targets(config.task, targets, config.transfer_split)
-    tokenizer = load_tokenizer(config.model)
-    result = {}
-    for target, mapping in zip(targets, mappings):
-        if config.transfer_prepared:
-            loader = eval_loader(Path(config.transfer_prepared) / target, target, config.model, config.max_length,
-                                 config.transfer_split, config.max_eval_examples, config.eval_batch_size)
-        else:
-            split = raw_splits(target, config.data_dir, config.allow_partial, tokenizer, config.max_length,
-                               {config.transfer_split: config.max_eval_examples}, only=[config.transfer_split])
-            loader = sorted_eval_loader(split[config.transfer_split], tokenizer.pad_token_id,
-                                        config.eval_batch_size)
-        accuracy, baseline = score_target(model, loader, mapping, device)
-        result[target] = {"split": config.transfer_split, "max_length": config.max_length,
-                          "limit": config.max_eval_examples, "accuracy": accuracy, "majority_baseline": baseline,
-                          "examples": len(loader.dataset)}
-    return result
+from maskbench.training.settings import recorded_transfer
+from maskbench.training.train import check_targets, eval_loader, score_target
 
 
 def transfer_scores(run_dirs: Sequence[str | Path], targets: Mapping[str, Mapping[str, Any]], model_name: str,

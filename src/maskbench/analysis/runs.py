@@ -18,14 +18,11 @@ from torch.utils.data import DataLoader
 
 from maskbench.data import tasks
 from maskbench.data.metrics import score_logits
-from maskbench.data.models import load_tokenizer
-from maskbench.data.prepare import WORD_COUNTS, load_prepared
-from maskbench.data.tokenising import Collator
 from maskbench.io.errors import DataError, MaskFileError
 from maskbench.io.fileio import atomic_path
 from maskbench.io.provenance import versions
 from maskbench.records import METRICS_FILE, read_run_record, run_directory
-from maskbench.training.train import fixed_subset, predict
+from maskbench.training.train import predict
 
 
 def run_record(run: str | Path) -> dict[str, Any]:
@@ -47,18 +44,6 @@ def load_run_model(run: str | Path, device: str | torch.device = "cpu") -> nn.Mo
     except MaskFileError as error:
         raise DataError(str(error)) from None
     return method.load(artefact, base=record["model"], device=device).eval()
-
-
-def eval_loader(prepared: str | Path, task: str, model: str, max_length: int, split: str = "dev",
-                limit: int | None = None, batch_size: int = 128) -> DataLoader:
-    """A loader over a prepared split, capped to the same fixed subset a training run scores (``limit``)."""
-    encoded, _ = load_prepared(prepared, task, model, max_length)
-    if split not in encoded:
-        raise DataError(f"{prepared}: task {task!r} has no {split!r} split (it has {sorted(encoded)})")
-    dataset = fixed_subset(encoded[split], limit)
-    columns = [c for c in dataset.column_names if c not in WORD_COUNTS]
-    return DataLoader(dataset.select_columns(columns), batch_size=batch_size, shuffle=False,
-                      collate_fn=Collator(load_tokenizer(model).pad_token_id))
 
 
 def evaluate(model: nn.Module, loader: DataLoader, task: str, device: str | torch.device = "cpu") -> float:
@@ -105,5 +90,5 @@ def write_record(path: str | Path, record: Mapping[str, Any]) -> None:
         tmp.write_text(json.dumps({**record, "versions": versions()}, indent=2, sort_keys=True, default=str) + "\n")
 
 
-__all__ = ["eval_loader", "evaluate", "load_run_model", "new_figure", "run_record",
+__all__ = ["evaluate", "load_run_model", "new_figure", "run_record",
            "save_figure", "suptitle", "write_csv", "write_record"]

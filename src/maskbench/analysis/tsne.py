@@ -13,7 +13,6 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from maskbench.analysis.runs import (
-    eval_loader,
     load_run_model,
     new_figure,
     run_record,
@@ -25,6 +24,7 @@ from maskbench.data import tasks
 from maskbench.data.models import load_model
 from maskbench.io.errors import ConfigError
 from maskbench.results.tables import TASK_LABELS
+from maskbench.training.train import eval_loader
 
 
 @torch.no_grad()

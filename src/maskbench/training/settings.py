@@ -323,7 +323,7 @@ def run_identity(config: Mapping[str, Any]) -> str:
 
 def recorded_transfer(record: Mapping[str, Any], target: str, split: str, max_length: int,
                       limit: int | None) -> dict[str, Any] | None:
-    """A run record's own score on ``target`` (:func:`maskbench.analysis.generalization.run_transfer`) when it was
+    """A run record's own score on ``target`` (:func:`maskbench.training.train.run_transfer`) when it was
     made as asked (split, max length, subset), else None (also for a malformed entry)."""
     transfer = record.get("transfer") if isinstance(record, Mapping) else None
     entry = transfer.get(target) if isinstance(transfer, Mapping) else None

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from datasets import DatasetDict
 from safetensors.torch import save_file
+from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -325,8 +326,6 @@ def _train(config: TrainConfig, trackers: Trackers) -> dict[str, Any]:
     method = get_method(config.method)
     method.check(config)  # fail before any data is read, e.g. when the blocks do not exist in this model
     if config.transfer_tasks():  # Table 3's targets: known tasks with this task's labels
-        from maskbench.analysis.generalization import check_targets
-
         check_targets(config.task, config.transfer_tasks(), config.transfer_split)
     device = resolve_device(config.device, config.precision)
     check_run_directory(out, config_hash(config.result_key()))  # before any work: the results can be saved
@@ -441,8 +440,6 @@ def _train(config: TrainConfig, trackers: Trackers) -> dict[str, Any]:
 
     transfer = None
     if config.transfer_tasks():  # scored before metrics.json is written: a finished run has its scores
-        from maskbench.analysis.generalization import run_transfer
-
         transfer = run_transfer(model, config, device)
 
     # each epoch's time rides in the history through checkpoints; the record lists them apart (its history stays
@@ -477,3 +474,85 @@ def _train(config: TrainConfig, trackers: Trackers) -> dict[str, Any]:
                                                                    "cuda_max_allocated_bytes")
                           if metrics[key] is not None})
     return metrics
+
+
+# --- transfer: a trained model scored on other tasks with the same labels (Table 3) ----------------------------------
+
+
+def eval_loader(prepared: str | Path, task: str, model: str, max_length: int, split: str = "dev",
+                limit: int | None = None, batch_size: int = 128) -> DataLoader:
+    """A loader over a prepared split, capped to the same fixed subset a training run scores (``limit``)."""
+    encoded, _ = load_prepared(prepared, task, model, max_length)
+    if split not in encoded:
+        raise DataError(f"{prepared}: task {task!r} has no {split!r} split (it has {sorted(encoded)})")
+    dataset = fixed_subset(encoded[split], limit)
+    columns = [c for c in dataset.column_names if c not in WORD_COUNTS]
+    return DataLoader(dataset.select_columns(columns), batch_size=batch_size, shuffle=False,
+                      collate_fn=Collator(load_tokenizer(model).pad_token_id))
+
+
+def label_map(source: str, target: str) -> list[int]:
+    """Output i of a model trained on ``source`` means label ``label_map[i]`` of ``target`` (matched by name)."""
+    source_labels = tasks.get_task(source).label_names
+    target_labels = tasks.get_task(target).label_names
+    if sorted(source_labels) != sorted(target_labels):
+        raise ConfigError(f"a {source} model cannot be scored on {target}: labels {list(source_labels)} vs "
+                          f"{list(target_labels)}")
+    return [target_labels.index(name) for name in source_labels]
+
+
+def majority_baseline(labels: np.ndarray) -> float:
+    """Accuracy of always predicting the most frequent gold label."""
+    return float(np.bincount(np.asarray(labels)).max() / len(labels)) if len(labels) else float("nan")
+
+
+def check_targets(source: str, targets: Sequence[str], split: str = "dev") -> list[list[int]]:
+    """The label maps of ``targets`` for a ``source`` model; refuses targets that a Table 3 cannot compare and a
+    ``split`` that a target does not have (a labelled test set)."""
+    if tasks.get_task(source).kind != "single":
+        raise ConfigError(f"generalization source {source!r}: a {tasks.get_task(source).kind} task; Table 3 "
+                          f"scores single-sentence classifiers")
+    for target in targets:
+        spec = tasks.get_task(target)
+        if spec.metric != "accuracy" or spec.kind != "single":
+            raise ConfigError(f"generalization target {target!r}: a {spec.kind} task scored by {spec.metric}; the "
+                              f"table compares accuracies of single-sentence classifiers")
+        if split == "test" and not spec.has_test:
+            raise ConfigError(f"generalization target {target!r} has no labelled test split; score it on 'dev'")
+    return [label_map(source, target) for target in targets]
+
+
+def score_target(model: nn.Module, loader: DataLoader, mapping: Sequence[int],
+                 device: str | torch.device = "cpu") -> tuple[float, float]:
+    """Accuracy of a source-task model on a target's ``loader`` (outputs mapped by label name), and the target's
+    majority-class baseline."""
+    output = predict(model, loader, "single", torch.device(device))
+    logits = np.empty_like(output["logits"])
+    logits[:, list(mapping)] = output["logits"]
+    return score_logits("accuracy", logits, output["labels"]), majority_baseline(output["labels"])
+
+
+def run_transfer(model: nn.Module, config: TrainConfig, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """A just-trained model scored on ``config.transfer``'s tasks, for its ``metrics.json`` ("transfer").
+
+    Each target's ``transfer_split`` is read from ``transfer_prepared/TASK`` when given (else loaded and tokenised
+    now), cut to the run's ``max_eval_examples`` and ``max_length``: what :func:`transfer_scores` asks of a record.
+    """
+    targets = config.transfer_tasks()
+    mappings = check_targets(config.task, targets, config.transfer_split)
+    tokenizer = load_tokenizer(config.model)
+    result = {}
+    for target, mapping in zip(targets, mappings):
+        if config.transfer_prepared:
+            loader = eval_loader(Path(config.transfer_prepared) / target, target, config.model, config.max_length,
+                                 config.transfer_split, config.max_eval_examples, config.eval_batch_size)
+        else:
+            split = raw_splits(target, config.data_dir, config.allow_partial, tokenizer, config.max_length,
+                               {config.transfer_split: config.max_eval_examples}, only=[config.transfer_split])
+            loader = sorted_eval_loader(split[config.transfer_split], tokenizer.pad_token_id,
+                                        config.eval_batch_size)
+        accuracy, baseline = score_target(model, loader, mapping, device)
+        result[target] = {"split": config.transfer_split, "max_length": config.max_length,
+                          "limit": config.max_eval_examples, "accuracy": accuracy, "majority_baseline": baseline,
+                          "examples": len(loader.dataset)}
+    return result
