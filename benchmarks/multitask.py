@@ -98,7 +98,7 @@ def peak_mb() -> float:
 
 def base_bytes(base: str) -> int:
     """Bytes of the base model's weight files (what a MultiTaskModel stores once for all tasks)."""
-    from maskbench.data.models import resolve_model
+    from maskbench.io.locations import resolve_model
 
     return sum(path.stat().st_size for path in Path(resolve_model(base)).glob("*.safetensors"))
 

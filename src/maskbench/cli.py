@@ -120,10 +120,10 @@ def _add_predict(subparsers: argparse._SubParsersAction) -> None:
 def _run_predict(args: argparse.Namespace) -> None:
     from tqdm.auto import tqdm
 
+    from maskbench.data.tokenising import check_max_length
     from maskbench.io.errors import ConfigError
     from maskbench.io.fileio import atomic_path, check_output_file
     from maskbench.serving.multitask import MultiTaskModel, check_requests, read_requests
-    from maskbench.training.settings import check_max_length
     from maskbench.training.train import resolve_device
 
     if args.batch_size < 1:

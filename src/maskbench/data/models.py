@@ -14,7 +14,7 @@ from safetensors import SafetensorError
 from torch import nn
 
 from maskbench.io.errors import ConfigError
-from maskbench.io.locations import OFFLINE_MODEL_ALIASES, resolve_model  # noqa: F401  (re-exported)
+from maskbench.io.locations import resolve_model
 
 # Weights are held in fp32 whatever dtype a checkpoint stores: transformers >= 5 loads a checkpoint in its stored
 # dtype by default, and a bf16/fp16 checkpoint would otherwise train (Adam state, mask scores' gradients) and serve in

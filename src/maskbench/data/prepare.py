@@ -11,13 +11,12 @@ from datasets import DatasetDict, load_from_disk
 from maskbench.data import tasks
 from maskbench.data.fingerprint import DATA_KEY, loaded_fingerprint
 from maskbench.data.models import load_tokenizer
-from maskbench.data.tokenising import tokenize_dataset
+from maskbench.data.tokenising import check_max_length, tokenize_dataset
 from maskbench.io.errors import ConfigError, DataError
 from maskbench.io.fileio import atomic_directory, check_output_directory
 from maskbench.io.locks import holds_output
 from maskbench.io.output_dirs import PREPARED_FILES
 from maskbench.io.provenance import versions
-from maskbench.training.settings import check_max_length
 
 META_FILE = "prepared.json"
 WORD_COUNTS = ("num_words", "excluded_words", "empty_words")

@@ -8,7 +8,16 @@ from typing import Any
 import torch
 from datasets import Dataset
 
+from maskbench.io.errors import ConfigError
+
 IGNORE_INDEX = -100
+
+
+def check_max_length(value: Any) -> int:
+    """A tokenisation length limit: a whole number in [8, 512] (the position embeddings of the paper's models)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 8 <= value <= 512:
+        raise ConfigError(f"max_length: expected a whole number in [8, 512], got {value!r}")
+    return value
 
 
 def tokenize_dataset(dataset: Dataset, kind: str, tokenizer: Any, max_length: int = 128) -> Dataset:

@@ -1,11 +1,10 @@
-"""What every result file records: versions, device, and a hash of the configuration that produced it."""
+"""What every result file records: versions and device (the hash of the configuration that produced it is
+:func:`maskbench.training.settings.config_hash`)."""
 
 from __future__ import annotations
 
 import platform
 from typing import TYPE_CHECKING
-
-from maskbench.training.settings import config_hash  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     import torch

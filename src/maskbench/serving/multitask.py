@@ -33,8 +33,9 @@ import torch
 import transformers
 from torch import nn
 
-from maskbench.data.models import WEIGHTS_DTYPE, load_tokenizer, resolve_model, weights_load_errors
+from maskbench.data.models import WEIGHTS_DTYPE, load_tokenizer, weights_load_errors
 from maskbench.io.errors import ConfigError, DataError, MaskFileError
+from maskbench.io.locations import resolve_model
 from maskbench.training.masking.coding import decode_mask, zero_positions
 from maskbench.training.masking.serialization import (
     HEAD_FILE,

@@ -251,13 +251,6 @@ LEGACY_DEFAULTS: dict[str, Any] = {key: value for info in registered().values()
                                    for key, value in info.legacy_defaults.items()}
 
 
-def check_max_length(value: Any) -> int:
-    """A tokenisation length limit: a whole number in [8, 512] (the position embeddings of the paper's models)."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 8 <= value <= 512:
-        raise ConfigError(f"max_length: expected a whole number in [8, 512], got {value!r}")
-    return value
-
-
 #: result-determining settings that only some methods use; the other methods drop them from :func:`result_key`
 #: (so that finetuning and masking runs keep the identity they had before the setting existed)
 METHOD_KEYS: dict[str, tuple[str, ...]] = {"mask": BLOCK_METHODS, **{group: (group,) for group in METHOD_SETTINGS}}

@@ -28,7 +28,7 @@ from maskbench.io.errors import ConfigError, DataError
 from maskbench.io.fileio import atomic_directory, atomic_path, write_json
 from maskbench.io.locks import holds_output
 from maskbench.io.output_dirs import MODEL_FILES, check_free_space
-from maskbench.io.provenance import config_hash, device_name, versions
+from maskbench.io.provenance import device_name, versions
 from maskbench.records import (
     METRICS_FILE,
     PREDICTIONS_FILE,
@@ -39,7 +39,7 @@ from maskbench.records import (
 from maskbench.training.batching import LengthGroupedBatchSampler, example_lengths, sorted_batches
 from maskbench.training.checkpoint import TrainingState, load_checkpoint, remove_checkpoint, save_checkpoint
 from maskbench.training.methods import get_method
-from maskbench.training.settings import METHODS, PRECISIONS, TrainConfig  # noqa: F401  (re-exported)
+from maskbench.training.settings import TrainConfig, config_hash
 from maskbench.training.sizes import run_artefact_sizes
 from maskbench.training.tracking import Trackers, cpu_clocks, load_average, peak_memory, usable_cpus
 

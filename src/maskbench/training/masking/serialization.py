@@ -14,9 +14,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from maskbench import __version__
-from maskbench.data.models import WEIGHTS_DTYPE, resolve_model, weights_load_errors
+from maskbench.data.models import WEIGHTS_DTYPE, weights_load_errors
 from maskbench.io.errors import ConfigError, MaskFileError
 from maskbench.io.fileio import atomic_directory, read_json_file, sha256_file
+from maskbench.io.locations import resolve_model
 from maskbench.io.output_dirs import MASK_FILES
 from maskbench.training.masking.apply import mask_model, mask_sparsity, masked_layers, merge_masks
 from maskbench.training.masking.coding import COMPRESSED, MASK_FORMATS, PACKED_BITS, encode_mask, from_stored, to_stored

@@ -204,7 +204,8 @@ def read_description(directory: str | Path, method: str) -> dict[str, Any]:
 def load_base(description: dict[str, Any], directory: str | Path, base: str | None,
               fingerprints: dict[tuple[str, ...], str] | None = None) -> nn.Module:
     """The base model with the saved head's class and labels, refused unless it is the model trained on."""
-    from maskbench.data.models import WEIGHTS_DTYPE, resolve_model
+    from maskbench.data.models import WEIGHTS_DTYPE
+    from maskbench.io.locations import resolve_model
     from maskbench.training.masking.serialization import head_config_kwargs, model_class_of
 
     base_name = base or description["base_model"]
