@@ -66,3 +66,13 @@ def test_the_contract_refuses_an_upward_import_and_a_cycle(tmp_path, module, lin
         file.write("\n" + line + "\n")
     result = _lint_imports(src, tmp_path)
     assert result.returncode != 0 and expected in result.stdout, result.stdout + result.stderr
+
+
+def test_only_the_run_records_module_spells_the_run_file_names():
+    """Issue 35 item 3: the run folder's file names are defined once (:mod:`maskbench.records`), not in five places;
+    every other module asks it (``METRICS_FILE``, ``PREDICTIONS_FILE``, ``run_record_paths``, ...)."""
+    spelled = sorted(str(path.relative_to(SRC)) for path in (SRC / "maskbench").rglob("*.py")
+                     if path.name != "records.py"
+                     and any(f"{quote}{name}{quote}" in path.read_text() or f"/{name}{quote}" in path.read_text()
+                             for name in ("metrics.json", "predictions.safetensors") for quote in "\"'"))
+    assert spelled == [], f"run file names spelled outside maskbench.records: {spelled}"
