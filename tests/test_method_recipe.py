@@ -28,7 +28,7 @@ from conftest import REPO, needs_data, snakemake
 DECLARATION = '''
 from dataclasses import dataclass, field
 
-from maskbench.training.methods.registry import MethodInfo
+from maskbench.training.method_registry import MethodInfo
 
 
 @dataclass

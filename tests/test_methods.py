@@ -27,8 +27,8 @@ from maskbench.data.tasks import TASKS
 from maskbench.io.errors import ConfigError, MaskFileError
 from maskbench.training import settings
 from maskbench.training.masking.config import MaskConfig
+from maskbench.training.method_registry import BUILTIN, registered
 from maskbench.training.methods import get_method, method_of_artefact
-from maskbench.training.methods.registry import BUILTIN, registered
 from maskbench.training.settings import LoraSettings, TrainConfig, run_identity
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -20,7 +20,7 @@ from maskbench.cli import main
 from maskbench.data.models import load_tokenizer
 from maskbench.io.errors import MaskbenchError
 from maskbench.results.aggregate import aggregate_runs
-from maskbench.training.sizes import record_artefact_sizes, run_artefact_sizes
+from maskbench.training.methods import record_artefact_sizes, run_artefact_sizes
 from maskbench.training.train import TrainConfig, predict, raw_splits, seed_everything, sorted_eval_loader, train
 
 

@@ -62,7 +62,7 @@ def test_paper_grid_plans_every_training_run_quickly(tmp_path):
     ({"lr_grid": {"masking": ["1e-3"]}}, r"'lr_grid.masking.0'.*write 1.0e-5"),
     ({"methods": ["finetuning", "masking"], "lr_grid": {"masking": [0.001]}},
      r"'lr_grid': no grid for method\(s\) \['finetuning'\]"),
-    # method names are the registry's (maskbench.training.methods.registry), not a list in the schema
+    # method names are the registry's (maskbench.training.method_registry), not a list in the schema
     ({"methods": ["finetuning", "maskng"]}, r"'methods'.*unknown method\(s\) \['maskng'\]; registered"),
     ({"lr_grid": {"finetuning": [0.001], "masking": [0.001], "lora2": [0.001]}},
      r"'lr_grid'.*unknown method\(s\) \['lora2'\]"),

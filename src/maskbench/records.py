@@ -135,12 +135,8 @@ def load_json(path: str | Path, expected: str) -> Any:
 @functools.lru_cache(maxsize=None)
 def schema(kind: str) -> dict[str, Any]:
     """The JSON schema of a record kind (:data:`SCHEMAS`), shipped inside the package."""
-    from maskbench.training.methods.registry import registered
-
     name = SCHEMAS[kind][0]
     loaded = json.loads(resources.files("maskbench").joinpath("schemas", name).read_text(encoding="utf-8"))
-    if "method" in loaded.get("$defs", {}):
-        loaded["$defs"]["method"]["enum"] = list(registered())  # the methods are the registry's
     return loaded
 
 

@@ -18,8 +18,8 @@ import numpy as np
 from maskbench.io.errors import ConfigError
 from maskbench.io.fileio import write_json
 from maskbench.records import load_runs
+from maskbench.training.methods import run_artefact_sizes
 from maskbench.training.settings import NON_RESULT_KEYS, config_hash, result_key
-from maskbench.training.sizes import run_artefact_sizes
 
 
 def setting_hash(metrics: Mapping[str, Any], vary: Sequence[str] = ("seed",)) -> str:

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from maskbench.io.fileio import atomic_path
 from maskbench.results.tables import METHOD_LABELS, TASK_LABELS, Results, extra_methods, load_results, memory_per_task
-from maskbench.training.methods.registry import registered
+from maskbench.training.method_registry import registered
 from maskbench.training.sizes import BYTES_PER_MB
 
 

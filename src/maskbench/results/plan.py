@@ -68,7 +68,7 @@ def schema_error_message(error: Any, files: str) -> str:
 
 
 def check_grid(config: Mapping[str, Any]) -> None:
-    """The keys that refer to each other: every method is registered (:mod:`maskbench.training.methods.registry`) and
+    """The keys that refer to each other: every method is registered (:mod:`maskbench.training.method_registry`) and
     has an lr grid, the selection seeds are seeds, the tasks
     of ``method_tasks`` are tasks; and every value that names a run folder has one of its own
     (:func:`maskbench.results.selection.folder_labels`, a :class:`SettingError`)."""

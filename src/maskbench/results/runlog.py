@@ -126,7 +126,7 @@ def _variant_cell(record: dict[str, Any]) -> str:
 def _method_order() -> list[str]:
     """The registered methods as the run log lists them: the full-weight baseline (finetuning) first, as the paper's
     Table 1 does, then the registry's order."""
-    from maskbench.training.methods.registry import registered
+    from maskbench.training.method_registry import registered
 
     return sorted(registered(), key=lambda name: not registered()[name].full_weights)
 

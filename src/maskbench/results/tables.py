@@ -25,7 +25,7 @@ from tabulate import tabulate
 from maskbench.io.errors import ConfigError, DataError, RecordError
 from maskbench.io.fileio import atomic_path
 from maskbench.records import load_json
-from maskbench.training.methods.registry import method_label, registered
+from maskbench.training.method_registry import method_label, registered
 from maskbench.training.sizes import BYTES_PER_MB
 
 TASK_LABELS = {"mrpc": "MRPC", "sst2": "SST2", "cola": "CoLA", "rte": "RTE", "qnli": "QNLI", "sem": "SEM",

@@ -248,8 +248,8 @@ class MultiTaskModel:
             method = json.loads((directory / DESCRIPTION_FILE).read_text()).get("method")
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise MaskFileError(f"{directory / DESCRIPTION_FILE}: not valid JSON ({error})") from None
+        from maskbench.training.method_registry import registered
         from maskbench.training.methods import get_method, methods
-        from maskbench.training.methods.registry import registered
 
         method_ = get_method(method) if method in registered() else None
         if method_ is None or method_.serving not in ("adapter", "overrides"):

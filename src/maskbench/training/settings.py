@@ -23,9 +23,9 @@ from dataclasses import MISSING, dataclass, field
 from typing import Any, Mapping, Sequence
 
 from maskbench.io.errors import ConfigError
+from maskbench.training.layers import BLOCK_LINEARS, LAYER_GROUPS, parse_layers  # noqa: F401  (re-exported)
 from maskbench.training.masking.config import MASK_FORMATS, PACKED_BITS, MaskConfig
-from maskbench.training.methods.layers import BLOCK_LINEARS, LAYER_GROUPS, parse_layers  # noqa: F401  (re-exported)
-from maskbench.training.methods.registry import (  # noqa: F401  (the built-in methods' settings, re-exported)
+from maskbench.training.method_registry import (  # noqa: F401  (the built-in methods' settings, re-exported)
     BitfitSettings,
     Ia3Settings,
     LoraSettings,
@@ -33,7 +33,7 @@ from maskbench.training.methods.registry import (  # noqa: F401  (the built-in m
     registered,
 )
 
-#: the training methods, in table order: the names of the registry (:mod:`maskbench.training.methods.registry`)
+#: the training methods, in table order: the names of the registry (:mod:`maskbench.training.method_registry`)
 METHODS = tuple(registered())
 #: methods that adapt the layers of the blocks chosen by ``MaskConfig.blocks``
 BLOCK_METHODS = tuple(name for name, info in registered().items() if info.uses_blocks)

@@ -16,7 +16,6 @@ import numpy as np
 
 from maskbench.io.errors import DataError
 from maskbench.io.fileio import write_json
-from maskbench.records import METRICS_FILE, read_run_record
 
 BYTES_PER_MB = 1_000_000  # the paper's units: KB = 1,000 bytes, MB = 1,000,000 bytes
 
@@ -73,43 +72,16 @@ def mask_bytes_by_format(mask_dir: str | Path) -> dict[str, int]:
     return {mask_format: sizes[mask_format] for mask_format in MASK_FORMATS}
 
 
-def method_artefact_sizes(run_dir: str | Path, method: str) -> dict[str, int]:
-    """Values and bytes of the tensor files of a run's artefact (a peft adapter includes the head)."""
-    from maskbench.training.methods import get_method
-
-    method_ = get_method(method)
-    directory = Path(run_dir) / method_.artefact
+def method_artefact_sizes(run_dir: str | Path, method: Any) -> dict[str, int]:
+    """Values and bytes of the tensor files of a run's artefact (a peft adapter includes the head); ``method``: the
+    run's :class:`~maskbench.training.methods.base.Method` (its ``artefact`` folder and ``tensor_files``)."""
+    directory = Path(run_dir) / method.artefact
     summaries = []
-    for name in method_.tensor_files:
+    for name in method.tensor_files:
         if not (directory / name).is_file():
-            raise DataError(f"{directory / name}: missing; expected the artefact saved by a {method} run")
+            raise DataError(f"{directory / name}: missing; expected the artefact saved by a {method.name} run")
         summaries.append(safetensors_summary(directory / name))
     return {"task_parameters": sum(s["values"] for s in summaries), "task_bytes": sum(s["bytes"] for s in summaries)}
-
-
-def run_artefact_sizes(run_dir: str | Path, method: str) -> dict[str, Any] | None:
-    """What the aggregate step reports of a run's per-task artefact (the method's
-    :meth:`~maskbench.training.methods.base.Method.artefact_sizes`: for masking the mask bits, the file sizes and the
-    masks' bytes in every mask format; for the others the values and bytes of the artefact's tensors; None for
-    finetuning, whose copy is measured once per task, :func:`reference_model_sizes`).
-
-    A run records this in its ``metrics.json`` (``artefact_sizes``), so that its sizes are known also where the
-    artefact itself is not kept (the committed reference results hold records, not masks or adapters).
-    """
-    from maskbench.training.methods import get_method
-
-    return get_method(method).artefact_sizes(run_dir)
-
-
-def record_artefact_sizes(run_dir: str | Path) -> dict[str, Any] | None:
-    """Add ``artefact_sizes`` to the ``metrics.json`` of a run finished before runs recorded it, measured from the
-    artefact on disk (which must still be there); a record that has them is left as it is."""
-    path = Path(run_dir) / METRICS_FILE
-    record = read_run_record(path)
-    if "artefact_sizes" not in record:
-        record["artefact_sizes"] = run_artefact_sizes(run_dir, record["method"])
-        write_json(path, record, "metrics")
-    return record["artefact_sizes"]
 
 
 def reference_model_sizes(model: str, task: str, scratch: str | Path) -> dict[str, Any]:

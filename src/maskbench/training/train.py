@@ -38,9 +38,8 @@ from maskbench.records import (
 )
 from maskbench.training.batching import LengthGroupedBatchSampler, example_lengths, sorted_batches
 from maskbench.training.checkpoint import TrainingState, load_checkpoint, remove_checkpoint, save_checkpoint
-from maskbench.training.methods import get_method
+from maskbench.training.methods import get_method, run_artefact_sizes
 from maskbench.training.settings import TrainConfig, config_hash
-from maskbench.training.sizes import run_artefact_sizes
 from maskbench.training.tracking import Trackers, cpu_clocks, load_average, peak_memory, usable_cpus
 
 

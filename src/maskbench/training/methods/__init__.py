@@ -1,5 +1,5 @@
 """Training methods as a registry: one module per method, each a small :class:`~maskbench.training.methods.base.Method`,
-declared in :mod:`maskbench.training.methods.registry` (name, labels, settings; methods of other packages through the
+declared in :mod:`maskbench.training.method_registry` (name, labels, settings; methods of other packages through the
 entry-point group ``maskbench.methods``).
 
 A method says how it prepares a pretrained model for training, which parameters train, how it saves and loads its
@@ -9,9 +9,11 @@ per-task artefact, and the artefact's size in bytes. Modules load on first use (
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from maskbench.training.methods.registry import method_info, registered
+from maskbench.io.fileio import write_json
+from maskbench.records import METRICS_FILE, read_run_record
+from maskbench.training.method_registry import method_info, registered
 
 if TYPE_CHECKING:
     from maskbench.training.methods.base import Method
@@ -39,3 +41,26 @@ def method_of_artefact(directory: str | Path) -> "Method":
             return method
     raise MaskFileError(f"{directory}: not a per-task artefact written by maskbench (of the methods "
                         f"{', '.join(registered())})")
+
+
+def run_artefact_sizes(run_dir: str | Path, method: str) -> dict[str, Any] | None:
+    """What the aggregate step reports of a run's per-task artefact (the method's
+    :meth:`~maskbench.training.methods.base.Method.artefact_sizes`: for masking the mask bits, the file sizes and the
+    masks' bytes in every mask format; for the others the values and bytes of the artefact's tensors; None for
+    finetuning, whose copy is measured once per task, :func:`maskbench.training.sizes.reference_model_sizes`).
+
+    A run records this in its ``metrics.json`` (``artefact_sizes``), so that its sizes are known also where the
+    artefact itself is not kept (the committed reference results hold records, not masks or adapters).
+    """
+    return get_method(method).artefact_sizes(run_dir)
+
+
+def record_artefact_sizes(run_dir: str | Path) -> dict[str, Any] | None:
+    """Add ``artefact_sizes`` to the ``metrics.json`` of a run finished before runs recorded it, measured from the
+    artefact on disk (which must still be there); a record that has them is left as it is."""
+    path = Path(run_dir) / METRICS_FILE
+    record = read_run_record(path)
+    if "artefact_sizes" not in record:
+        record["artefact_sizes"] = run_artefact_sizes(run_dir, record["method"])
+        write_json(path, record, "metrics")
+    return record["artefact_sizes"]

@@ -40,8 +40,8 @@ class Method:
 
     @property
     def label(self) -> str:
-        """The method's label in tables and figures (:mod:`maskbench.training.methods.registry`)."""
-        from maskbench.training.methods.registry import method_label
+        """The method's label in tables and figures (:mod:`maskbench.training.method_registry`)."""
+        from maskbench.training.method_registry import method_label
 
         return method_label(self.name)
 
@@ -64,7 +64,7 @@ class Method:
             return None
         from maskbench.training.sizes import method_artefact_sizes
 
-        return method_artefact_sizes(run_dir, self.name)
+        return method_artefact_sizes(run_dir, self)
 
     def check(self, config: TrainConfig) -> None:
         """Refuse settings that cannot work with ``config.model`` (cheap: reads no weights and no data)."""
@@ -131,8 +131,8 @@ def block_layers(model: nn.Module, blocks: str | None) -> list[str]:
 
 def chosen_block_layers(model: nn.Module, blocks: str | None, layers: str) -> list[str]:
     """Of the six linear layers of each block chosen by ``blocks``, those that ``layers`` names
-    (:func:`maskbench.training.methods.layers.parse_layers`), block by block."""
-    from maskbench.training.methods.layers import BLOCK_LINEARS, parse_layers
+    (:func:`maskbench.training.layers.parse_layers`), block by block."""
+    from maskbench.training.layers import BLOCK_LINEARS, parse_layers
 
     wanted = {BLOCK_LINEARS.index(name) for name in parse_layers("layers", layers)}
     return [name for index, name in enumerate(block_layers(model, blocks)) if index % len(BLOCK_LINEARS) in wanted]

@@ -24,7 +24,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Mapping
 
 from maskbench.io.errors import ConfigError
-from maskbench.training.methods.layers import BLOCK_LINEARS, layers_text, parse_layers
+from maskbench.training.layers import BLOCK_LINEARS, layers_text, parse_layers
 
 if TYPE_CHECKING:
     from maskbench.training.methods.base import Method
