@@ -161,7 +161,7 @@ def build_assets(model: str, tasks: int, work_dir: Path, servings: list[str]) ->
         name = f"task{index:02d}"
         labels = LABELS[index % len(LABELS)]
         masks = root / "masks" / name
-        if not (masks / "mask_config.json").is_file():  # finetuned checkpoints are the merged masked models
+        if not (masks / "maskbench.json").is_file():  # finetuned checkpoints are the merged masked models
             torch.manual_seed(index)
             masked = load_model(base, "single", labels)
             mask_model(masked, MaskConfig(), generator=torch.Generator().manual_seed(index))

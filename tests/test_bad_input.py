@@ -169,7 +169,7 @@ def saved_masks(tiny_bert_dir, tmp_path) -> Path:
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "delete", "json"])
 def test_damaged_mask_directory(saved_masks, damage):
-    target = saved_masks / ("mask_config.json" if damage == "json" else "masks.safetensors")
+    target = saved_masks / ("maskbench.json" if damage == "json" else "masks.safetensors")
     data = target.read_bytes()
     if damage == "truncate":
         target.write_bytes(data[:100])
@@ -479,7 +479,7 @@ def test_damaged_checkpoint(damage, tiny_bert_dir, rte_dir, tmp_path, capsys):
 @pytest.mark.parametrize("damage", ["layers not an object", "unknown file", "not an object", "bad shape",
                                     "bad mask setting"])
 def test_malformed_mask_description(saved_masks, damage):
-    path = saved_masks / "mask_config.json"
+    path = saved_masks / "maskbench.json"
     description = json.loads(path.read_text())
     if damage == "layers not an object":
         description["layers"] = 5

@@ -426,7 +426,7 @@ def test_masks_on_a_base_with_bad_weights_name_the_file(masks_and_base, tmp_path
                                          "BertForMaskedLM", "AutoModel", "pipeline", "os.system", ""])
 def test_an_edited_model_class_is_a_mask_file_error_naming_the_expected_class(masks_and_base, model_class):
     masks, _ = masks_and_base
-    path = masks / "mask_config.json"
+    path = masks / "maskbench.json"
     description = json.loads(path.read_text())
     description["model_class"] = model_class
     path.write_text(json.dumps(description))

@@ -291,3 +291,15 @@ def test_cli_trains_lora_with_its_rank_and_alpha(tiny_bert_dir, tmp_path, capsys
     code = main(["train", "--method", "bitfit", "--save-weights", "--model", str(tiny_bert_dir), "--task", "sst2",
                  "--lr", "1e-3", "--out", str(tmp_path / "x")])
     assert code == 2 and "save_weights: only for finetuning" in capsys.readouterr().err
+
+
+def test_registry_attributes_stand_for_the_method_names():
+    """What the code outside the methods asked of a method's name, it asks of the registry (issue 35 item 1)."""
+    from maskbench.results.estimate import H200
+    from maskbench.training.method_registry import masking_methods, registered
+
+    assert masking_methods() == ["masking"]
+    assert [name for name, info in registered().items() if info.full_weights] == ["finetuning"]
+    assert {name: info.relative_step_cost for name, info in registered().items()} == \
+        {"masking": 1.03, "finetuning": 1.0, "lora": 1.0, "bitfit": 1.0, "ia3": 1.0}
+    assert not hasattr(H200, "masking_ratio")  # the step factor is the method's, not the GPU figure's

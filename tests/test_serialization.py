@@ -39,7 +39,7 @@ def test_save_load_reproduces_logits_exactly(tiny_bert_dir, tmp_path, merge):
     loaded = load_masked_model(tmp_path / "masks", merge=merge)
     with torch.no_grad():
         assert torch.equal(loaded(input_ids=inputs).logits, expected)
-    description = json.loads((tmp_path / "masks" / "mask_config.json").read_text())
+    description = json.loads((tmp_path / "masks" / "maskbench.json").read_text())
     assert description["task"] == "sst2" and description["mask_config"]["blocks"] == "1-3"
     assert sorted(description["head_parameters"]) == ["classifier.bias", "classifier.weight"]
 
@@ -65,7 +65,7 @@ def test_truncated_or_corrupt_mask_file_is_refused(tiny_bert_dir, tmp_path):
     path.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
     with pytest.raises(MaskFileError, match="checksum mismatch"):
         load_masked_model(tmp_path / "masks")
-    (tmp_path / "masks" / "mask_config.json").write_text("{not json")
+    (tmp_path / "masks" / "maskbench.json").write_text("{not json")
     with pytest.raises(MaskFileError, match="not valid JSON"):
         load_masked_model(tmp_path / "masks")
 
@@ -75,7 +75,7 @@ def test_bert_base_mask_file_is_one_bit_per_weight(tmp_path):
     model = BertForSequenceClassification(BertConfig(num_labels=2))
     mask_model(model, MaskConfig(blocks="2-11", mask_pooler=True, mask_classifier=False))
     save_masks(model, tmp_path / "masks", base="bert-base-uncased")
-    description = json.loads((tmp_path / "masks" / "mask_config.json").read_text())
+    description = json.loads((tmp_path / "masks" / "maskbench.json").read_text())
     assert description["sparsity"]["masked_weights"] == 71_368_704
     size = (tmp_path / "masks" / MASKS_FILE).stat().st_size
     assert 71_368_704 / 8 <= size <= 9_100_000

@@ -14,6 +14,7 @@ from maskbench import MaskConfig, load_masked_model, mask_model, save_masks
 from maskbench.data.models import load_model
 from maskbench.io.errors import ConfigError, MaskFileError
 from maskbench.io.fileio import sha256_file
+from maskbench.training.artefact import DESCRIPTION_FILE
 from maskbench.training.masking.coding import (
     COMPRESSED,
     PACKED_BITS,
@@ -23,7 +24,7 @@ from maskbench.training.masking.coding import (
     unpack_mask,
     zero_positions,
 )
-from maskbench.training.masking.serialization import CONFIG_FILE, MASKS_FILE
+from maskbench.training.masking.serialization import MASKS_FILE
 
 
 def _random_mask(shape: tuple[int, ...], sparsity: float, seed: int = 0) -> torch.Tensor:
@@ -89,9 +90,9 @@ def test_compressed_mask_directory_loads_to_identical_logits(tiny_bert_dir, tmp_
     model = _masked_tiny_model(tiny_bert_dir)
     save_masks(model, tmp_path / "packed", base=str(tiny_bert_dir))
     save_masks(model, tmp_path / "compressed", base=str(tiny_bert_dir), mask_format=COMPRESSED)
-    description = json.loads((tmp_path / "compressed" / CONFIG_FILE).read_text())
+    description = json.loads((tmp_path / "compressed" / DESCRIPTION_FILE).read_text())
     assert description["mask_format"] == COMPRESSED
-    assert json.loads((tmp_path / "packed" / CONFIG_FILE).read_text())["mask_format"] == PACKED_BITS
+    assert json.loads((tmp_path / "packed" / DESCRIPTION_FILE).read_text())["mask_format"] == PACKED_BITS
     inputs = torch.randint(0, 1000, (3, 11), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = load_masked_model(tmp_path / "packed")(input_ids=inputs).logits
@@ -106,9 +107,9 @@ def test_compressed_mask_that_does_not_decode_is_refused_naming_the_file(tiny_be
     name = next(iter(stored))
     stored[name] = stored[name][:-2].clone()  # truncated, with a checksum that matches the damage
     save_file(stored, directory / MASKS_FILE, metadata={"format": COMPRESSED})
-    description = json.loads((directory / CONFIG_FILE).read_text())
+    description = json.loads((directory / DESCRIPTION_FILE).read_text())
     description["files"][MASKS_FILE] = sha256_file(directory / MASKS_FILE)
-    (directory / CONFIG_FILE).write_text(json.dumps(description))
+    (directory / DESCRIPTION_FILE).write_text(json.dumps(description))
     with pytest.raises(MaskFileError, match=rf"masks.safetensors: layer {name}: .*truncated"):
         load_masked_model(directory)
 

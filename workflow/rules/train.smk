@@ -2,6 +2,8 @@
 # (masking) next to the two declared outputs; metrics.json is written last, so it marks a finished run.
 # A train job's options are generated from the run's settings (maskbench.training.settings.command_line): the job runs
 # exactly the TrainConfig that expected_config builds; these come from wildcards and paths instead.
+from maskbench.training.method_registry import method_info
+
 RUN_ARGUMENTS = ("method", "task", "seed", "lr", "out", "prepared")
 
 
@@ -30,7 +32,8 @@ def expected_config(wildcards, method, mask_overrides=None):
         lr=float(wildcards.lr),
         blocks=model.get("blocks"),
         mask_overrides=mask_overrides,
-        save_weights=method == "finetuning" and (wildcards.model, wildcards.task) in plan.weight_cells(ANALYSES),
+        save_weights=method_info(method).full_weights
+        and (wildcards.model, wildcards.task) in plan.weight_cells(ANALYSES),
         transfer=transfer,
     )
 

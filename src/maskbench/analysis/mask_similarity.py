@@ -25,6 +25,7 @@ from maskbench.results.tables import TASK_LABELS
 from maskbench.training.masking import MaskConfig, mask_model, masked_layers
 from maskbench.training.masking.apply import architecture_of
 from maskbench.training.masking.serialization import read_mask_description, read_masks
+from maskbench.training.method_registry import masking_methods
 
 #: the paper's names of the six linear layers of a block, in the order of ``Architecture.block_linears``
 ROLES = ("W_Q", "W_K", "W_V", "W_AO", "W_I", "W_O")
@@ -58,8 +59,9 @@ def block_layers(model_name: str, task: str) -> dict[str, tuple[int, str]]:
 def mask_dissimilarities(run_dirs: Sequence[str | Path]) -> list[dict[str, Any]]:
     """s for every pair of runs (tasks), every masked block and every role."""
     records = [run_record(d) for d in run_dirs]
-    if any(r["method"] != "masking" for r in records):
-        raise ConfigError(f"{list(map(str, run_dirs))}: mask dissimilarity needs masking runs")
+    if any(r["method"] not in masking_methods() for r in records):
+        raise ConfigError(f"{list(map(str, run_dirs))}: mask dissimilarity needs masking runs (of "
+                          f"{', '.join(masking_methods())})")
     keys = {(r["model"], r["seed"], json_key(r["config"]["mask"])) for r in records}
     if len(keys) != 1:
         raise ConfigError(f"{list(map(str, run_dirs))}: the runs must share model, seed and mask configuration "

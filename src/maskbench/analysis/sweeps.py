@@ -17,6 +17,7 @@ from maskbench.io.errors import ConfigError
 from maskbench.records import load_runs
 from maskbench.results.aggregate import mean_std
 from maskbench.results.tables import METRIC_NAMES, Table, task_label
+from maskbench.training.method_registry import masking_methods
 
 
 def _blocks_label(blocks: str | None) -> str:
@@ -39,8 +40,9 @@ def sweep_points(metrics_paths: Sequence[str | Path]) -> list[dict[str, Any]]:
     records = load_runs(metrics_paths)
     groups: dict[tuple[str, float, str | None], list[tuple[str, dict]]] = {}
     for path, record in zip(metrics_paths, records):
-        if record.get("method") != "masking":
-            raise ConfigError(f"{path}: a {record.get('method')} run; the sweeps plot masking runs")
+        if record.get("method") not in masking_methods():
+            raise ConfigError(f"{path}: a {record.get('method')} run; the sweeps plot the runs of a method that "
+                              f"learns masks ({', '.join(masking_methods())})")
         mask = record["config"]["mask"]
         key = (record["task"], float(mask["initial_sparsity"]), mask.get("blocks"))
         groups.setdefault(key, []).append((str(path), record))

@@ -15,7 +15,8 @@ from maskbench.io.errors import OutputError
 
 #: (Snakemake marks a directory() output with .snakemake_timestamp)
 PREPARED_FILES = frozenset({"data", "prepared.json", ".snakemake_timestamp"})
-MASK_FILES = frozenset({"mask_config.json", "masks.safetensors", "head.safetensors"})
+#: (``mask_config.json``: the description of a mask directory written before masks had the common artefact format)
+MASK_FILES = frozenset({"maskbench.json", "mask_config.json", "masks.safetensors", "head.safetensors"})
 CHECKPOINT_FILES = frozenset({"tensors.safetensors", "state.json"})
 #: what ``save_pretrained`` of a model and its tokenizer writes (the finetuned weights of a run)
 MODEL_FILES = frozenset({"config.json", "model.safetensors", "generation_config.json", "tokenizer.json",

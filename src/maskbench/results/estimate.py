@@ -15,11 +15,13 @@ Hours come from measured throughput, each labelled with where it was measured:
 
 - CPU: the committed reference runs (``results/reference/runs``, the offline MiniLM; ``train_examples_per_s`` of
   each run, the median per task and method), single-threaded, so the figures are core-hours. A task or method
-  without a record takes the slowest measured task of that method (of finetuning, for a method without records).
+  without a record takes the slowest measured task of that method (of the full-weights method, finetuning, for a
+  method without records: ``MethodInfo.full_weights``).
 - GPU: the H200 step time the project measured (README, "Benchmarks": ``benchmarks/gpu_check.sh``): bert-base,
   batch 32, 128 wordpieces, fp32 with TF32, 30–34 ms per step — the slow end is used, and every example is taken
-  at the configured ``max_length`` (worst case: dynamic padding makes most batches shorter). Masking costs 1.03 ×
-  finetuning per step there; the PEFT methods are costed as finetuning.
+  at the configured ``max_length`` (worst case: dynamic padding makes most batches shorter), times the method's
+  ``MethodInfo.relative_step_cost`` (its step time over finetuning's there: masking 1.03; the PEFT methods, not
+  measured, are costed as finetuning).
 
 Both scale with model size as non-embedding parameters × tokens (bert-base ≈ 85 M, MiniLM-L6 ≈ 10.6 M); a
 multiple-choice example (SWAG) is 4 sequences. Dev evaluation after each epoch and the analysis steps that only
@@ -38,6 +40,7 @@ from typing import Any
 
 from maskbench.io.errors import ConfigError
 from maskbench.records import run_record_paths
+from maskbench.training.method_registry import method_info, registered
 
 REPO = Path(__file__).resolve().parents[3]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -68,8 +71,7 @@ class GpuFigure:
     parameters: int  # non-embedding parameters of ``model``
     batch_size: int
     tokens: int  # wordpieces per example
-    step_s: float
-    masking_ratio: float  # masking's step time / finetuning's
+    step_s: float  # finetuning's (a method's: times its MethodInfo.relative_step_cost)
     source: str
 
     @property
@@ -79,7 +81,7 @@ class GpuFigure:
 
 #: README "Benchmarks": measured 2026-12-04 with benchmarks/gpu_check.sh (torch 2.11, transformers 5.17)
 H200 = GpuFigure(device="H200 (fp32+TF32)", model="bert-base", parameters=12 * (4 * 768**2 + 2 * 768 * 3072),
-                 batch_size=32, tokens=128, step_s=0.034, masking_ratio=1.03,
+                 batch_size=32, tokens=128, step_s=0.034,
                  source="README 'Benchmarks' (benchmarks/gpu_check.sh, 2026-12-04): bert-base 30-34 ms per step "
                         "at batch 32 x 128 wordpieces; 34 ms used")  # fmt: skip
 
@@ -275,16 +277,18 @@ def measured_cpu(runs_dir: Path = REFERENCE_RUNS) -> tuple[dict[tuple[str, str],
 
 def cpu_figure(task: str, method: str, rates: Mapping[tuple[str, str], float], device: str,
                parameters: int) -> CpuFigure:  # fmt: skip
-    """The measured examples/s of (task, method), else the slowest measured task of the method (or finetuning)."""
+    """The measured examples/s of (task, method), else the slowest measured task of the method (or of the full-weights
+    method, finetuning)."""
     if (task, method) in rates:
         return CpuFigure(rates[(task, method)], device, parameters, "measured")
-    for source in (method, "finetuning"):
+    full_weights = [name for name, info in registered().items() if info.full_weights]
+    for source in (method, *full_weights):
         measured = {t: rate for (t, m), rate in rates.items() if m == source}
         if measured:
             slowest = min(measured, key=measured.get)
             rate = measured[slowest] / SEQUENCES.get(task, 1)
             return CpuFigure(rate, device, parameters, f"as {slowest}/{source}")
-    raise ConfigError(f"no CPU throughput measured for method {method!r} nor finetuning")
+    raise ConfigError(f"no CPU throughput measured for method {method!r} nor {' nor '.join(full_weights)}")
 
 
 # --- the estimate --------------------------------------------------------------------------------------------
@@ -315,7 +319,7 @@ def estimate(config: Mapping[str, Any], runs_dir: Path = REFERENCE_RUNS, gpu: Gp
             cpu_s += examples / (figure.examples_per_s * measured_parameters / sizes[model])
             tokens = int(settings.get("max_length") or 128) * SEQUENCES.get(task, 1)
             gpu_rate = gpu.examples_per_s * (gpu.parameters * gpu.tokens) / (sizes[model] * tokens)
-            gpu_s += examples / gpu_rate * (gpu.masking_ratio if method == "masking" else 1.0)
+            gpu_s += examples / gpu_rate * method_info(method).relative_step_cost
         rows.append(Row(model, task, part, planned, worst, worst * examples_per_run, cpu_s / 3600, gpu_s / 3600,
                         ", ".join(sorted(bases))))
     notes = [

@@ -21,6 +21,7 @@ from maskbench.io.fileio import atomic_path
 from maskbench.records import METRICS_FILE, PREDICTIONS_FILE, read_chosen, read_run_record, read_selection_round
 from maskbench.results.paper import majority_baseline
 from maskbench.results.tables import METHOD_LABELS, METRIC_NAMES, TASK_LABELS, short_lr
+from maskbench.training.method_registry import masking_methods
 
 HEADERS = ["task", "method", "lr", "seed", "dev per epoch (%)", "best", "train time"]
 
@@ -118,9 +119,9 @@ def _variant_folders(task_folder: Path) -> list[Path]:
 def _variant_cell(record: dict[str, Any]) -> str:
     """What an analysis run varies, from its own configuration."""
     mask = record["config"].get("mask") or {}
-    if record["method"] != "masking" or "initial_sparsity" not in mask:
+    if record["method"] not in masking_methods() or "initial_sparsity" not in mask:
         return record["method"]
-    return f"masking, {100 * mask['initial_sparsity']:g} % initial sparsity, blocks {mask['blocks']}"
+    return f"{record['method']}, {100 * mask['initial_sparsity']:g} % initial sparsity, blocks {mask['blocks']}"
 
 
 def _method_order() -> list[str]:

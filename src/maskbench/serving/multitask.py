@@ -36,16 +36,16 @@ from torch import nn
 from maskbench.data.models import WEIGHTS_DTYPE, load_tokenizer, weights_load_errors
 from maskbench.io.errors import ConfigError, DataError, MaskFileError
 from maskbench.io.locations import resolve_model
-from maskbench.training.masking.coding import decode_mask, zero_positions
-from maskbench.training.masking.serialization import (
-    HEAD_FILE,
-    check_base_model,
+from maskbench.training import artefact
+from maskbench.training.artefact import (
+    DESCRIPTION_FILE,
     head_config_kwargs,
     model_class_of,
-    read_mask_description,
-    read_masks,
+    read_description,
 )
-from maskbench.training.methods.base import DESCRIPTION_FILE, Method, check_base, read_description
+from maskbench.training.masking.coding import decode_mask, zero_positions
+from maskbench.training.masking.serialization import HEAD_FILE, read_mask_description, read_masks
+from maskbench.training.methods.base import Method, check_base
 
 #: the task kinds :meth:`MultiTaskModel.predict` serves (sequence classification heads)
 PREDICT_KINDS = ("single", "pair")
@@ -182,6 +182,10 @@ class MultiTaskModel:
         directory = Path(directory)
         if (directory / DESCRIPTION_FILE).is_file():
             return self._add_method_task(directory)
+        return self._add_mask_task(directory)  # a mask directory written before masks had the common format
+
+    def _add_mask_task(self, directory: Path) -> str:
+        """Add a mask directory: the backbone's masked layers switch masks per task, the head is the task's own."""
         description = read_mask_description(directory)
         model_class, kind, name = self._check_task(description, directory)
         self._restore()  # the fingerprint is over the unmasked weights
@@ -189,7 +193,7 @@ class MultiTaskModel:
         with torch.device("meta"):  # the head's shapes only; its values come from the head file
             model = model_class(config)
         setattr(model, model.base_model_prefix, self.backbone)
-        check_base_model(model, description, directory, self.base, self._fingerprints)
+        artefact.check_base(model, description, directory, self.base, self._fingerprints)
         masks, head = read_masks(directory, description, encoded=True)
         overrides = self._load_head(model, head, directory / HEAD_FILE)
 
@@ -243,15 +247,18 @@ class MultiTaskModel:
         return overrides
 
     def _add_method_task(self, directory: Path) -> str:
-        """Add a LoRA, IA3 or BitFit artefact (a folder with a ``maskbench.json``)."""
+        """Add an artefact with a ``maskbench.json``, as its method serves it (``Method.serving``): masks, a peft
+        adapter (LoRA, IA3) or overrides of the backbone's tensors (BitFit)."""
         try:
             method = json.loads((directory / DESCRIPTION_FILE).read_text()).get("method")
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as error:
             raise MaskFileError(f"{directory / DESCRIPTION_FILE}: not valid JSON ({error})") from None
         from maskbench.training.method_registry import registered
         from maskbench.training.methods import get_method, methods
 
-        method_ = get_method(method) if method in registered() else None
+        method_ = get_method(method) if isinstance(method, str) and method in registered() else None
+        if method_ is not None and method_.serving == "masks":
+            return self._add_mask_task(directory)
         if method_ is None or method_.serving not in ("adapter", "overrides"):
             served = [m.name for m in methods() if m.serving is not None]
             raise ConfigError(f"{directory}: a {method} artefact; multi-task prediction serves the artefacts of "

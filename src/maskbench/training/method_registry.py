@@ -43,8 +43,14 @@ class MethodInfo:
     maps those of its settings added after runs were recorded to the value that reproduces the older runs
     (:data:`maskbench.training.settings.LEGACY_DEFAULTS`). ``implementation`` is ``"module:attribute"`` of the
     :class:`~maskbench.training.methods.base.Method` object. ``full_weights``: the run's model is the whole network, so
-    a run may ``save_weights`` (finetuning). ``paper``: one of the paper's two methods (tables word them as the
-    paper does). ``style``: matplotlib colour, marker and line style of the method's curves; ``plot_offset``: its
+    a run may ``save_weights`` (finetuning; the workflow saves them where an analysis reads a trained model, and the
+    cost estimate takes its throughput for a method without measured runs). ``learns_masks``: the run learns binary
+    masks over the frozen weights (masking): the mask analyses (sparsity and layer sweeps, mask similarity) read its
+    runs. ``relative_step_cost``: the method's training step time over finetuning's, as measured on a GPU (the cost
+    estimate, :mod:`maskbench.results.estimate`; masking 1.03: README "Benchmarks", ``benchmarks/gpu_check.sh`` on an
+    H200, bert-base, batch 32 x 128 wordpieces; the PEFT methods are not measured and costed as finetuning, 1.0).
+    ``paper``: one of the paper's two methods (tables word them as the paper does).
+    ``style``: matplotlib colour, marker and line style of the method's curves; ``plot_offset``: its
     shift along x (in tasks), so that coinciding curves are told apart.
     """
 
@@ -56,6 +62,8 @@ class MethodInfo:
     mask_settings: str = "none"
     legacy_defaults: Mapping[str, Any] = field(default_factory=dict)
     full_weights: bool = False
+    learns_masks: bool = False
+    relative_step_cost: float = 1.0
     paper: bool = False
     style: Mapping[str, Any] = field(default_factory=lambda: {"marker": "x", "linestyle": "-"})
     plot_offset: float = 0.0
@@ -63,6 +71,10 @@ class MethodInfo:
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or not self.name.islower():
             raise ConfigError(f"method {self.name!r}: expected a lowercase identifier as its name")
+        if not (isinstance(self.relative_step_cost, (int, float)) and math.isfinite(self.relative_step_cost)
+                and self.relative_step_cost > 0):
+            raise ConfigError(f"method {self.name}: relative_step_cost expected a positive number, got "
+                              f"{self.relative_step_cost!r}")
         if self.mask_settings not in MASK_SETTINGS:
             raise ConfigError(f"method {self.name}: mask_settings expected one of {MASK_SETTINGS}, "
                               f"got {self.mask_settings!r}")
@@ -145,6 +157,7 @@ class BitfitSettings:
 #: the built-in methods, in table order (the paper's two first)
 BUILTIN = (
     MethodInfo("masking", "Masking", "maskbench.training.methods.masking:METHOD", mask_settings="all", paper=True,
+               learns_masks=True, relative_step_cost=1.03,
                style={"color": "tab:orange", "marker": "s", "linestyle": "--"}, plot_offset=-0.06),
     MethodInfo("finetuning", "Finetuning", "maskbench.training.methods.finetuning:METHOD", short_label="Finetun.",
                full_weights=True, paper=True, style={"color": "tab:blue", "marker": "o", "linestyle": "-"},
@@ -187,6 +200,11 @@ def method_info(name: str) -> MethodInfo:
     if name not in methods:
         raise ConfigError(f"method: expected one of {tuple(methods)}, got {name!r}")
     return methods[name]
+
+
+def masking_methods() -> list[str]:
+    """The registered methods that learn masks (``MethodInfo.learns_masks``: masking), in table order."""
+    return [name for name, info in registered().items() if info.learns_masks]
 
 
 def method_label(name: str, short: bool = False) -> str:

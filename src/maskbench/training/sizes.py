@@ -35,8 +35,10 @@ def safetensors_summary(path: str | Path) -> dict[str, int]:
 
 def mask_artefact_sizes(mask_dir: str | Path) -> dict[str, int]:
     """Sizes of a saved mask directory: mask bits (one per masked weight), their file, and the head's file."""
+    from maskbench.training.artefact import description_path as description_file
+
     mask_dir = Path(mask_dir)
-    description_path = mask_dir / "mask_config.json"
+    description_path = description_file(mask_dir)
     if not description_path.is_file():
         raise DataError(f"{description_path}: missing; expected the masks saved by a masking run")
     description = json.loads(description_path.read_text())

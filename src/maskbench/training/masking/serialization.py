@@ -1,42 +1,49 @@
-"""A self-describing mask directory: the masks (bit-packed or compressed), the head, and a JSON description."""
+"""A self-describing mask directory: the masks (bit-packed or compressed), the head, and a JSON description.
+
+The folder has the artefact format of every method (:mod:`maskbench.training.artefact`): a ``maskbench.json`` naming
+the method, the base model and its fingerprint, plus masking's own keys (``mask_format``, ``mask_config``, the masked
+``layers`` and their shapes, ``head_parameters``, ``sparsity``). Mask directories written before carry the same
+description as ``mask_config.json`` (without ``method``); they are read as before.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import torch
-import transformers
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from maskbench import __version__
 from maskbench.data.models import WEIGHTS_DTYPE, weights_load_errors
 from maskbench.io.errors import ConfigError, MaskFileError
 from maskbench.io.fileio import atomic_directory, read_json_file, sha256_file
 from maskbench.io.locations import resolve_model
 from maskbench.io.output_dirs import MASK_FILES
+from maskbench.training.artefact import (
+    DESCRIPTION_FILE,
+    LEGACY_MASK_DESCRIPTION,
+    base_description,
+    base_fingerprint,
+    check_base,
+    check_files,
+    description_path,
+    head_config_kwargs,
+    model_class_of,
+)
 from maskbench.training.masking.apply import mask_model, mask_sparsity, masked_layers, merge_masks
 from maskbench.training.masking.coding import COMPRESSED, MASK_FORMATS, PACKED_BITS, encode_mask, from_stored, to_stored
 from maskbench.training.masking.config import MaskConfig
 
-CONFIG_FILE = "mask_config.json"
+#: the method a mask directory's description names (:mod:`maskbench.training.methods.masking`)
+METHOD = "masking"
+#: the description of a mask directory written before masks had the common format (read, never written)
+CONFIG_FILE = LEGACY_MASK_DESCRIPTION
 MASKS_FILE = "masks.safetensors"
 HEAD_FILE = "head.safetensors"
-FORMAT_VERSION = 1
-
-
-def base_fingerprint(model: nn.Module, layer_names: list[str]) -> str:
-    """SHA-256 over the names, shapes and bytes of the frozen base weights of ``layer_names``."""
-    digest = hashlib.sha256()
-    for name in layer_names:
-        weight = model.get_submodule(name).weight.detach().to("cpu").contiguous()
-        digest.update(f"{name}:{tuple(weight.shape)}:{weight.dtype}".encode())
-        digest.update(weight.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+FORMAT_VERSION = 1  # the description's format_version (that of every artefact)
 
 
 def _head_parameter_names(model: nn.Module) -> list[str]:
@@ -71,36 +78,33 @@ def save_masks(model: nn.Module, directory: str | Path, base: str | None = None,
                   tmp / MASKS_FILE, metadata={"format": mask_format})
         save_file({name: parameters[name].detach().to("cpu").contiguous() for name in head_names}, tmp / HEAD_FILE)
         description = {
-            "format_version": FORMAT_VERSION,
+            **base_description(model, METHOD, base, None, base_fingerprint(model, base_layers), base_layers),
             "mask_format": mask_format,
-            "maskbench_version": __version__,
-            "base_model": base or model.config.name_or_path,
-            "model_class": type(model).__name__,
-            "model_config": {key: value for key, value in model.config.to_diff_dict().items()
-                             if key in ("num_labels", "id2label", "label2id", "model_type", "architectures")},
             "mask_config": config.to_dict(),
             "layers": {name: list(layer.weight.shape) for name, layer in layers.items()},
             "head_parameters": head_names,
-            "base_fingerprint": base_fingerprint(model, base_layers),
-            "fingerprint_layers": base_layers,
             "sparsity": mask_sparsity(model),
             "files": {MASKS_FILE: sha256_file(tmp / MASKS_FILE), HEAD_FILE: sha256_file(tmp / HEAD_FILE)},
             **(extra or {}),
         }
-        (tmp / CONFIG_FILE).write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
+        (tmp / DESCRIPTION_FILE).write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
     return directory
 
 
 def read_mask_description(directory: str | Path) -> dict[str, Any]:
-    """Read and check a mask directory's JSON and file checksums (raises :class:`MaskFileError`)."""
+    """Read and check a mask directory's JSON and file checksums (raises :class:`MaskFileError`): its
+    ``maskbench.json``, or the ``mask_config.json`` of a directory written before masks had the common format."""
     directory = Path(directory)
-    config_path = directory / CONFIG_FILE
+    config_path = description_path(directory)
     description = read_json_file(config_path, MaskFileError, "a mask directory written by maskbench save_masks")
     if not isinstance(description, dict):
         raise MaskFileError(f"{config_path}: expected a JSON object, got {type(description).__name__}")
-    for key in ("format_version", "base_model", "model_class", "mask_config", "layers", "files", "base_fingerprint"):
+    required = ("format_version", "base_model", "model_class", "mask_config", "layers", "files", "base_fingerprint")
+    for key in (*required, "method") if config_path.name == DESCRIPTION_FILE else required:
         if key not in description:
             raise MaskFileError(f"{config_path}: key {key!r} is missing")
+    if config_path.name == DESCRIPTION_FILE and description["method"] != METHOD:
+        raise MaskFileError(f"{config_path}: a {description['method']} artefact, not {METHOD}")
     expected_types = {"layers": dict, "files": dict, "mask_config": dict, "base_model": str, "model_class": str,
                       "base_fingerprint": str}
     for key, kind in expected_types.items():
@@ -122,88 +126,8 @@ def read_mask_description(directory: str | Path) -> dict[str, Any]:
         if name not in (MASKS_FILE, HEAD_FILE) or not isinstance(checksum, str):
             raise MaskFileError(f"{config_path}: files.{name}: expected {MASKS_FILE} or {HEAD_FILE} with a "
                                 f"sha256 string")
-        path = directory / name
-        if not path.is_file():
-            raise MaskFileError(f"{path}: missing")
-        if sha256_file(path) != checksum:
-            raise MaskFileError(f"{path}: checksum mismatch (file truncated or corrupted)")
+    check_files(directory, description, config_path)
     return description
-
-
-#: the heads maskbench saves masks of: class-name suffix -> the task kinds it serves
-HEAD_SUFFIXES = {"ForSequenceClassification": ("single", "pair"), "ForTokenClassification": ("tagging",),
-                 "ForMultipleChoice": ("multiple_choice",)}
-
-
-def expected_model_classes(description: dict[str, Any]) -> list[str]:
-    """The Hugging Face classes a mask directory may name: the head classes (of its task kind, where recorded) of
-    its recorded model type; of any model type when the description does not say (an older directory)."""
-    from transformers.models.auto import modeling_auto
-
-    kind = description.get("kind")
-    suffixes = [suffix for suffix, kinds in HEAD_SUFFIXES.items() if kind is None or kind in kinds] or \
-        list(HEAD_SUFFIXES)
-    model_config = description.get("model_config")
-    model_type = model_config.get("model_type") if isinstance(model_config, dict) else None
-    mappings = {"ForSequenceClassification": modeling_auto.MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
-                "ForTokenClassification": modeling_auto.MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES,
-                "ForMultipleChoice": modeling_auto.MODEL_FOR_MULTIPLE_CHOICE_MAPPING_NAMES}
-    if isinstance(model_type, str):
-        names = [mappings[suffix].get(model_type) for suffix in suffixes]
-        if any(names):
-            return [name for name in names if name]
-    return [f"*{suffix}" for suffix in suffixes]
-
-
-def model_class_of(description: dict[str, Any], directory: str | Path) -> type[nn.Module]:
-    """The Hugging Face model class a mask directory was saved from: one of :func:`expected_model_classes` (an
-    edited ``model_class`` is refused naming the file and the classes expected)."""
-    name = description["model_class"]
-    expected = expected_model_classes(description)
-    allowed = name in expected or any(pattern.startswith("*") and name.endswith(pattern[1:]) for pattern in expected)
-    model_class = getattr(transformers, name, None) if allowed and name.isidentifier() else None
-    if not (isinstance(model_class, type) and issubclass(model_class, transformers.PreTrainedModel)):
-        kind = description.get("kind")
-        raise MaskFileError(f"{Path(directory) / CONFIG_FILE}: model_class {name!r} is not a model these masks can "
-                            f"be loaded into; expected {' or '.join(expected)}"
-                            f"{f' (a {kind!r} task)' if kind else ''}")
-    return model_class
-
-def head_config_kwargs(description: dict[str, Any]) -> dict[str, Any]:
-    """``from_pretrained``/config keyword arguments that rebuild the saved head (labels and their names)."""
-    kwargs = {k: v for k, v in description.get("model_config", {}).items()
-              if k in ("num_labels", "id2label", "label2id")}
-    if "id2label" in kwargs:
-        kwargs["id2label"] = {int(k): v for k, v in kwargs["id2label"].items()}
-    return kwargs
-
-
-def check_base_model(model: nn.Module, description: dict[str, Any], directory: str | Path, base_name: str,
-                     fingerprints: dict[tuple[str, ...], str] | None = None) -> None:
-    """Refuse a base model whose masked layers, shapes or frozen weights differ from those the masks were saved on.
-
-    ``model`` must still hold the unmasked base weights. ``fingerprints`` caches :func:`base_fingerprint` by layer
-    list, so that many mask directories checked against one model hash its weights (285 MB for bert-base) once.
-    """
-    for name, shape in description["layers"].items():
-        try:
-            layer = model.get_submodule(name)
-        except AttributeError:
-            layer = None
-        layer = getattr(layer, "base_layer", layer)  # a layer that also carries peft adapters (MultiTaskModel)
-        if not isinstance(layer, nn.Linear):
-            raise MaskFileError(f"{directory}: base model {base_name!r} has no linear layer {name} "
-                                f"(the masks belong to another architecture)")
-        if list(layer.weight.shape) != shape:
-            raise MaskFileError(f"{directory}: layer {name} has shape {list(layer.weight.shape)} in base model "
-                                f"{base_name!r} but {shape} in the mask file (another base model)")
-    fingerprints = {} if fingerprints is None else fingerprints
-    layers = tuple(description["fingerprint_layers"])
-    if layers not in fingerprints:
-        fingerprints[layers] = base_fingerprint(model, list(layers))
-    if fingerprints[layers] != description["base_fingerprint"]:
-        raise MaskFileError(f"{directory}: base model {base_name!r} is not the model these masks were trained on "
-                            f"(fingerprint of its frozen weights differs)")
 
 
 def read_masks(directory: str | Path, description: dict[str, Any],
@@ -217,7 +141,7 @@ def read_masks(directory: str | Path, description: dict[str, Any],
     directory = Path(directory)
     mask_format = description.get("mask_format", PACKED_BITS)
     if mask_format not in MASK_FORMATS:
-        raise MaskFileError(f"{directory / CONFIG_FILE}: unknown mask_format {mask_format!r}; "
+        raise MaskFileError(f"{description_path(directory)}: unknown mask_format {mask_format!r}; "
                             f"this maskbench reads {MASK_FORMATS}")
     try:
         stored = load_file(directory / MASKS_FILE)
@@ -260,7 +184,7 @@ def load_masked_model(directory: str | Path, base: str | None = None, merge: boo
     if set(layers) != set(description["layers"]):
         raise MaskFileError(f"{directory}: the masked layers of base model {base_name!r} differ from the saved ones "
                             f"(the masks belong to another architecture)")
-    check_base_model(model, description, directory, base_name)
+    check_base(model, description, directory, base_name)
     masks, head = read_masks(directory, description)
     parameters = dict(model.named_parameters())
     with torch.no_grad():
@@ -272,6 +196,6 @@ def load_masked_model(directory: str | Path, base: str | None = None, merge: boo
         layer.set_binary_mask(masks[name])
     if merge:
         merge_masks(model)
-    model.maskbench_mask_description = description
+    model.maskbench_mask_description = model.maskbench_description = description
     model.eval()
     return model.to(device) if device is not None else model

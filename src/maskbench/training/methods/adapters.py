@@ -10,18 +10,14 @@ from torch import nn
 
 from maskbench.io.errors import ConfigError, MaskFileError
 from maskbench.io.fileio import atomic_directory
-from maskbench.training.masking.serialization import base_fingerprint
-from maskbench.training.methods.base import (
+from maskbench.training.artefact import (
     DESCRIPTION_FILE,
-    Method,
     base_description,
-    fingerprint_layers,
-    finish_loading,
-    load_base,
-    num_blocks,
+    base_fingerprint,
     read_description,
     write_description,
 )
+from maskbench.training.methods.base import Method, fingerprint_layers, finish_loading, load_base, num_blocks
 from maskbench.training.settings import TrainConfig
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"

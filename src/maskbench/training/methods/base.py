@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from maskbench import __version__
 from maskbench.io.errors import ConfigError, MaskFileError
-from maskbench.io.fileio import read_json_file, sha256_file
+from maskbench.training import artefact
+from maskbench.training.artefact import DESCRIPTION_FILE, artefact_method, head_config_kwargs, model_class_of
 from maskbench.training.masking.apply import target_layer_names
 from maskbench.training.masking.config import MaskConfig
 from maskbench.training.settings import TrainConfig
-
-#: the JSON description a maskbench artefact (other than a mask directory) carries next to its tensors
-DESCRIPTION_FILE = "maskbench.json"
-DESCRIPTION_VERSION = 1
 
 
 class Method:
@@ -88,18 +83,12 @@ class Method:
         raise NotImplementedError
 
     def recognises(self, directory: Path) -> bool:
-        """True when ``directory`` looks like this method's artefact."""
-        return all((directory / name).is_file() for name in self.tensor_files) and bool(self.tensor_files) \
-            and self._kind_of(directory) in (None, self.name)
-
-    def _kind_of(self, directory: Path) -> str | None:
-        path = directory / DESCRIPTION_FILE
-        if not path.is_file():
-            return None
-        try:
-            return json.loads(path.read_text()).get("method")
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return None
+        """True when ``directory`` is this method's artefact: its ``maskbench.json`` names this method (a folder
+        without one, written before descriptions existed: when it holds the method's tensor files)."""
+        method = artefact_method(directory)
+        if (directory / DESCRIPTION_FILE).is_file():
+            return method == self.name
+        return bool(self.tensor_files) and all((directory / name).is_file() for name in self.tensor_files)
 
     def artefact_bytes(self, directory: str | Path) -> int:
         """Bytes of the artefact's tensor files (what storing one more task costs)."""
@@ -156,57 +145,11 @@ def head_modules(model: nn.Module) -> list[str]:
     return names
 
 
-def base_description(model: nn.Module, method: str, base: str | None, extra: dict[str, Any] | None,
-                     fingerprint: str, layers: list[str]) -> dict[str, Any]:
-    """The JSON description of an artefact: base model, head class and labels, base fingerprint, task extras."""
-    return {
-        "format_version": DESCRIPTION_VERSION,
-        "method": method,
-        "maskbench_version": __version__,
-        "base_model": base or model.config.name_or_path,
-        "model_class": type(model).__name__,
-        "model_config": {key: value for key, value in model.config.to_diff_dict().items()
-                         if key in ("num_labels", "id2label", "label2id", "model_type", "architectures")},
-        "base_fingerprint": fingerprint,
-        "fingerprint_layers": layers,
-        **(extra or {}),
-    }
-
-
-def write_description(directory: Path, description: dict[str, Any], files: tuple[str, ...]) -> None:
-    """Write ``description`` with the checksums of ``files`` (inside an atomic directory)."""
-    description = {**description, "files": {name: sha256_file(directory / name) for name in files}}
-    (directory / DESCRIPTION_FILE).write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
-
-
-def read_description(directory: str | Path, method: str) -> dict[str, Any]:
-    """Read and check an artefact's description and file checksums (raises :class:`MaskFileError`)."""
-    directory = Path(directory)
-    path = directory / DESCRIPTION_FILE
-    description = read_json_file(path, MaskFileError, f"a {method} artefact written by maskbench")
-    for key in ("format_version", "method", "base_model", "model_class", "base_fingerprint", "fingerprint_layers",
-                "files"):
-        if key not in description:
-            raise MaskFileError(f"{path}: key {key!r} is missing")
-    if description["format_version"] != DESCRIPTION_VERSION:
-        raise MaskFileError(f"{path}: format_version {description['format_version']!r}; this maskbench reads "
-                            f"{DESCRIPTION_VERSION}")
-    if description["method"] != method:
-        raise MaskFileError(f"{path}: a {description['method']} artefact, not {method}")
-    for name, checksum in description["files"].items():
-        if not (directory / name).is_file():
-            raise MaskFileError(f"{directory / name}: missing")
-        if sha256_file(directory / name) != checksum:
-            raise MaskFileError(f"{directory / name}: checksum mismatch (file truncated or corrupted)")
-    return description
-
-
 def load_base(description: dict[str, Any], directory: str | Path, base: str | None,
               fingerprints: dict[tuple[str, ...], str] | None = None) -> nn.Module:
     """The base model with the saved head's class and labels, refused unless it is the model trained on."""
     from maskbench.data.models import WEIGHTS_DTYPE
     from maskbench.io.locations import resolve_model
-    from maskbench.training.masking.serialization import head_config_kwargs, model_class_of
 
     base_name = base or description["base_model"]
     model_class = model_class_of(description, directory)
@@ -218,23 +161,13 @@ def load_base(description: dict[str, Any], directory: str | Path, base: str | No
 
 def check_base(model: nn.Module, description: dict[str, Any], directory: str | Path, base_name: str,
                fingerprints: dict[tuple[str, ...], str] | None = None) -> None:
-    """Refuse a base model whose frozen block weights differ from those the artefact was trained on."""
-    from maskbench.training.masking.serialization import base_fingerprint
-
-    layers = tuple(description["fingerprint_layers"])
+    """Refuse a base model whose frozen block weights differ from those the artefact was trained on
+    (:func:`maskbench.training.artefact.check_base`, told the model's own blocks: another number is another model)."""
     try:
-        found = tuple(fingerprint_layers(model))
+        found: tuple[str, ...] = tuple(fingerprint_layers(model))
     except (ConfigError, AttributeError):
-        found = None
-    if found != layers:
-        raise MaskFileError(f"{directory}: base model {base_name!r} has other blocks than the model this artefact "
-                            f"was trained on (another architecture or size)")
-    fingerprints = {} if fingerprints is None else fingerprints
-    if layers not in fingerprints:
-        fingerprints[layers] = base_fingerprint(model, list(layers))
-    if fingerprints[layers] != description["base_fingerprint"]:
-        raise MaskFileError(f"{directory}: base model {base_name!r} is not the model this artefact was trained on "
-                            f"(fingerprint of its frozen weights differs)")
+        found = ()
+    artefact.check_base(model, description, directory, base_name, fingerprints, layers=found)
 
 
 def finish_loading(model: nn.Module, description: dict[str, Any], device: str | torch.device | None) -> nn.Module:

@@ -38,7 +38,9 @@ class Masking(Method):
         return load_masked_model(directory, base=base, device=device)
 
     def recognises(self, directory: Path) -> bool:
-        return (directory / CONFIG_FILE).is_file()
+        """Its ``maskbench.json`` names masking, or a mask directory written before masks had the common format
+        (``mask_config.json``)."""
+        return super().recognises(directory) or (directory / CONFIG_FILE).is_file()
 
     def artefact_sizes(self, run_dir: str | Path) -> dict[str, Any] | None:
         """The mask bits, the file sizes, and the masks' bytes in every mask format."""

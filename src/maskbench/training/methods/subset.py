@@ -14,18 +14,14 @@ from torch import nn
 
 from maskbench.io.errors import MaskFileError
 from maskbench.io.fileio import atomic_directory
-from maskbench.training.masking.serialization import base_fingerprint
-from maskbench.training.methods.base import (
+from maskbench.training.artefact import (
     DESCRIPTION_FILE,
-    Method,
     base_description,
-    fingerprint_layers,
-    finish_loading,
-    head_modules,
-    load_base,
+    base_fingerprint,
     read_description,
     write_description,
 )
+from maskbench.training.methods.base import Method, fingerprint_layers, finish_loading, head_modules, load_base
 from maskbench.training.settings import TrainConfig
 
 
