@@ -33,12 +33,15 @@ median is reported, so machine noise hits all of them alike.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import torch
 from tabulate import tabulate
@@ -47,6 +50,7 @@ from maskbench.data import tasks
 from maskbench.data.models import load_model, load_tokenizer
 from maskbench.data.tokenising import tokenize_dataset
 from maskbench.io.provenance import device_name, versions
+from maskbench.training import train as train_module
 from maskbench.training.methods import get_method
 from maskbench.training.train import TrainConfig, fixed_subset, train
 
@@ -118,7 +122,7 @@ def training_flops(model: torch.nn.Module, lengths: list[int]) -> float:
 
 def method_flops(name: str, task: str, lengths: list[int]) -> float:
     """:func:`training_flops` of a benchmark row's model (the Trainer's rows: finetuning)."""
-    method = "finetuning" if name in (TRAINER_BEST, TRAINER_OLD) else name
+    method = "finetuning" if name in (TRAINER_BEST, TRAINER_OLD) else name.removesuffix(RECAST)
     spec = tasks.get_task(task)
     config = TrainConfig(method=method, model=MODEL, task=task, seed=1, lr=LRS[method], out="unused")
     return training_flops(get_method(method).prepare(load_model(MODEL, spec.kind, spec.label_names), config), lengths)
@@ -132,12 +136,25 @@ def real_lengths(task: str, examples: int) -> list[int]:
     return [len(ids) for ids in encoded["input_ids"]]
 
 
+RECAST = " (frozen weights re-cast each step)"  # an ablation row: bf16 without train.frozen_weights_in
+
+
+@contextlib.contextmanager
+def _recast_frozen_weights(model: torch.nn.Module, precision: str) -> Iterator[int]:
+    yield 0  # autocast casts every frozen weight at every forward, as before frozen_weights_in existed
+
+
 def maskbench_epoch(task: str, method: str, examples: int, group: bool, out: Path, seed: int = 1,
                     epochs: int = 1, eval_examples: int | None = 32, precision: str = "fp32") -> dict:
+    recast = method.endswith(RECAST)
+    method = method.removesuffix(RECAST)
     config = TrainConfig(method=method, model=MODEL, task=task, seed=seed, lr=LRS[method], batch_size=BATCH_SIZE,
                          epochs=epochs, patience=epochs, max_length=MAX_LENGTH, max_train_examples=examples,
                          max_eval_examples=eval_examples, group_by_length=group, precision=precision, out=str(out))
-    return train(config)
+    if not recast:
+        return train(config)
+    with mock.patch.object(train_module, "frozen_weights_in", _recast_frozen_weights):
+        return train(config)
 
 
 def trainer_epoch(task: str, examples: int, out: Path, best: bool = True, precision: str = "fp32") -> dict:
@@ -175,11 +192,15 @@ def trainer_epoch(task: str, examples: int, out: Path, best: bool = True, precis
             "cpu_time_s": time.process_time() - cpu, "other_busy_cores": None}
 
 
-def configurations(methods: list[str], precisions: list[str], old_trainer: bool) -> list[tuple[str, str]]:
-    """(precision, name) of every row of a task, in the order they alternate."""
+def configurations(methods: list[str], precisions: list[str], old_trainer: bool,
+                   ablations: bool = False) -> list[tuple[str, str]]:
+    """(precision, name) of every row of a task, in the order they alternate; ``ablations``: also each bf16 method
+    with frozen weights without :func:`maskbench.training.train.frozen_weights_in` (does holding them in bf16 pay?)."""
     rows = [("fp32", TRAINER_OLD)] if old_trainer else []
     for precision in precisions:
         rows += [(precision, TRAINER_BEST)] + [(precision, method) for method in methods]
+        if ablations and precision == "bf16":
+            rows += [(precision, method + RECAST) for method in methods if method != "finetuning"]
     return rows
 
 
@@ -196,6 +217,8 @@ def main() -> None:
     parser.add_argument("--quality", action="store_true",
                         help="also: dev scores of grouped vs random batches (SST-2, 2 seeds, 2 epochs, full dev)")
     parser.add_argument("--quality-examples", type=int, default=4000)
+    parser.add_argument("--ablations", action="store_true",
+                        help="also bf16 rows with frozen weights re-cast at every step (without frozen_weights_in)")
     parser.add_argument("--out", default="results/benchmarks/throughput.json")
     args = parser.parse_args()
     if "finetuning" not in args.methods:
@@ -210,7 +233,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     for precision, peak in peaks.items():
         print(f"{precision} matmul peak at {args.threads} threads: {peak / 1e9:.1f} GFLOP/s")
-    plan = configurations(args.methods, args.precisions, args.old_trainer)
+    plan = configurations(args.methods, args.precisions, args.old_trainer, args.ablations)
     rows, records = [], []
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
@@ -220,7 +243,8 @@ def main() -> None:
             runs: dict[tuple[str, str], list[dict]] = {key: [] for key in plan}
             for repeat in range(args.repeats):
                 for precision, name in plan:
-                    out = scratch / f"{task}-{precision}-{name.split()[0]}-{len(runs[precision, name])}-{repeat}"
+                    slug = name.split()[0] + ("-recast" if name.endswith(RECAST) else "")
+                    out = scratch / f"{task}-{precision}-{slug}-{len(runs[precision, name])}-{repeat}"
                     if name in (TRAINER_BEST, TRAINER_OLD):
                         runs[precision, name].append(trainer_epoch(task, args.examples, out, name == TRAINER_BEST,
                                                                    precision))
@@ -238,7 +262,8 @@ def main() -> None:
                 cpu = [run["cpu_time_s"] for run in runs[precision, name] if run["cpu_time_s"] is not None]
                 other = [run["other_busy_cores"] for run in runs[precision, name]
                          if run["other_busy_cores"] is not None]
-                fp32 = median.get(("fp32", name)) if precision != "fp32" and name != TRAINER_OLD else None
+                fp32 = (median.get(("fp32", name.removesuffix(RECAST))) if precision != "fp32" and name != TRAINER_OLD
+                        else None)
                 record = {"task": task, "precision": precision, "configuration": name,
                           "examples_per_s": examples_per_s,
                           "all_examples_per_s": [run["examples_per_s"] for run in runs[precision, name]],
