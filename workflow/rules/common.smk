@@ -23,7 +23,13 @@ from maskbench.io.locations import check_path_settings, restore_offline_argument
 from maskbench.io.locks import hold_results_dir
 from maskbench.records import read_selection_round
 from maskbench.results.selection import format_lr, round_grid as next_round_grid, sorted_grid
-from maskbench.training.settings import METHODS as REGISTERED_METHODS, command_line, options, recorded_transfer, run_config
+from maskbench.training.settings import (
+    METHODS as REGISTERED_METHODS,
+    command_line,
+    options,
+    recorded_transfer,
+    run_config,
+)
 from maskbench.results.tables import Layout, registered_tables
 
 # --- configuration ----------------------------------------------------------------------------------------
@@ -203,6 +209,8 @@ def final_targets():
         TABLE.format(name="summary.csv"),
         FIGURE.format(name="fig3_memory.png"),
         FIGURE.format(name="fig3_memory.csv"),
+        FIGURE.format(name="dev_vs_bytes.png"),
+        FIGURE.format(name="dev_vs_bytes.csv"),
         *(path for pattern in (CHOSEN, AGGREGATE, ENSEMBLE, EVALUATION) for path in cell_files(pattern)),
         *reference_files(),
     ]
