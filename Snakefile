@@ -74,6 +74,7 @@ localrules:
     table,
     summary,
     fig3_memory,
+    dev_vs_bytes,
     fig1_sparsity,
     fig2_layers,
     table3_generalization,

@@ -15,7 +15,7 @@ from seqeval.metrics import f1_score
 from seqeval.scheme import IOB2
 from sklearn.metrics import accuracy_score, matthews_corrcoef
 
-from maskbench.data.metrics import score_logits, score_predictions
+from maskbench.data.metrics import reported_metric, score_logits, score_predictions
 from maskbench.io.errors import ConfigError
 
 BOUNDED = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -94,6 +94,34 @@ def test_entity_f1_uses_strict_iob2_where_it_differs_from_the_default_mode(gold,
     assert f1_score(gold, predicted) == pytest.approx(default) != pytest.approx(strict)
 
 
+@pytest.mark.parametrize("gold, predicted, strict, conlleval", [
+    # I- without B-: no entity in strict IOB2, an entity with conlleval semantics
+    ([["B-PER", "I-PER", "O", "B-LOC"]], [["I-PER", "I-PER", "O", "B-LOC"]], 2 / 3, 1.0),
+    # B-PER I-LOC: strict ends PER at the type change and starts nothing; conlleval makes I-LOC a LOC entity
+    ([["B-PER", "O", "B-LOC", "O"]], [["B-PER", "I-LOC", "O", "O"]], 2 / 3, 0.5),
+    # a stray I-PER after O: a false positive for conlleval only (strict: P 1, R 1/2; conlleval: P 1/2, R 1/2)
+    ([["B-PER", "I-PER", "O", "B-LOC"]], [["O", "I-PER", "O", "B-LOC"]], 2 / 3, 0.5),
+    # and per sentence: an I- tag opening the second sentence starts an entity there, never continues the first
+    ([["B-PER", "I-PER"], ["B-PER", "O"]], [["B-PER", "I-PER"], ["I-PER", "O"]], 2 / 3, 1.0),
+])
+def test_conlleval_entity_f1_is_seqevals_default_mode(gold, predicted, strict, conlleval):
+    """``conlleval_f1`` (what the tables report for NER) is seqeval's default mode, where it differs from the
+    strict IOB2 ``seqeval_f1`` the runs record (a metric that ignored the mode would give the strict figure)."""
+    lengths = [len(s) for s in gold]
+    flat_gold, flat_predicted = _ids(sum(gold, [])), _ids(sum(predicted, []))
+    assert score_predictions("conlleval_f1", flat_predicted, flat_gold, TAGS, lengths) == pytest.approx(conlleval)
+    assert score_predictions("seqeval_f1", flat_predicted, flat_gold, TAGS, lengths) == pytest.approx(strict)
+    assert f1_score(gold, predicted) == pytest.approx(conlleval)
+    with pytest.raises(ValueError, match="conlleval_f1 needs sentence lengths"):
+        score_predictions("conlleval_f1", flat_predicted, flat_gold, TAGS)
+
+
+def test_the_tables_report_conlleval_for_runs_that_recorded_strict_entity_f1():
+    assert reported_metric("seqeval_f1") == "conlleval_f1"
+    assert [reported_metric(m) for m in ("accuracy", "matthews", "word_accuracy")] == \
+        ["accuracy", "matthews", "word_accuracy"]
+
+
 def test_word_accuracy_counts_words_not_sentences():
     labels = np.array([1, 2, 3, 4, 5, 6, 7, 8, 9, 0])
     predictions = np.array([0, 0, 3, 4, 5, 6, 7, 8, 9, 1])  # sentence 1 (2 words) all wrong, sentence 2 7 of 8
@@ -143,6 +171,17 @@ def test_accuracy_and_matthews_equal_sklearns_on_random_labels(pair):
 
 
 _sentence = st.lists(st.sampled_from(TAGS), min_size=1, max_size=8)
+
+
+@BOUNDED
+@given(data=st.lists(st.tuples(_sentence, st.randoms(use_true_random=False)), min_size=1, max_size=6))
+def test_conlleval_entity_f1_equals_seqevals_default_mode_on_random_tags(data):
+    gold = [sentence for sentence, _ in data]
+    predicted = [[random.choice(TAGS) if random.random() < 0.4 else tag for tag in sentence]
+                 for sentence, random in data]
+    expected = f1_score(gold, predicted, average="micro", zero_division=0)
+    assert score_predictions("conlleval_f1", _ids(sum(predicted, [])), _ids(sum(gold, [])), TAGS,
+                             [len(s) for s in gold]) == pytest.approx(expected, abs=1e-12)
 
 
 @BOUNDED

@@ -58,7 +58,8 @@ def test_committed_table_regenerates_byte_identical(table, tmp_path, monkeypatch
     out = tmp_path / table.name
     name = table.stem
     if name == "paper_comparison":
-        paper.comparison_table(tables.load_results(layout, aggregates=_records(layout)["aggregates"])).write([out])
+        tables.write_table(name, layout.to_dict(), [out], aggregates=_records(layout)["aggregates"],
+                           **_analysis_data())
     elif name == "summary":
         records = _records(layout)
         wanted = ("choices", "aggregates", "ensembles", "evaluations")
@@ -72,6 +73,21 @@ def test_committed_table_regenerates_byte_identical(table, tmp_path, monkeypatch
     else:
         tables.write_table(name, layout.to_dict(), [out], **_records(layout))
     assert out.read_bytes() == table.read_bytes(), f"{table} differs from what its records give"
+
+
+def _analysis_data() -> dict[str, list[str]]:
+    """The analyses' data files that the side-by-side's analyses section reads, as the workflow hands them over
+    (tables.smk: analysis_data_files; the configured analyses are the layout's)."""
+    config = _validated_config()
+    data = {"memory": [str(RESULTS / "figures/fig3_memory.csv")], "sparsity": [], "generalization": []}
+    if "sparsity" in config["analyses"]:
+        data["sparsity"] = [str(RESULTS / "figures/fig1_sparsity.csv")]
+    spec = config["analyses"].get("generalization")
+    layout = _layout()
+    data["generalization"] = [str(RESULTS / f"analysis/generalization/{spec['model']}/{method}/{source}.json")
+                              for method in layout.methods for source in spec["sources"]
+                              if layout.runs(source, method)] if spec else []
+    return data
 
 
 def _sparsity_runs(config: dict) -> list[Path]:
@@ -90,7 +106,7 @@ def _sparsity_runs(config: dict) -> list[Path]:
     return runs
 
 
-@pytest.mark.parametrize("figure", ["fig1_sparsity", "fig3_memory"])
+@pytest.mark.parametrize("figure", ["fig1_sparsity", "fig3_memory", "dev_vs_bytes"])
 def test_committed_figure_data_regenerates_byte_identical(figure, tmp_path, monkeypatch):
     """The numbers behind each committed figure (its .csv) are what the committed records give; the .png is drawn
     from the same points."""
@@ -104,12 +120,80 @@ def test_committed_figure_data_regenerates_byte_identical(figure, tmp_path, monk
         runs = _sparsity_runs(_validated_config())
         assert all(run.is_file() for run in runs), [str(run) for run in runs if not run.is_file()]
         sweeps.write_sparsity_figure(runs, png, csv, layout.task_labels)
+    elif figure == "dev_vs_bytes":
+        records = _records(layout)
+        figures.write_dev_bytes_figure(layout.to_dict(), png, csv, records["aggregates"], records["references"])
     else:
         records = _records(layout)
         figures.write_memory_figure(layout.to_dict(), png, csv, records["aggregates"], records["references"],
                                     records["serving"])
     assert csv.read_bytes() == committed.read_bytes(), f"{committed} differs from what its records give"
     assert png.stat().st_size > 10_000
+    if figure == "dev_vs_bytes":  # the PNG too, byte for byte, where the same matplotlib draws it (no date in it)
+        from PIL import Image
+
+        drawn_by = Image.open(RESULTS / "figures" / f"{figure}.png").text.get("Software")
+        assert drawn_by is not None, "the committed PNG names no matplotlib version"
+        if drawn_by == Image.open(png).text.get("Software"):
+            assert png.read_bytes() == (RESULTS / "figures" / f"{figure}.png").read_bytes()
+
+
+def test_dev_vs_bytes_shows_every_method_on_every_task_with_records(monkeypatch):
+    """The figure's points: one per cell with an aggregate, five methods where all five ran, NER in conlleval."""
+    monkeypatch.chdir(REPO)
+    layout = _layout()
+    records = _records(layout)
+    results = tables.load_results(layout, aggregates=records["aggregates"], references=records["references"])
+    points = figures.dev_bytes_points(results)
+    assert {(p["task"], p["method"]) for p in points} == {(t, m) for _, t, m in layout.cells()}
+    assert {p["task"] for p in points if p["method"] == "ia3"} == set(layout.method_tasks["ia3"])
+    assert {p["metric"] for p in points if p["task"] == "conll2003"} == {"conlleval_f1"}
+    by_method = {p["method"]: p["bytes_per_task"] for p in points if p["task"] == "mrpc"}
+    assert by_method["finetuning"] > 50 * max(v for m, v in by_method.items() if m != "finetuning")
+
+
+NER_RUN = RESULTS / "runs/minilm/conll2003/masking/lr0.003/seed1"
+
+
+@pytest.mark.skipif(not (NER_RUN / "predictions.safetensors").is_file(), reason="no committed CoNLL-2003 run")
+def test_conll2003_entity_f1_strict_and_conlleval_from_the_committed_predictions():
+    """Issue 33, item 5: CoNLL-2003 masking, lr 3e-3, seed 1, recomputed from its stored predictions: strict IOB2
+    90.24 dev / 85.70 test (what the run recorded), conlleval semantics 89.91 / 85.36 (what the tables report)."""
+    from maskbench.records import recomputed_score
+
+    record = json.loads((NER_RUN / "metrics.json").read_text())
+    scores = {(split, metric): 100 * recomputed_score(NER_RUN, record, split, metric)
+              for split in ("dev", "test") for metric in ("seqeval_f1", "conlleval_f1")}
+    assert {key: round(value, 2) for key, value in scores.items()} == {
+        ("dev", "seqeval_f1"): 90.24, ("test", "seqeval_f1"): 85.70,
+        ("dev", "conlleval_f1"): 89.91, ("test", "conlleval_f1"): 85.36}
+    assert scores[("dev", "seqeval_f1")] == pytest.approx(100 * record["dev_score"], abs=1e-9)
+    assert scores[("test", "seqeval_f1")] == pytest.approx(100 * record["test_score"], abs=1e-9)
+    aggregate = json.loads((RESULTS / "aggregate/minilm/conll2003/masking.json").read_text())
+    assert aggregate["reported"]["metric"] == "conlleval_f1"
+    assert 100 * aggregate["reported"]["dev"]["scores"][0] == pytest.approx(scores[("dev", "conlleval_f1")])
+    assert 100 * aggregate["reported"]["test"]["scores"][0] == pytest.approx(scores[("test", "conlleval_f1")])
+    assert aggregate["dev"]["scores"][0] == record["dev_score"]  # the recorded (strict) figures stay as recorded
+
+
+@pytest.mark.parametrize("method", ["finetuning", "masking"])
+def test_conlleval_would_choose_the_same_ner_lr(method):
+    """The lr was chosen on seed 1's strict entity F1 (selection_seeds); with conlleval semantics, scored on the
+    same stored predictions (each run's best epoch under strict F1), every method chooses the same lr."""
+    from maskbench.records import recomputed_score
+
+    cell = RESULTS / f"selection/minilm/conll2003/{method}/chosen.json"
+    if not cell.is_file():
+        pytest.skip(f"{cell} is not committed")
+    runs = sorted(RESULTS.glob(f"runs/minilm/conll2003/{method}/lr*/seed1/metrics.json"))
+    assert len(runs) >= 3
+    scores = {}
+    for path in runs:
+        record = json.loads(path.read_text())
+        scores[record["lr"]] = (record["dev_score"], recomputed_score(path.parent, record, "dev", "conlleval_f1"))
+    chosen = float(json.loads(cell.read_text())["best_lr"])
+    assert max(scores, key=lambda lr: scores[lr][0]) == pytest.approx(chosen)
+    assert max(scores, key=lambda lr: scores[lr][1]) == pytest.approx(chosen), scores
 
 
 def _validated_config() -> dict:

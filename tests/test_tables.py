@@ -11,10 +11,10 @@ import pytest
 from safetensors.numpy import save_file
 
 from maskbench.io.errors import ConfigError
-from maskbench.io.provenance import config_hash
 from maskbench.results.aggregate import aggregate_runs, check_same_setting, setting_hash
 from maskbench.results.figures import write_memory_figure
 from maskbench.results.tables import MISSING, TABLES, load_results, short_count, short_lr, table1_dev, write_table
+from maskbench.training.settings import config_hash
 from maskbench.training.sizes import safetensors_summary
 
 

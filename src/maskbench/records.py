@@ -280,24 +280,34 @@ def recomputed_dev_score(run_dir: str | Path, record: Mapping[str, Any]) -> floa
     """The dev score of a run recomputed from its ``predictions.safetensors`` with its task's metric (the
     predicted label of a tagging word is the stored top tag, as at training time: see
     :func:`split_predictions`)."""
+    score = recomputed_score(run_dir, record, "dev")
+    if score is None:
+        raise RecordError(f"{Path(run_dir) / PREDICTIONS_FILE}: holds no dev predictions; cannot check the dev score "
+                          f"of {Path(run_dir) / METRICS_FILE}")
+    return score
+
+
+def recomputed_score(run_dir: str | Path, record: Mapping[str, Any], split: str,
+                     metric: str | None = None) -> float | None:
+    """A run's ``split`` score recomputed from its ``predictions.safetensors`` with ``metric`` (default: the one
+    it recorded), from the same predicted labels as at training time; None where the run stored no such split."""
     from maskbench.data import tasks
     from maskbench.data.metrics import score_predictions
 
     path = Path(run_dir) / PREDICTIONS_FILE
     try:
         label_names = tasks.get_task(record["task"]).label_names
-        dev = split_predictions(run_dir, "dev")
+        predicted = split_predictions(run_dir, split)
     except MaskbenchError as error:
-        raise RecordError(f"{path}: cannot recompute the dev score of {Path(run_dir) / METRICS_FILE} ({error})") \
-            from None
-    if dev is None:
-        raise RecordError(f"{path}: holds no dev predictions; cannot check the dev score of "
-                          f"{Path(run_dir) / METRICS_FILE}")
+        raise RecordError(f"{path}: cannot recompute the {split} score of {Path(run_dir) / METRICS_FILE} "
+                          f"({error})") from None
+    if predicted is None:
+        return None
     try:
-        return score_predictions(record["metric"], dev["predictions"], dev["labels"], label_names,
-                                 dev.get("lengths"))
+        return score_predictions(metric or record["metric"], predicted["predictions"], predicted["labels"],
+                                 label_names, predicted.get("lengths"))
     except (ValueError, IndexError) as error:
-        raise RecordError(f"{path}: dev predictions do not fit task {record['task']!r} ({error})") from None
+        raise RecordError(f"{path}: {split} predictions do not fit task {record['task']!r} ({error})") from None
 
 
 def check_dev_score(path: str | Path, record: Mapping[str, Any]) -> None:

@@ -209,6 +209,8 @@ def final_targets():
         TABLE.format(name="summary.csv"),
         FIGURE.format(name="fig3_memory.png"),
         FIGURE.format(name="fig3_memory.csv"),
+        FIGURE.format(name="dev_vs_bytes.png"),
+        FIGURE.format(name="dev_vs_bytes.csv"),
         *(path for pattern in (CHOSEN, AGGREGATE, ENSEMBLE, EVALUATION) for path in cell_files(pattern)),
         *reference_files(),
     ]

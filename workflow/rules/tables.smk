@@ -1,11 +1,21 @@
-# Stage 7: the paper's tables (Markdown, LaTeX, CSV) and Fig. 3, from the per-cell records.
+# Stage 7: the paper's tables (Markdown, LaTeX, CSV), Fig. 3 and dev score vs bytes, from the per-cell records.
+
+
+def analysis_data_files():
+    """The analyses' data files a table may read, by kind (maskbench.results.tables.ANALYSIS_KINDS): none for an
+    analysis the configuration does not run."""
+    return {
+        "memory": [FIGURE.format(name="fig3_memory.csv")],
+        "sparsity": [FIGURE.format(name="fig1_sparsity.csv")] if "sparsity" in ANALYSES else [],
+        "generalization": generalization_files() if "generalization" in ANALYSES else [],
+    }
 
 
 def table_inputs(wildcards):
-    """The records a registered table reads, by kind (maskbench.results.tables.RECORD_KINDS)."""
+    """The files a registered table reads, by kind (maskbench.results.tables.RECORD_KINDS and ANALYSIS_KINDS)."""
     files = {"choices": CHOSEN, "aggregates": AGGREGATE, "ensembles": ENSEMBLE, "evaluations": EVALUATION}
     files = {kind: cell_files(pattern) for kind, pattern in files.items()}
-    files.update(references=reference_files(), serving=serving_files())
+    files.update(references=reference_files(), serving=serving_files(), **analysis_data_files())
     return {kind: files[kind] for kind in TABLES[wildcards.name].inputs}
 
 
@@ -75,3 +85,18 @@ rule fig3_memory:
         figures.write_memory_figure(
             params.layout, output.png, output.csv, input.aggregates, input.references, input.serving
         )
+
+
+rule dev_vs_bytes:
+    input:
+        aggregates=cell_files(AGGREGATE),
+        references=reference_files(),
+    output:
+        png=report(FIGURE.format(name="dev_vs_bytes.png"), caption="../report/dev_vs_bytes.rst", category="Figures"),
+        csv=FIGURE.format(name="dev_vs_bytes.csv"),
+    params:
+        layout=LAYOUT.to_dict(),
+    run:
+        from maskbench.results import figures
+
+        figures.write_dev_bytes_figure(params.layout, output.png, output.csv, input.aggregates, input.references)

@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from maskbench.io.errors import ConfigError
+from maskbench.data.metrics import reported_metric
+from maskbench.io.errors import ConfigError, RecordError
 from maskbench.io.fileio import write_json
-from maskbench.records import load_runs
+from maskbench.records import load_runs, recomputed_score
 from maskbench.training.methods import run_artefact_sizes
 from maskbench.training.settings import NON_RESULT_KEYS, config_hash, result_key
 
@@ -95,6 +96,7 @@ def aggregate_runs(records: Sequence[Mapping[str, Any]], paths: Sequence[str | P
         if sizes is not None:
             artefacts[str(record["seed"])] = sizes
     first = records[0]
+    reported = reported_scores(records, paths)
     return {
         "task": first["task"], "method": first["method"], "model": first["model"], "metric": first["metric"],
         "kind": first["kind"], "lr": first["lr"], "seeds": sorted(seeds),
@@ -109,7 +111,29 @@ def aggregate_runs(records: Sequence[Mapping[str, Any]], paths: Sequence[str | P
         "setting_hash": setting, "config_hashes": [r["config_hash"] for r in records],
         "config": {k: v for k, v in first["config"].items() if k not in (*NON_RESULT_KEYS, "seed")},
         "versions": first["versions"], "devices": sorted({r["device"] for r in records}), "runs": paths,
+        **({"reported": reported} if reported else {}),
     }
+
+
+def reported_scores(records: Sequence[Mapping[str, Any]], paths: Sequence[str | Path]) -> dict[str, Any] | None:
+    """Where the tables report another metric than the runs recorded (:data:`maskbench.data.metrics.REPORTED_METRICS`:
+    CoNLL-2003's entity F1 with conlleval semantics instead of strict IOB2), that metric's dev and test summaries,
+    recomputed from each run's stored predictions (the epoch the recorded metric chose); None otherwise."""
+    metric = reported_metric(records[0]["metric"])
+    if metric == records[0]["metric"]:
+        return None
+    result: dict[str, Any] = {"metric": metric}
+    for split in ("dev", "test"):
+        scores = [recomputed_score(Path(path).parent, record, split, metric) for path, record in zip(paths, records)]
+        if split == "dev" and None in scores:
+            missing = [str(path) for path, score in zip(paths, scores) if score is None]
+            raise RecordError(f"{missing[0]}: the run stored no dev predictions to score with {metric}")
+        if None in scores:
+            result[split] = None
+            continue
+        mean, std = mean_std(scores)
+        result[split] = {"scores": scores, "mean": mean, "std": std}
+    return result
 
 
 def write_aggregate(metrics_paths: Sequence[str | Path], out: str | Path) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The paper's figures. Fig. 3: parameters and memory needed to serve a growing number of tasks.
+"""The paper's figures. Fig. 3: parameters and memory needed to serve a growing number of tasks; and dev score
+against bytes per task (``dev_vs_bytes``), every method on every task with records (Table 9 drawn per task).
 
 Figures are drawn with matplotlib's object API on the Agg canvas (no pyplot state), so that they can be made in
 the threads of a Snakemake run. Every figure's numbers are written as CSV next to the PNG. Memory is in MB
@@ -9,6 +10,7 @@ style, and its curve is shifted a little along x, so that curves that coincide (
 from __future__ import annotations
 
 import csv
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,16 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from maskbench.io.fileio import atomic_path
-from maskbench.results.tables import METHOD_LABELS, TASK_LABELS, Results, extra_methods, load_results, memory_per_task
+from maskbench.results.rendering import METRIC_NAMES, reported, reported_metric_name
+from maskbench.results.tables import (
+    METHOD_LABELS,
+    TASK_LABELS,
+    Results,
+    extra_methods,
+    load_results,
+    memory_per_task,
+    task_bytes,
+)
 from maskbench.training.method_registry import registered
 from maskbench.training.sizes import BYTES_PER_MB
 
@@ -169,4 +180,101 @@ def write_memory_figure(layout: Mapping[str, Any], png: str | Path, data_csv: st
     measured = serving_curves(results)
     _write_csv([*points, *measured], Path(data_csv))
     plot_memory(points, png, serving=measured)
+    return points
+
+
+# --- dev score against bytes per task (issue 33, item 4) -----------------------------------------------------
+
+
+#: the columns of ``dev_vs_bytes.csv``
+DEV_BYTES_COLUMNS = ("model", "label", "task", "task_label", "method", "metric", "seeds", "dev_mean", "dev_std",
+                     "bytes_per_task")
+
+
+def dev_bytes_points(results: Results) -> list[dict[str, Any]]:
+    """One point per (model, task, method) with records: the dev score (mean ± std over seeds, in the metric the
+    tables report, :func:`maskbench.results.tables.reported`) against the bytes one more task costs, as Table 9 counts
+    them per task: finetuning a full saved model (with its head), masking the task's masks (as stored) and head,
+    LoRA and IA3 the adapter file with the head, BitFit the biases and head (mean over the seeds' artefacts)."""
+    points = []
+    for model, task, method in results.layout.cells():
+        aggregate = results.aggregates.get((model, task, method))
+        if aggregate is None:
+            continue
+        info = registered().get(method)
+        if info is not None and info.full_weights:  # a full saved model per task (finetuning)
+            reference = results.references.get((model, task))
+            size = reference["finetuned_bytes"] if reference else None
+        else:
+            artefacts = list((aggregate.get("artefacts") or {}).values())
+            size = sum(map(task_bytes, artefacts)) / len(artefacts) if artefacts else None
+        if size is None:
+            continue
+        dev = reported(aggregate, "dev")
+        points.append({"model": model, "label": results.layout.model_label(model), "task": task,
+                       "task_label": results.layout.task_label(task), "method": method,
+                       "metric": reported_metric_name(aggregate), "seeds": len(dev["scores"]),
+                       "dev_mean": dev["mean"], "dev_std": dev["std"], "bytes_per_task": size})
+    return points
+
+
+def plot_dev_vs_bytes(points: Sequence[Mapping[str, Any]], png: str | Path) -> None:
+    """Small multiples, one panel per (model, task) in layout order: dev score (%) against bytes per task (log x),
+    every method its own colour and marker (:data:`STYLES`), ± the seeds' std as error bars, one legend."""
+    panels: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for point in points:
+        panels.setdefault((point["label"], point["task_label"]), []).append(point)
+    columns = min(3, len(panels)) or 1
+    rows = -(-len(panels) // columns) or 1
+    figure = Figure(figsize=(4.0 * columns, 3.1 * rows + 0.9), dpi=150, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(rows, columns, squeeze=False)
+    handles: dict[str, Any] = {}
+    sizes = [point["bytes_per_task"] / BYTES_PER_MB for point in points]
+    methods = list(dict.fromkeys(point["method"] for point in points))
+    for ax, ((label, task_label), values) in zip(axes.flat, panels.items()):
+        if sizes:  # one x range in every panel, so that positions compare across tasks
+            ax.set_xlim(min(sizes) / 2, max(sizes) * 2)
+        missing = [METHOD_LABELS.get(m, m) for m in methods if m not in {p["method"] for p in values}]
+        if missing:
+            ax.text(0.02, 0.02, "not run: " + ", ".join(missing), transform=ax.transAxes, fontsize=7,
+                    color="0.4", va="bottom")
+        for point in values:
+            style = STYLES[point["method"]]
+            container = ax.errorbar(point["bytes_per_task"] / BYTES_PER_MB, 100 * point["dev_mean"],
+                                    yerr=100 * point["dev_std"], color=style["color"], marker=style["marker"],
+                                    markersize=7, linestyle="none", capsize=3)
+            handles.setdefault(point["method"], container)
+        metric = METRIC_NAMES.get(values[0]["metric"], values[0]["metric"])
+        ax.set_xscale("log")
+        ax.set_title(f"{task_label} ({label})" if len({p[0] for p in panels}) > 1 else task_label, fontsize=10)
+        ax.set_ylabel(f"dev {metric} (%)", fontsize=8)
+        ax.set_xlabel("MB per added task (log scale)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3, which="both")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    order = [method for method in STYLES if method in handles]
+    figure.legend([handles[m] for m in order], [METHOD_LABELS.get(m, m) for m in order], loc="outside lower center",
+                  ncols=len(order), fontsize=9)
+    seeds = sorted({point["seeds"] for point in points})
+    title = ("Dev score against the bytes each further task costs (finetuning: a full model; masking: its masks and "
+             "head; LoRA, IA3: the adapter with the head; BitFit: biases and head), mean ± std over "
+             f"{'/'.join(map(str, seeds))} seeds at the lr chosen on dev")
+    figure.suptitle(textwrap.fill(title, int(figure.get_figwidth() * 13)), fontsize=10)
+    with atomic_path(png) as tmp:
+        figure.savefig(tmp, format="png")
+
+
+def write_dev_bytes_figure(layout: Mapping[str, Any], png: str | Path, data_csv: str | Path,
+                           aggregates: Sequence[str], references: Sequence[str]) -> list[dict[str, Any]]:
+    """Workflow step: ``figures/dev_vs_bytes`` (PNG, and its points as CSV) from the aggregates and the reference
+    model sizes."""
+    points = dev_bytes_points(load_results(layout, aggregates=aggregates, references=references))
+    with atomic_path(data_csv) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(DEV_BYTES_COLUMNS), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(points)
+    plot_dev_vs_bytes(points, png)
     return points

@@ -130,8 +130,12 @@ def side_by_side(results, repo: Path) -> str:
     mean_gap = float(np.mean(np.abs(gaps))) if gaps else 0.0
     behind = sum(gap < 0 for gap in gaps)
     signed = _minus(format(float(np.mean(gaps)), "+.1f")) if gaps else "–"
+    strict = "".join(_minus(f"; {row['label']} in strict IOB2, as the runs recorded it: {row['recorded_gap']:+.1f} "
+                            f"({row['recorded_masking_mean']:.1f} vs {row['recorded_finetuning_mean']:.1f})")
+                     for row in rows if "recorded_gap" in row)
     lines += ["", "Dev scores in % (accuracy; CoLA: Matthews correlation × 100; POS: word accuracy; NER: entity "
-              "micro-F1, seqeval), mean ± standard deviation over seeds (population, as in the aggregate records). "
+              "micro-F1 with conlleval semantics, seqeval's default mode, recomputed from the stored predictions"
+              f"{strict}), mean ± standard deviation over seeds (population, as in the aggregate records). "
               f"**Mean |masking − finetuning|{so_far}: {mean_gap:.1f} points ({len(rows)} of {tasks} tasks)** — "
               f"{mean_gap:.2f} unrounded; the mean signed gap is {signed}: masking trails"
               f" on {behind} of the {len(rows)} tasks. The paper's own gaps on the same tasks average "

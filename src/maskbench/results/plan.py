@@ -16,7 +16,7 @@ from typing import Any
 
 from maskbench.data.fingerprint import data_changes
 from maskbench.io.errors import ConfigError, RecordError
-from maskbench.records import read_run_record
+from maskbench.records import METRICS_FILE, read_run_record
 from maskbench.results.selection import folder_labels, format_lr
 from maskbench.training.settings import run_identity
 
@@ -185,7 +185,7 @@ def finished_runs(results_dir: str | Path) -> list[tuple[Path, dict[str, str]]]:
     (model, task, method folder, lr, seed), in path order."""
     root = Path(results_dir) / "runs"
     found = []
-    for metrics in sorted(root.glob("*/*/*/lr*/seed*/metrics.json")):
+    for metrics in sorted(root.glob(f"*/*/*/lr*/seed*/{METRICS_FILE}")):
         model, task, method, lr, seed = metrics.parent.relative_to(root).parts
         parts = {"model": model, "task": task, "method": method, "lr": lr[len("lr"):], "seed": seed[len("seed"):]}
         try:

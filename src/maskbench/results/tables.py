@@ -5,26 +5,37 @@ Every table is built from per-cell records (one cell = model × task × method) 
 dev), ``evaluation.json`` (test scores), and per (model, task) the measured sizes of a reference artefact. The
 layout follows the paper so that the two can be read side by side: Table 1 (dev scores), Table 2/6 (test error
 rates and memory), Table 4 (chosen lrs), Table 5 (dev/test sizes), Table 8 (parameters and memory per task).
-The three files of a table hold the same cells; the CSV has no caption and notes.
+The three files of a table hold the same cells; the CSV has no caption and notes. How a :class:`Table` is written
+(Markdown, LaTeX, CSV, HTML) and the shared cell formats are :mod:`maskbench.results.rendering`'s; the side-by-side
+with the paper (``paper_comparison``) is built by :mod:`maskbench.results.paper` and registered here.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
-import html
-import io
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tabulate import tabulate
-
 from maskbench.io.errors import ConfigError, DataError, RecordError
 from maskbench.io.fileio import atomic_path
 from maskbench.records import load_json
+from maskbench.results.paper import analyses_table, comparison_table
+from maskbench.results.rendering import (
+    METRIC_NAMES,
+    MISSING,
+    REPORTED_MARK,
+    Table,
+    mean_pm_std,
+    percent,
+    reported,
+    reported_metric_name,
+    short_count,
+    short_lr,
+)
 from maskbench.training.method_registry import method_label, registered
 from maskbench.training.sizes import BYTES_PER_MB
 
@@ -33,9 +44,6 @@ TASK_LABELS = {"mrpc": "MRPC", "sst2": "SST2", "cola": "CoLA", "rte": "RTE", "qn
 METHOD_LABELS = {name: info.label for name, info in registered().items()}
 #: the paper's methods; the others (maskbench.training.methods) add rows, columns and curves after theirs
 PAPER_METHODS = tuple(name for name, info in registered().items() if info.paper)
-METRIC_NAMES = {"accuracy": "accuracy", "word_accuracy": "word accuracy", "matthews": "MCC",
-                "seqeval_f1": "micro-F1"}
-MISSING = "–"
 
 Key = tuple[str, str, str]  # (model key, task, method)
 
@@ -64,6 +72,8 @@ class Layout:
     selection_seeds: list[int] = field(default_factory=list)
     #: methods that run on some of the tasks only: method -> its tasks (the other methods run on every task)
     method_tasks: dict[str, list[str]] = field(default_factory=dict)
+    #: the configuration's analyses (names of ``analyses``), which the side-by-side with the paper points to
+    analyses: list[str] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Layout":
@@ -72,7 +82,8 @@ class Layout:
                    initial_grids={k: list(v) for k, v in data.get("initial_grids", {}).items()},
                    task_labels=dict(data.get("task_labels") or {}),
                    selection_seeds=list(data.get("selection_seeds") or []),
-                   method_tasks={k: list(v) for k, v in (data.get("method_tasks") or {}).items()})
+                   method_tasks={k: list(v) for k, v in (data.get("method_tasks") or {}).items()},
+                   analyses=list(data.get("analyses") or []))
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "Layout":
@@ -91,7 +102,8 @@ class Layout:
             task_labels=dict(config.get("task_labels") or {}),
             selection_seeds=selection_seeds if selection_seeds != seeds else [],
             method_tasks={method: list(tasks) for method, tasks in (config.get("method_tasks") or {}).items()
-                          if method in methods})
+                          if method in methods},
+            analyses=list(config.get("analyses") or {}))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -131,6 +143,9 @@ class Results:
     evaluations: dict[Key, dict] = field(default_factory=dict)
     references: dict[tuple[str, str], dict] = field(default_factory=dict)
     serving: dict[str, dict] = field(default_factory=dict)  # model key -> maskbench.serving.memory record
+    #: the analyses' data files a table reads besides the records (:data:`ANALYSIS_KINDS` -> paths; read by the
+    #: table that uses them)
+    analyses: dict[str, list[str]] = field(default_factory=dict)
     sources: dict[tuple[str, Key], str] = field(default_factory=dict)
 
 
@@ -169,16 +184,21 @@ def read_cell_record(path: str | Path, kind: str) -> dict:
 
 def load_results(layout: Mapping[str, Any] | Layout, choices: Sequence[str] = (), aggregates: Sequence[str] = (),
                  ensembles: Sequence[str] = (), evaluations: Sequence[str] = (),
-                 references: Sequence[str] = (), serving: Sequence[str] = ()) -> Results:
+                 references: Sequence[str] = (), serving: Sequence[str] = (),
+                 **analyses: Sequence[str]) -> Results:
     """Read the records; each list is in :meth:`Layout.cells` order (``references`` in :meth:`Layout.pairs` order,
-    ``serving``, the measured serving memory, one per model).
+    ``serving``, the measured serving memory, one per model). ``analyses``: the data files of the analyses
+    (:data:`ANALYSIS_KINDS`), kept as paths in :attr:`Results.analyses`.
 
     Every record must belong to its cell (task, method and model name agree), and the records of one cell must
     come from runs of one configuration (same setting hash, same lr); otherwise a :class:`ConfigError` names the
     files.
     """
     layout = layout if isinstance(layout, Layout) else Layout.from_dict(layout)
-    results = Results(layout)
+    unknown = sorted(set(analyses) - set(ANALYSIS_KINDS))
+    if unknown:
+        raise ConfigError(f"unknown table input(s) {unknown}; expected some of {RECORD_KINDS + ANALYSIS_KINDS}")
+    results = Results(layout, analyses={kind: [str(path) for path in paths] for kind, paths in analyses.items()})
     cells = layout.cells()
     for kind, paths in (("choices", choices), ("aggregates", aggregates), ("ensembles", ensembles),
                         ("evaluations", evaluations)):
@@ -226,105 +246,32 @@ def _check_cells(results: Results) -> None:
             raise ConfigError(f"table cell {key} combines records of different lrs: {files}")
 
 
-# --- rendering --------------------------------------------------------------------------------------------
+# --- notes ------------------------------------------------------------------------------------------------
 
 
-_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-_LATEX_SYMBOLS = {"±": r"$\pm$", "−": "-", "†": r"$^\dagger$", "*": r"$^*$", "–": "--", "×": r"$\times$"}
-
-
-def latex_escape(text: str) -> str:
-    out = "".join(_LATEX_ESCAPES.get(char, char) for char in str(text))
-    for symbol, replacement in _LATEX_SYMBOLS.items():
-        out = out.replace(symbol, replacement)
-    return out
-
-
-#: the look of a table's HTML page (`Table.html`): plain, readable inside the Snakemake report's frame
-_HTML_STYLE = ("body{font-family:sans-serif;font-size:14px;margin:1em}table{border-collapse:collapse}"
-               "th,td{border:1px solid #bbb;padding:2px 8px;text-align:left}th{background:#eee}"
-               ".notes{font-size:13px}")
-
-
-@dataclass
-class Table:
-    """A rendered table: a caption, header, rows of display strings, and notes printed below it."""
-
-    name: str
-    caption: str
-    headers: list[str]
-    rows: list[list[str]]
-    notes: list[str] = field(default_factory=list)
-
-    def markdown(self) -> str:
-        body = tabulate(self.rows, self.headers, tablefmt="github", disable_numparse=True)
-        notes = "".join(f"\n- {note}" for note in self.notes)
-        return f"**{self.caption}**\n\n{body}\n{notes}\n".replace("\n\n\n", "\n\n")
-
-    def latex(self) -> str:
-        rows = [[latex_escape(cell) for cell in row] for row in self.rows]
-        headers = [latex_escape(cell) for cell in self.headers]
-        body = tabulate(rows, headers, tablefmt="latex_raw", disable_numparse=True)
-        notes = "".join(f"\\footnotesize {latex_escape(note)}\\\\\n" for note in self.notes)
-        return (f"% {self.name}: generated by maskbench.tables\n\\begin{{table}}[t]\n\\centering\n{body}\n"
-                f"\\caption{{{latex_escape(self.caption)}}}\n\\label{{tab:{self.name}}}\n{notes}\\end{{table}}\n")
-
-    def html(self) -> str:
-        """A standalone HTML page: the caption, the table and its notes (the `snakemake --report` item)."""
-        def cells(row: Sequence[str], tag: str) -> str:
-            return "<tr>" + "".join(f"<{tag}>{html.escape(str(cell))}</{tag}>" for cell in row) + "</tr>"
-
-        head = cells(self.headers, "th")
-        body = "\n".join(cells(row, "td") for row in self.rows)
-        notes = "".join(f"\n<li>{html.escape(note)}</li>" for note in self.notes)
-        notes = f'\n<ul class="notes">{notes}\n</ul>' if notes else ""
-        return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-                f"<title>{html.escape(self.name)}</title>\n<style>{_HTML_STYLE}</style>\n</head>\n<body>\n"
-                f'<p class="caption"><strong>{html.escape(self.caption)}</strong></p>\n'
-                f'<table id="{html.escape(self.name)}">\n<thead>{head}</thead>\n<tbody>\n{body}\n</tbody>\n</table>'
-                f"{notes}\n</body>\n</html>\n")
-
-    def csv(self) -> str:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(self.headers)
-        writer.writerows(self.rows)
-        return buffer.getvalue()
-
-    def write(self, paths: Sequence[str | Path]) -> None:
-        """Write each path in the format its suffix names (.md, .tex, .csv, .html), atomically."""
-        renderers: dict[str, Callable[[], str]] = {".md": self.markdown, ".tex": self.latex, ".csv": self.csv,
-                                                   ".html": self.html}
-        for path in map(Path, paths):
-            if path.suffix not in renderers:
-                raise ConfigError(f"{path}: unknown table format; expected one of {sorted(renderers)}")
-            with atomic_path(path) as tmp:
-                tmp.write_text(renderers[path.suffix](), encoding="utf-8")
-
-
-def percent(score: float) -> float:
-    return 100.0 * score
-
-
-def mean_pm_std(summary: Mapping[str, float] | None) -> str:
-    if summary is None:
-        return MISSING
-    return f"{percent(summary['mean']):.1f} ± {percent(summary['std']):.1f}"
-
-
-def short_count(count: int) -> str:
-    """3,668 -> 3.7k (the paper's header row of training set sizes)."""
-    if count >= 1000:
-        return f"{count / 1000:.1f}k".replace(".0k", "k") if count < 10_000 else f"{count / 1000:.0f}k"
-    return str(count)
-
-
-def short_lr(lr: float | str) -> str:
-    """0.0003 -> 3e-4, 1.1e-05 -> 1.1e-5 (the paper's notation)."""
-    mantissa, exponent = f"{float(lr):.6e}".split("e")
-    mantissa = mantissa.rstrip("0").rstrip(".")
-    return f"{mantissa}e{int(exponent)}"
+def _strict_note(results: Results, kind: str) -> str | None:
+    """The note under a table whose cells marked :data:`REPORTED_MARK` were rescored: what they are, and the
+    recorded (strict) figures beside them (``kind``: aggregates for dev, evaluations for test)."""
+    cells = []
+    for (model, task, method), record in getattr(results, kind).items():
+        if not record.get("reported"):
+            continue
+        if kind == "aggregates":
+            text = mean_pm_std(record["dev"])
+        else:
+            text = f"{record['single']['error_rate']:.2f} single, {record['ensemble']['error_rate']:.2f} ensemble"
+        cells.append((results.layout.task_label(task), METRIC_NAMES.get(record["metric"], record["metric"]),
+                      f"{METHOD_LABELS.get(method, method)} {text}"))
+    if not cells:
+        return None
+    groups: dict[tuple[str, str], list[str]] = {}
+    for task, metric, text in cells:
+        groups.setdefault((task, metric), []).append(text)
+    recorded = "; ".join(f"{task}: {', '.join(texts)}" for (task, _), texts in groups.items())
+    return (f"{REPORTED_MARK}: entity F1 with conlleval semantics (seqeval's default mode, as CoNLL-2003 results are "
+            "reported), recomputed from the runs' stored predictions. The runs recorded strict IOB2 entity F1 "
+            "(seqeval mode='strict'), which chose their best epoch and the lr; strict "
+            f"{'dev' if kind == 'aggregates' else 'test error rates'}: {recorded}.")
 
 
 def _method_rows(results: Results, row: Callable[[str, str], list[str]],
@@ -379,7 +326,8 @@ def _selection_rule_text(results: Results) -> str:
 def _metrics_note(results: Results) -> str:
     metrics: dict[str, list[str]] = {}
     for (model, task, method), record in results.aggregates.items():
-        name = METRIC_NAMES.get(record["metric"], record["metric"])
+        metric = reported_metric_name(record)
+        name = METRIC_NAMES.get(metric, metric)
         if results.layout.task_label(task) not in metrics.setdefault(name, []):
             metrics[name].append(results.layout.task_label(task))
     return "Metrics: " + "; ".join(f"{name} for {', '.join(tasks)}" for name, tasks in metrics.items()) + "."
@@ -396,16 +344,21 @@ def table1_dev(results: Results) -> Table:
         sizes = [record["sizes"]["train"] for (m, t, _), record in results.aggregates.items() if t == task]
         train_sizes.append(short_count(sizes[0]) if sizes else MISSING)
     rows = [["", "train size", *train_sizes]]
-    rows += _method_rows(results, lambda model, method: [
-        mean_pm_std(results.aggregates[(model, task, method)]["dev"]) if (model, task, method) in results.aggregates
-        else MISSING for task in layout.tasks])
+    def cell(key: Key) -> str:
+        record = results.aggregates.get(key)
+        if record is None:
+            return MISSING
+        return mean_pm_std(reported(record, "dev")) + (REPORTED_MARK if record.get("reported") else "")
+
+    rows += _method_rows(results, lambda model, method: [cell((model, task, method)) for task in layout.tasks])
     return Table(
         name="table1_dev",
         caption=f"Table 1: Dev set task performances (%) of {_methods_text(layout)}, mean ± std over "
                 f"{_seeds_text(results)}.",
         headers=["", "", *[layout.task_label(t) for t in layout.tasks]], rows=rows,
         notes=[_metrics_note(results),
-               "Second row: training set size (sentences for POS and NER); std is the population std over seeds."])
+               "Second row: training set size (sentences for POS and NER); std is the population std over seeds.",
+               *filter(None, [_strict_note(results, "aggregates")])])
 
 
 def _memory(results: Results, model: str, method: str, tasks: Sequence[str], members: int) -> float | None:
@@ -450,7 +403,9 @@ def table2_test(results: Results) -> Table:
                 cells = []
                 for task in tasks:
                     record = results.evaluations.get((model, task, method))
-                    cells.append(f"{record[kind]['error_rate']:.2f}" if record and record.get("has_test") else MISSING)
+                    cells.append(f"{reported(record, kind)['error_rate']:.2f}"
+                                 + (REPORTED_MARK if record.get("reported") else "")
+                                 if record and record.get("has_test") else MISSING)
                 members = 1 if kind == "single" else len(layout.seeds) or 1
                 memory = _memory(results, model, method, tasks, members) if tasks else None
                 rows.append([layout.model_label(model) if first_model_row else "",
@@ -464,7 +419,11 @@ def table2_test(results: Results) -> Table:
         caption=f"Table 2/6: Error rate (%) on the test sets and model size. Single: mean over "
                 f"{_seeds_text(results)}; Ensem.: ensemble of those models, combining method chosen on dev.",
         headers=["", "", "", *[layout.task_label(t) for t in tasks], "Memory (MB)"], rows=rows,
-        notes=["Error rate = 100 − score (%); the score of NER is entity micro-F1, of POS word accuracy.",
+        notes=["Error rate = 100 − score (%); the score of NER is entity micro-F1"
+               + (f" (with conlleval semantics, {REPORTED_MARK})" if any(e.get("reported") for e in
+                                                                         results.evaluations.values()) else "")
+               + ", of POS word accuracy.",
+               *filter(None, [_strict_note(results, "evaluations")]),
                "Memory: MB (10^6 bytes) of the saved files needed to serve one task, averaged over the tasks shown: "
                "finetuning one full model per member; masking one pretrained model plus each member's masks and "
                "head. Measured from the saved artefacts.",
@@ -666,7 +625,7 @@ def bytes_per_task_rows(results: Results, model: str) -> list[dict[str, Any]]:
     for method in layout.methods:
         aggregates = [results.aggregates.get((model, task, method)) for task in tasks]
         complete = bool(aggregates) and all(aggregates)
-        dev = _mean([a["dev"]["mean"] for a in aggregates]) if complete else None
+        dev = _mean([reported(a, "dev")["mean"] for a in aggregates]) if complete else None
         counts = [a.get("trainable_parameters") for a in aggregates] if complete else [None]
         trainable = _mean(counts) if None not in counts else None
         variants: list[tuple[str, str | None]] = [(method, None)]
@@ -736,6 +695,9 @@ def serving_summary(results: Results, model: str) -> dict[str, Any] | None:
 
 #: the record kinds a table can read (:func:`load_results`), in the order the workflow names them
 RECORD_KINDS = ("choices", "aggregates", "ensembles", "evaluations", "references", "serving")
+#: the analyses' data files a table can read besides the records: Fig. 3's CSV (``memory``), Fig. 1's CSV
+#: (``sparsity``) and Table 3's records (``generalization``); the workflow gives those of the configured analyses
+ANALYSIS_KINDS = ("memory", "sparsity", "generalization")
 
 
 @dataclass(frozen=True)
@@ -744,7 +706,8 @@ class TableSpec:
 
     The workflow's one ``table`` rule renders every registered table (``results/tables/<name>.md``, ``.tex``,
     ``.csv``, ``.html``) from the records ``inputs`` names (:data:`RECORD_KINDS`, each in
-    :meth:`Layout.cells` / :meth:`Layout.pairs` / model order), when ``shown(layout)`` is true.
+    :meth:`Layout.cells` / :meth:`Layout.pairs` / model order; :data:`ANALYSIS_KINDS`, the analyses' data files),
+    when ``shown(layout)`` is true.
     """
 
     name: str
@@ -755,9 +718,10 @@ class TableSpec:
     shown: Callable[[Layout], bool] = lambda layout: True
 
     def __post_init__(self) -> None:
-        unknown = [kind for kind in self.inputs if kind not in RECORD_KINDS]
+        unknown = [kind for kind in self.inputs if kind not in RECORD_KINDS + ANALYSIS_KINDS]
         if unknown:
-            raise ConfigError(f"table {self.name!r}: unknown input(s) {unknown}; expected some of {RECORD_KINDS}")
+            raise ConfigError(f"table {self.name!r}: unknown input(s) {unknown}; expected some of "
+                              f"{RECORD_KINDS + ANALYSIS_KINDS}")
 
 
 #: every table of the workflow, by name (:func:`register_table` adds one)
@@ -791,9 +755,13 @@ def registered_tables() -> dict[str, TableSpec]:
 
 
 def _paper_comparison(results: Results) -> Table:
-    from maskbench.results.paper import comparison_table  # (paper imports this module)
-
-    return comparison_table(results)
+    """The side-by-side with the paper's Table 1, followed by the paper's analyses decided from their data files."""
+    data = results.analyses
+    analyses: dict[str, Any] = {kind: data[kind][0] for kind in ("memory", "sparsity") if data.get(kind)}
+    analyses.update(generalization=data.get("generalization", []), configured=results.layout.analyses)
+    table = comparison_table(results)
+    table.sections.append(analyses_table(results, analyses))
+    return table
 
 
 for _spec in (
@@ -813,9 +781,10 @@ for _spec in (
               "Accuracy vs bytes per task: for every method, the mean dev score over the tasks and the bytes of the "
               "saved files one further task needs besides the shared pretrained model (masking in both mask "
               "formats: bit-packed and Rice-coded)."),
-    TableSpec("paper_comparison", _paper_comparison, ("aggregates",),
+    TableSpec("paper_comparison", _paper_comparison, ("aggregates", *ANALYSIS_KINDS),
               "Masking − finetuning per task here next to the same gap in the paper's Table 1 (BERT, DistilBERT, "
-              "RoBERTa), with the majority-class baseline of the dev set.",
+              "RoBERTa), with the majority-class baseline of the dev set; then the paper's analyses: its finding, "
+              "whether this model shows it and the number that decides.",
               shown=lambda layout: {"finetuning", "masking"} <= set(layout.methods)),
 ):
     register_table(_spec)
@@ -836,12 +805,19 @@ def summary_records(results: Results) -> list[dict[str, Any]]:
             record.update({"metric": aggregate["metric"], "seeds": len(aggregate["seeds"]),
                            "dev_mean": aggregate["dev"]["mean"], "dev_std": aggregate["dev"]["std"],
                            "setting_hash": aggregate["setting_hash"]})
+            if aggregate.get("reported"):
+                record.update({"reported_metric": aggregate["reported"]["metric"],
+                               "reported_dev_mean": aggregate["reported"]["dev"]["mean"],
+                               "reported_dev_std": aggregate["reported"]["dev"]["std"]})
         if ensemble:
             record.update({"ensemble_method": ensemble["chosen"], "ensemble_dev": ensemble["chosen_dev_score"]})
         if evaluation and evaluation.get("has_test"):
             record.update({"test_single_mean": evaluation["single"]["mean"],
                            "test_single_std": evaluation["single"]["std"],
                            "test_ensemble": evaluation["ensemble"]["score"]})
+            if evaluation.get("reported"):
+                record.update({"reported_test_single_mean": evaluation["reported"]["single"]["mean"],
+                               "reported_test_ensemble": evaluation["reported"]["ensemble"]["score"]})
         records.append(record)
     return records
 
