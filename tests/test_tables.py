@@ -173,6 +173,17 @@ def test_captions_say_on_which_seeds_the_lr_was_chosen(tmp_path, selection_seeds
     assert table4 in TABLES["table4_lr"].build(results).caption
 
 
+def test_a_table_of_runs_in_different_precisions_says_so(tmp_path):
+    out = tmp_path / "tables"
+    paths, _ = _cells(tmp_path)
+    write_table("table1_dev", LAYOUT, [out / "same.md"], aggregates=paths["aggregates"])
+    assert "precision" not in (out / "same.md").read_text()  # one precision (records without the key: fp32)
+    paths, _ = _cells(tmp_path, override={("trec", "masking", "aggregates"): {"config": {"precision": "bf16"}}})
+    write_table("table1_dev", LAYOUT, [out / "mixed.md"], aggregates=paths["aggregates"])
+    text = (out / "mixed.md").read_text()
+    assert "different precisions" in text and "bf16: TREC Masking" in text and "fp32: MRPC Finetuning" in text
+
+
 def test_tables_refuse_cells_mixing_configurations(tmp_path):
     paths, _ = _cells(tmp_path, override={("trec", "masking", "evaluations"): {"setting_hash": "stale"}})
     with pytest.raises(ConfigError, match=r"refusing to mix runs of different configurations.*stale"):

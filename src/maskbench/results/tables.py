@@ -843,5 +843,22 @@ def write_table(name: str, layout: Mapping[str, Any], out: Sequence[str | Path],
         write_summary(results, out[0])
         return None
     table = TABLES[name].build(results)
+    note = precision_note(results)
+    if note:
+        table.notes.append(note)
     table.write(out)
     return table
+
+
+def precision_note(results: Results) -> str | None:
+    """A note naming the precision of each cell when a table's runs were not all trained in one (fp32 and bf16
+    runs are never compared silently); None when they were (a record without the key: fp32, the only precision
+    before it existed)."""
+    found: dict[str, list[str]] = {}
+    for (model, task, method), record in sorted(results.aggregates.items()):
+        precision = (record.get("config") or {}).get("precision", "fp32")
+        found.setdefault(precision, []).append(f"{results.layout.task_label(task)} {method_label(method)}")
+    if len(found) <= 1:
+        return None
+    cells = "; ".join(f"{precision}: {', '.join(names)}" for precision, names in sorted(found.items()))
+    return f"The runs were trained in different precisions ({cells})."
