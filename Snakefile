@@ -28,6 +28,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/software.smk"
+include: "workflow/rules/inputs.smk"
 
 
 # shell jobs use the maskbench of this checkout, also inside a --use-conda environment, with the absolute data

@@ -236,6 +236,9 @@ INTERRUPTER = textwrap.dedent('''
     import maskbench.training.checkpoint as checkpoint
     from maskbench.cli import main
 
+    # Ctrl-C as on a terminal, also when this test runs under a shell that started it in the background (which
+    # sets SIGINT to "ignore", and a child inherits that)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     real = checkpoint.save_file
 
     def save_file(*args, **kwargs):

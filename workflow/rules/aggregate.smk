@@ -8,7 +8,9 @@ rule aggregate:
         chosen=CHOSEN,
     output:
         AGGREGATE,
+    log:
+        log_file("aggregate", "{model}/{task}/{method}"),
     run:
         from maskbench.results import aggregate
 
-        aggregate.write_aggregate(input.runs, output[0])
+        logged_step(log, aggregate.write_aggregate, input.runs, output[0])

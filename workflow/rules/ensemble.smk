@@ -8,7 +8,9 @@ rule ensemble:
         chosen=CHOSEN,
     output:
         ENSEMBLE,
+    log:
+        log_file("ensemble", "{model}/{task}/{method}"),
     run:
         from maskbench.results import ensemble
 
-        ensemble.write_ensemble(input.runs, output[0])
+        logged_step(log, ensemble.write_ensemble, input.runs, output[0])

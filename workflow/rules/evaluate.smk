@@ -8,7 +8,9 @@ rule evaluate:
         ensemble=ENSEMBLE,
     output:
         EVALUATION,
+    log:
+        log_file("evaluate", "{model}/{task}/{method}"),
     run:
         from maskbench.results import evaluate
 
-        evaluate.write_evaluation(input.runs, input.ensemble, output[0])
+        logged_step(log, evaluate.write_evaluation, input.runs, input.ensemble, output[0])

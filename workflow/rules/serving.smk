@@ -1,14 +1,6 @@
 # The resident memory of serving the tasks' masks on one base model, measured (maskbench.serving.memory).
 
 
-def serving_runs():
-    """Named inputs, one function per task: the masks served, each task's masking run (selected lr, first seed)."""
-    return {
-        task: lambda wildcards, task=task: chosen_run(wildcards.model, task, "masking", SEEDS[0])
-        for task in MASKED_TASKS
-    }
-
-
 rule serving_memory:
     input:
         **serving_runs(),
