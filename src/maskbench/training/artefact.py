@@ -171,6 +171,17 @@ def head_config_kwargs(description: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
+def copy_parameters(model: nn.Module, tensors: dict[str, torch.Tensor], path: str | Path) -> None:
+    """Copy an artefact's saved tensors (file ``path``) into ``model``'s parameters of the same names; a tensor
+    without a parameter of its name and shape is a :class:`MaskFileError` naming the file."""
+    parameters = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, tensor in tensors.items():
+            if name not in parameters or parameters[name].shape != tensor.shape:
+                raise MaskFileError(f"{path}: parameter {name} does not fit the model")
+            parameters[name].copy_(tensor)
+
+
 def _linear(model: nn.Module, name: str) -> nn.Linear | None:
     try:
         layer = model.get_submodule(name)

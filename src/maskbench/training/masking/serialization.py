@@ -29,6 +29,7 @@ from maskbench.training.artefact import (
     base_fingerprint,
     check_base,
     check_files,
+    copy_parameters,
     description_path,
     head_config_kwargs,
     model_class_of,
@@ -186,12 +187,7 @@ def load_masked_model(directory: str | Path, base: str | None = None, merge: boo
                             f"(the masks belong to another architecture)")
     check_base(model, description, directory, base_name)
     masks, head = read_masks(directory, description)
-    parameters = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, tensor in head.items():
-            if name not in parameters or parameters[name].shape != tensor.shape:
-                raise MaskFileError(f"{directory / HEAD_FILE}: parameter {name} does not fit the model")
-            parameters[name].copy_(tensor)
+    copy_parameters(model, head, directory / HEAD_FILE)
     for name, layer in layers.items():
         layer.set_binary_mask(masks[name])
     if merge:

@@ -18,6 +18,7 @@ from maskbench.training.artefact import (
     DESCRIPTION_FILE,
     base_description,
     base_fingerprint,
+    copy_parameters,
     read_description,
     write_description,
 )
@@ -65,10 +66,5 @@ class SubsetMethod(Method):
             tensors = load_file(directory / weights)
         except (SafetensorError, OSError) as error:
             raise MaskFileError(f"{directory}: cannot read {weights} ({error})") from None
-        parameters = dict(model.named_parameters())
-        with torch.no_grad():
-            for name, tensor in tensors.items():
-                if name not in parameters or parameters[name].shape != tensor.shape:
-                    raise MaskFileError(f"{directory / weights}: parameter {name} does not fit the model")
-                parameters[name].copy_(tensor)
+        copy_parameters(model, tensors, directory / weights)
         return finish_loading(model, description, device)
