@@ -223,6 +223,7 @@ STEPS = {
     "mode-connectivity": "maskbench.analysis.connectivity:write_line_scores",
     "bezier": "maskbench.analysis.connectivity:write_bezier",
     "run-log": "maskbench.results.runlog:write_run_log",
+    "rebuild": "maskbench.training.rebuild:rebuild_artefact",  # a committed run's artefact, retrained and checked
     "data-fingerprints": "maskbench.records:add_data_fingerprints",  # migration of records made before them
     "front-page": "maskbench.results.frontpage:write_front_page",  # the READMEs' generated blocks, from the records
 }

@@ -1,6 +1,7 @@
 # Stage 8: the paper's analyses (maskbench.analysis), each present in the config's `analyses:` a target.
 # Figs. 1/2 add masking runs of their own settings (train_analysis; grid runs are reused where they match);
-# Table 3 and Figs. 4-7 read the grid's runs at the selected lr. Paths: workflow/rules/common.smk.
+# Table 3 and Figs. 4-7 read the grid's runs at the selected lr; a committed run kept without its artefact (masks,
+# weights) gets it back from `rebuild`: trained again and checked against its record. Paths: workflow/rules/common.smk.
 
 
 use rule train as train_analysis with:
@@ -18,6 +19,35 @@ use rule train as train_analysis with:
         options=variant_options,  # a list of arguments, left out of the params trigger (train.smk: train_options)
         run_dir=lambda wildcards, output: str(Path(output.metrics).parent),
         prepared=lambda wildcards: PREPARED.format(model=wildcards.model, task=wildcards.task),
+
+
+rule rebuild:
+    input:
+        record=ancient(RUN_METRICS),  # a committed record: the run is trained again, not because it is newer
+        prepared=PREPARED,
+        downloaded=downloaded(),
+    output:
+        directory(f"{RUN}/{{artefact}}"),
+    log:
+        log_file("rebuild", "{model}/{task}/{method}/lr{lr}_seed{seed}_{artefact}"),
+    wildcard_constraints:
+        artefact=r"[a-z0-9_]+",
+    conda:
+        CONDA_ENV
+    container:
+        CONTAINER
+    threads: config["resources"]["train"]["threads"]  # the recorded run's threads: the same numbers
+    resources:
+        gpu=config["resources"]["train"]["gpu"],
+        mem_mb=config["resources"]["train"]["mem_mb"],
+        runtime=train_runtime,
+    params:
+        arguments=lambda wildcards, input, output: step_arguments(
+            run=str(Path(input.record).parent), prepared=input.prepared
+        ),
+    shell:
+        "OMP_NUM_THREADS={threads:q} MKL_NUM_THREADS={threads:q} python -m maskbench step rebuild "
+        "{params.arguments:q} > {log:q} 2>&1"
 
 
 rule fig1_sparsity:
@@ -117,10 +147,7 @@ rule table3_generalization:
 
 rule fig4_tsne:
     input:
-        finetuned=pair_run("tsne", "finetuning"),
-        masked=pair_run("tsne", "masking"),
-        prepared=analysis_prepared("tsne"),
-        downloaded=downloaded(),
+        unpack(model_analysis_inputs("tsne", lambda wildcards: FIGURE.format(name="fig4_tsne.csv"))),
     output:
         png=report(FIGURE.format(name="fig4_tsne.png"), caption="../report/fig4.rst", category="Analyses"),
         csv=FIGURE.format(name="fig4_tsne.csv"),
@@ -153,6 +180,7 @@ rule fig4_tsne:
 rule fig5_mask_dissimilarity:
     input:
         **mask_similarity_runs(),
+        artefacts=lambda wildcards: missing_artefacts(*(runs(wildcards) for runs in mask_similarity_runs().values())),
     output:
         png=report(FIGURE.format(name="fig5_mask_dissimilarity.png"), caption="../report/fig5.rst", category="Analyses"),
         csv=FIGURE.format(name="fig5_mask_dissimilarity.csv"),
@@ -168,7 +196,7 @@ rule fig5_mask_dissimilarity:
         runtime=lambda wildcards, attempt: analysis_resources("runtime", attempt),
     params:
         arguments=lambda wildcards, input, output: step_arguments(
-            run_dirs=list(input),
+            run_dirs=[named_input(input, task) for task in ANALYSES["mask_similarity"]["tasks"]],
             roles=ANALYSES["mask_similarity"]["layers"],
             blocks=ANALYSES["mask_similarity"].get("blocks"),
             png=output.png,
@@ -181,10 +209,11 @@ rule fig5_mask_dissimilarity:
 
 rule mode_connectivity:
     input:
-        finetuned=pair_run("mode_connectivity", "finetuning"),
-        masked=pair_run("mode_connectivity", "masking"),
-        prepared=analysis_prepared("mode_connectivity"),
-        downloaded=downloaded(),
+        unpack(
+            model_analysis_inputs(
+                "mode_connectivity", lambda wildcards: CONNECTIVITY.format(**dict(wildcards.items()))
+            )
+        ),
     output:
         CONNECTIVITY,
     log:
@@ -232,10 +261,7 @@ rule fig6_mode_connectivity:
 
 rule bezier:
     input:
-        finetuned=pair_run("bezier", "finetuning"),
-        masked=pair_run("bezier", "masking"),
-        prepared=analysis_prepared("bezier"),
-        downloaded=downloaded(),
+        unpack(model_analysis_inputs("bezier", lambda wildcards: BEZIER.format(**dict(wildcards.items())))),
     output:
         BEZIER,
     log:

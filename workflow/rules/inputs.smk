@@ -305,6 +305,42 @@ def pair_run(analysis, method):
     )
 
 
+def missing_artefacts(*runs):
+    """The artefact folders (masks, adapter, ``model/`` weights) that finished runs among ``runs`` (metrics.json
+    paths) lack — a committed record keeps none; the ``rebuild`` rule retrains them and checks the record — and
+    nothing for a run still to be trained (training writes its artefact)."""
+    folders = []
+    for metrics in runs:
+        if metrics and Path(metrics).is_file():
+            from maskbench.training.rebuild import artefact_folder  # the method's implementation (torch)
+
+            folder = Path(metrics).parent / artefact_folder(Path(metrics).parent.parent.parent.name)
+            if not folder.is_dir():
+                folders.append(str(folder))
+    return folders
+
+
+def model_analysis_inputs(analysis, output):
+    """Input function of an analysis that loads the finetuned and the masked model of a task (Figs. 4, 6, 7): the two
+    runs' records (``finetuned``, ``masked``), the task's prepared data and the artefacts to rebuild first
+    (:func:`missing_artefacts`). An analysis whose output (``output(wildcards)``) exists while its runs' artefacts
+    do not — a committed analysis on a fresh checkout — is not remade for that: its inputs are then only the two
+    records, ``ancient`` (delete the output to remake it, models rebuilt)."""
+
+    def inputs(wildcards):
+        runs = {
+            "finetuned": pair_run(analysis, "finetuning")(wildcards),
+            "masked": pair_run(analysis, "masking")(wildcards),
+        }
+        missing = missing_artefacts(*runs.values())
+        if missing and Path(output(wildcards)).is_file():
+            return {name: ancient(path) for name, path in runs.items()}
+        prepared = analysis_prepared(analysis)(wildcards)
+        return {**runs, "prepared": prepared, "downloaded": downloaded(), "artefacts": missing}
+
+    return inputs
+
+
 def analysis_prepared(analysis):
     return lambda wildcards: PREPARED.format(
         model=ANALYSES[analysis]["model"], task=_analysis_task(analysis, wildcards)
