@@ -90,20 +90,30 @@ def _analysis_data() -> dict[str, list[str]]:
     return data
 
 
-def _sparsity_runs(config: dict) -> list[Path]:
-    """Fig. 1's runs in the workflow's order: the grid's own run at the configured sparsity, variants otherwise."""
-    spec, grid = config["analyses"]["sparsity"], config["lr_grid"]["masking"]
+def _sweep_run(config: dict, spec: dict, task: str, sparsity: float, blocks: str, seed: int) -> Path:
+    """A Fig. 1/2 run as the workflow names it (inputs.smk: sweep_run): the grid's own run at the configured
+    sparsity, blocks and a grid lr, a variant folder otherwise."""
     lr = format_lr(spec["lr"])
-    runs = []
-    for task in spec["tasks"]:
-        for sparsity in spec["initial_sparsities"]:
-            for seed in spec["seeds"]:
-                own = (float(sparsity) == float(config["training"]["initial_sparsity"]) and spec["lr"] in grid
-                       and spec["blocks"] == config["models"][spec["model"]]["blocks"] and seed in config["seeds"])
-                # the folder name of workflow/rules/common.smk: variant_name (result paths live there only)
-                method = "masking" if own else f"masking_s{format_lr(sparsity)}_b{spec['blocks']}"
-                runs.append(RESULTS / f"runs/{spec['model']}/{task}/{method}/lr{lr}/seed{seed}/metrics.json")
-    return runs
+    own = (float(sparsity) == float(config["training"]["initial_sparsity"])
+           and spec["lr"] in config["lr_grid"]["masking"]
+           and blocks == config["models"][spec["model"]]["blocks"] and seed in config["seeds"])
+    # the folder name of workflow/rules/common.smk: variant_name (result paths live there only)
+    method = "masking" if own else f"masking_s{format_lr(sparsity)}_b{blocks}"
+    return RESULTS / f"runs/{spec['model']}/{task}/{method}/lr{lr}/seed{seed}/metrics.json"
+
+
+def _sparsity_runs(config: dict) -> list[Path]:
+    """Fig. 1's runs in the workflow's order."""
+    spec = config["analyses"]["sparsity"]
+    return [_sweep_run(config, spec, task, sparsity, spec["blocks"], seed) for task in spec["tasks"]
+            for sparsity in spec["initial_sparsities"] for seed in spec["seeds"]]
+
+
+def _layer_runs(config: dict) -> list[Path]:
+    """Fig. 2's runs in the workflow's order (inputs.smk: layer_runs)."""
+    spec = config["analyses"]["layers"]
+    return [_sweep_run(config, spec, task, sparsity, blocks, seed) for task in spec["tasks"]
+            for blocks in spec["block_sets"] for sparsity in spec["initial_sparsities"] for seed in spec["seeds"]]
 
 
 @pytest.mark.parametrize("figure", ["fig1_sparsity", "fig3_memory", "dev_vs_bytes"])
@@ -136,6 +146,75 @@ def test_committed_figure_data_regenerates_byte_identical(figure, tmp_path, monk
         assert drawn_by is not None, "the committed PNG names no matplotlib version"
         if drawn_by == Image.open(png).text.get("Software"):
             assert png.read_bytes() == (RESULTS / "figures" / f"{figure}.png").read_bytes()
+
+
+def _same_png_where_drawn_alike(drawn: Path, committed: Path) -> None:
+    """The PNG byte for byte where the same matplotlib draws it (the PNG names its version; no date in it)."""
+    from PIL import Image
+
+    drawn_by = Image.open(committed).text.get("Software")
+    assert drawn_by is not None, f"{committed}: names no matplotlib version"
+    if drawn_by == Image.open(drawn).text.get("Software"):
+        assert drawn.read_bytes() == committed.read_bytes(), f"{committed} differs from what its data give"
+
+
+ANALYSIS_FIGURES = ["fig2_layers", "fig4_tsne", "fig5_mask_dissimilarity", "fig6_mode_connectivity", "fig7_bezier"]
+
+
+@pytest.mark.parametrize("figure", ANALYSIS_FIGURES)
+def test_committed_analysis_figures_regenerate_byte_identical(figure, tmp_path, monkeypatch):
+    """Figs. 2 and 5 (and Table 7) regenerate from the committed records and masks; Figs. 6 and 7 from the committed
+    line and curve scores (analysis/connectivity, analysis/bezier); Fig. 4 is drawn again from its committed
+    coordinates. (Those scores and coordinates were computed from the finetuned models, which are not committed:
+    the workflow rebuilds them by training their runs again, checked against the records — maskbench.training.rebuild,
+    tests/test_rebuild.py and the workflow test of the analyses config.)"""
+    from maskbench.analysis import connectivity, mask_similarity, tsne
+
+    config = _validated_config()
+    spec = config["analyses"].get({"fig2_layers": "layers", "fig4_tsne": "tsne", "fig7_bezier": "bezier",
+                                   "fig5_mask_dissimilarity": "mask_similarity",
+                                   "fig6_mode_connectivity": "mode_connectivity"}[figure])
+    committed_csv, committed_png = RESULTS / "figures" / f"{figure}.csv", RESULTS / "figures" / f"{figure}.png"
+    if spec is None or not committed_csv.is_file():
+        pytest.skip(f"{figure}: not configured or not committed yet")
+    monkeypatch.chdir(REPO)
+    png, csv = tmp_path / f"{figure}.png", tmp_path / f"{figure}.csv"
+    layout = _layout()
+    if figure == "fig2_layers":
+        runs = _layer_runs(config)
+        assert all(run.is_file() for run in runs), [str(run) for run in runs if not run.is_file()]
+        table_paths = [tmp_path / f"table7_layers{suffix}" for suffix in (".md", ".tex", ".csv", ".html")]
+        sweeps.write_layers(runs, spec["block_sets"], png, csv, table_paths, layout.task_labels)
+        for path in table_paths:
+            assert path.read_bytes() == (RESULTS / "tables" / path.name).read_bytes(), path.name
+    elif figure == "fig4_tsne":
+        points = list(csv_rows(committed_csv))
+        tsne.plot_tsne(points, png)
+        csv = committed_csv
+    elif figure == "fig5_mask_dissimilarity":
+        lrs = {task: json.loads((RESULTS / f"selection/{spec['model']}/{task}/masking/chosen.json").read_text())[
+            "best_lr"] for task in spec["tasks"]}
+        runs = [RESULTS / f"runs/{spec['model']}/{task}/masking/lr{lrs[task]}/seed{spec['seed']}"
+                for task in spec["tasks"]]
+        mask_similarity.write_mask_similarity(runs, spec.get("layers", ["W_O"]), spec.get("blocks"), png, csv)
+    else:
+        folder = "connectivity" if figure == "fig6_mode_connectivity" else "bezier"
+        paths = [RESULTS / f"analysis/{folder}/{spec['model']}/{task}.json" for task in spec["tasks"]]
+        write = connectivity.write_lines_figure if folder == "connectivity" else connectivity.write_bezier_figure
+        write(paths, png, csv)
+    assert csv.read_bytes() == committed_csv.read_bytes(), f"{committed_csv} differs from what its data give"
+    _same_png_where_drawn_alike(png, committed_png)
+
+
+def csv_rows(path: Path) -> list[dict]:
+    """Fig. 4's points as the analysis wrote them (numbers back to numbers)."""
+    import csv as csv_module
+
+    rows = []
+    with path.open(newline="", encoding="utf-8") as handle:
+        for row in csv_module.DictReader(handle):
+            rows.append({**row, "index": int(row["index"]), "x": float(row["x"]), "y": float(row["y"])})
+    return rows
 
 
 def test_dev_vs_bytes_shows_every_method_on_every_task_with_records(monkeypatch):
