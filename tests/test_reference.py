@@ -79,9 +79,12 @@ def _analysis_data() -> dict[str, list[str]]:
     """The analyses' data files that the side-by-side's analyses section reads, as the workflow hands them over
     (tables.smk: analysis_data_files; the configured analyses are the layout's)."""
     config = _validated_config()
-    data = {"memory": [str(RESULTS / "figures/fig3_memory.csv")], "sparsity": [], "generalization": []}
-    if "sparsity" in config["analyses"]:
-        data["sparsity"] = [str(RESULTS / "figures/fig1_sparsity.csv")]
+    data = {"memory": [str(RESULTS / "figures/fig3_memory.csv")], "generalization": []}
+    figures = {"sparsity": "fig1_sparsity.csv", "layers": "fig2_layers.csv", "tsne": "fig4_tsne.csv",
+               "mask_similarity": "fig5_mask_dissimilarity.csv", "mode_connectivity": "fig6_mode_connectivity.csv",
+               "bezier": "fig7_bezier.csv"}  # inputs.smk: ANALYSIS_FIGURES
+    for kind, name in figures.items():
+        data[kind] = [str(RESULTS / "figures" / name)] if kind in config["analyses"] else []
     spec = config["analyses"].get("generalization")
     layout = _layout()
     data["generalization"] = [str(RESULTS / f"analysis/generalization/{spec['model']}/{method}/{source}.json")

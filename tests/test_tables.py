@@ -311,3 +311,53 @@ def test_a_method_on_some_tasks_leaves_the_other_cells_empty(tmp_path):
     assert [(p["tasks"], p["position"]) for p in points if p["method"] == "bitfit"] == [(1, 1), (2, 2)]
     lora = [row for row in csv.DictReader((out / "fig3.csv").open()) if row["method"] == "lora"]
     assert [(row["tasks"], row["position"]) for row in lora] == [("1", "2")]
+
+
+def test_every_empty_cell_of_tables_1_and_9_says_why(tmp_path):
+    """Issue 33: a "–" of Table 1 or Table 9 has its reason in the notes, from the layout: the configuration leaves
+    the task out for the method (method_tasks) or the cell is configured and no run of it has finished; Table 9
+    says over which tasks every method's means are, and which tasks a method ran on besides."""
+    from maskbench.results.tables import NOT_FINISHED, NOT_IN_GRID, table9_bytes
+
+    layout = {**FIVE, "method_tasks": {"lora": ["trec"], "ia3": ["trec"]}}
+    paths, references = _cells(tmp_path, layout=layout)
+    results = load_results(layout, aggregates=paths["aggregates"], references=references)
+    del results.aggregates[("bert", "trec", "bitfit")]  # configured, not finished
+    table1 = table1_dev(results)
+    assert {row[1]: row[2:] for row in table1.rows[1:]}["BitFit"] == ["86.1 ± 0.8", MISSING]
+    assert table1.notes[-2:] == [f"{MISSING}: {NOT_IN_GRID}: LoRA and IA3 on MRPC.",
+                                 f"{MISSING}: {NOT_FINISHED}: BitFit on TREC."]
+    table9 = table9_bytes(results)
+    assert {row[1]: row[2:] for row in table9.rows}["BitFit"] == [MISSING] * 3
+    assert table9.notes[0].endswith("Every row averages these same tasks (those every method runs on); Finetuning, "
+                                    "Masking and BitFit also ran on MRPC (Table 1), not in these means.")
+    assert table9.notes[-2:] == [
+        f"{MISSING}: the runs on TREC stored their masks as packed-bits-v1 and recorded no size in the other format: "
+        "Masking (Rice-coded) (bytes per task).",
+        f"{MISSING}: {NOT_FINISHED} on TREC: BitFit."]
+    # a task without any finished run has no train size either; a method without any, no cell
+    for method in ("finetuning", "masking"):
+        del results.aggregates[("bert", "mrpc", method)]
+    del results.aggregates[("bert", "mrpc", "bitfit")]
+    assert table1_dev(results).notes[-2:] == [
+        f"{MISSING}: {NOT_IN_GRID}: LoRA and IA3 on MRPC.",
+        f"{MISSING}: {NOT_FINISHED}: train size, Finetuning and Masking on MRPC; BitFit on every task."]
+    # two models: each row names its model
+    two = {**layout, "models": {**layout["models"], "small": {"name": "bert-small", "label": "Small"}}}
+    results = load_results(two)
+    assert table1_dev(results).notes[-2:] == [
+        f"{MISSING}: {NOT_IN_GRID}: BERT LoRA, BERT IA3, Small LoRA and Small IA3 on MRPC.",
+        f"{MISSING}: {NOT_FINISHED}: train size, BERT Finetuning, BERT Masking, BERT BitFit, Small Finetuning, Small "
+        "Masking and Small BitFit on every task; BERT LoRA, BERT IA3, Small LoRA and Small IA3 on TREC."]
+
+
+def test_table9_without_a_task_that_every_method_runs_on_says_so(tmp_path):
+    from maskbench.results.tables import NOT_IN_GRID, table9_bytes
+
+    layout = {**FIVE, "method_tasks": {"lora": ["trec"], "ia3": ["mrpc"]}}
+    paths, references = _cells(tmp_path, layout=layout)
+    table9 = table9_bytes(load_results(layout, aggregates=paths["aggregates"], references=references))
+    assert all(row[2:] == [MISSING] * 3 for row in table9.rows)
+    assert table9.notes[0].startswith("Dev score: no task that every method runs on (method_tasks)")
+    assert table9.notes[-1] == (f"{MISSING}: {NOT_IN_GRID} (its method_tasks leave no task that every method runs "
+                                "on): Finetuning, Masking (packed bits), Masking (Rice-coded), LoRA, BitFit and IA3.")

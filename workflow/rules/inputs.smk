@@ -175,12 +175,24 @@ def serving_runs():
 # --- tables (tables.smk) ----------------------------------------------------------------------------------------
 
 
+#: the figure CSV of each analysis with one data file (maskbench.results.tables.ANALYSIS_KINDS), by analysis key
+ANALYSIS_FIGURES = {
+    "sparsity": "fig1_sparsity.csv",
+    "layers": "fig2_layers.csv",
+    "tsne": "fig4_tsne.csv",
+    "mask_similarity": "fig5_mask_dissimilarity.csv",
+    "mode_connectivity": "fig6_mode_connectivity.csv",
+    "bezier": "fig7_bezier.csv",
+}
+
+
 def analysis_data_files():
     """The analyses' data files a table may read, by kind (maskbench.results.tables.ANALYSIS_KINDS): none for an
     analysis the configuration does not run."""
+    figures = {kind: [FIGURE.format(name=name)] if kind in ANALYSES else [] for kind, name in ANALYSIS_FIGURES.items()}
     return {
         "memory": [FIGURE.format(name="fig3_memory.csv")],
-        "sparsity": [FIGURE.format(name="fig1_sparsity.csv")] if "sparsity" in ANALYSES else [],
+        **figures,
         "generalization": generalization_files() if "generalization" in ANALYSES else [],
     }
 

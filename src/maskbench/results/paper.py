@@ -173,31 +173,53 @@ PAPER_ANALYSES: tuple[tuple[str, str, str], ...] = (
     ("Table 1", "masking performs comparably to finetuning (BERT-base: mean absolute gap {bert:.2f} points on these "
      "tasks)", "table1"),
     ("Fig. 1", "a small initial sparsity is best (the paper takes 5 %); a large one (95 %) collapses", "sparsity"),
-    ("Fig. 2 / Table 7", "masking the top blocks matters more than masking the bottom ones", "layers"),
+    ("Fig. 2 / Table 7", "with the initial sparsity and the number of masked blocks fixed, top-down masking (the top "
+     "blocks) mostly outperforms bottom-up masking (the bottom blocks)", "layers"),
     ("Table 3", "a masked model transfers to another sentiment dataset as well as a finetuned one "
      "(SST-2 ↔ SEM, SST-2 → IMDB)", "generalization"),
     ("Fig. 3", "a further task costs masking its binary masks and head, a small fraction of the full model that "
      "finetuning adds", "memory"),
-    ("Fig. 4", "a masked and a finetuned model separate the classes in their top-layer [CLS] alike (t-SNE)", "tsne"),
-    ("Fig. 5", "masks of different tasks differ most in the top layers", "mask_similarity"),
-    ("Fig. 6", "the line between a finetuned and a masked model keeps a nearly constant accuracy",
+    ("Fig. 4", "the top block's [CLS] (t-SNE) is not separable by class for the pretrained model, almost linearly "
+     "separable and consistent with the gold labels for the finetuned and the masked one", "tsne"),
+    ("Fig. 5", "the masks two tasks learn differ more in higher layers than in lower ones (W_O)", "mask_similarity"),
+    ("Fig. 6", "the models on the line between a finetuned and a masked model form a high-accuracy path",
      "mode_connectivity"),
-    ("Fig. 7", "a trained Bézier curve connects the finetuned and the masked model at high accuracy", "bezier"),
+    ("Fig. 7", "a trained Bézier curve between the finetuned and the masked model shows similar results (a "
+     "high-accuracy path)", "bezier"),
 )
 NOT_RUN = "not run at full data yet"
+#: Fig. 4's measure: leave-one-out k-nearest-neighbour accuracy of the gold label in the 2-D t-SNE points
+TSNE_NEIGHBOURS = 5
+#: Figs. 6/7: the most (points) the lowest score along the path may lie below the lower end point
+PATH_TOLERANCE = 2.0
 #: how each finding is decided (the notes under the analyses table)
 CRITERIA = ("Shown when: Table 1, mean |masking − finetuning| within 1 point; Fig. 1, the best initial sparsity "
-            "is at most 10 % on every task and the largest one scores below it; Table 3, masking's improvement "
+            "is at most 10 % on every task and the largest one scores below it; Fig. 2, top-down masking scores at "
+            "least as high as bottom-up masking of as many blocks (at the same initial sparsity) in more than half "
+            "of the (task, initial sparsity, number of blocks) pairs; Table 3, masking's improvement "
             "over the majority class on every target other than its source at least finetuning's minus the two "
             "methods' seed std combined; Fig. 3, a further task costs masking less than a tenth of the bytes "
-            "finetuning adds.")
+            f"finetuning adds; Fig. 4, the leave-one-out {TSNE_NEIGHBOURS}-nearest-neighbour accuracy of the gold "
+            "label in the 2-D t-SNE points is at least 80 % for the finetuned and the masked encoder and each is at "
+            "least 10 points above the pretrained encoder's; Fig. 5, the mean dissimilarity s of W_O's masks over "
+            "the task pairs is higher in the last masked block than in the first; Figs. 6 and 7, on every task the "
+            "lowest dev score along the finetuned → masked line (Fig. 6) or the trained Bézier curve (Fig. 7) is "
+            f"at most {PATH_TOLERANCE:g} points below the lower of its two end points.")
 
 
-def _read_csv(path: str | Path) -> list[dict[str, str]]:
+def _read_csv(path: str | Path, columns: Sequence[str] = ()) -> list[dict[str, str]]:
+    """The rows of an analysis's CSV; a :class:`DataError` names the file when it lacks one of ``columns``."""
     import csv
 
+    if not Path(path).is_file():
+        raise DataError(f"{path}: missing (a figure's CSV written by maskbench)")
     with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+        reader = csv.DictReader(handle)
+        missing = [column for column in columns if column not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(f"{path}: expected the columns {', '.join(missing)} (a figure's CSV written by maskbench), "
+                            f"got {', '.join(reader.fieldnames or []) or 'none'}")
+        return list(reader)
 
 
 def _sparsity_finding(path: str | Path, labels: Mapping[str, str], model: str) -> tuple[str, str]:
@@ -221,6 +243,49 @@ def _sparsity_finding(path: str | Path, labels: Mapping[str, str], model: str) -
     grid = sorted({point[0] for points in by_task.values() for point in points})
     verdict = ("yes" if shown else "no") + f" (grid {', '.join(f'{100 * v:g}' for v in grid)} %)"
     return verdict, "; ".join(parts)
+
+
+def _block_set(blocks: str) -> tuple[int, ...] | None:
+    """A CSV's block set as block indices ('2-5' -> (2, 3, 4, 5), '0,2-3' -> (0, 2, 3)); None for none ('')."""
+    indices: set[int] = set()
+    for part in blocks.split(","):
+        ends = part.strip().split("-")
+        if len(ends) > 2 or not all(end.isdigit() for end in ends):
+            return None
+        indices.update(range(int(ends[0]), int(ends[-1]) + 1))
+    return tuple(sorted(indices)) or None
+
+
+def _layers_finding(path: str | Path, labels: Mapping[str, str], model: str) -> tuple[str, str]:
+    """Fig. 2 / Table 7 from its CSV (the rows of ``model``, by name): per task and initial sparsity, top-down
+    masking of k blocks (the last k) against bottom-up masking of k blocks (the first k), for every k below the
+    number of blocks (masking them all is both)."""
+    points: dict[tuple[str, float], dict[tuple[int, ...], float]] = {}
+    for row in _read_csv(path, ("task", "model", "blocks", "initial_sparsity", "dev_mean")):
+        blocks = _block_set(row["blocks"]) if row["model"] == model else None
+        if blocks is not None:
+            key = (row["task"], float(row["initial_sparsity"]))
+            points.setdefault(key, {})[blocks] = 100 * float(row["dev_mean"])
+    if not points:
+        return NOT_RUN, MISSING
+    differences, parts = [], []
+    for (task, sparsity), by_blocks in points.items():
+        last = max(blocks[-1] for blocks in by_blocks)
+        pairs = []
+        for count in range(1, last + 1):
+            bottom, top = tuple(range(count)), tuple(range(last + 1 - count, last + 1))
+            if bottom in by_blocks and top in by_blocks:
+                pairs.append((count, by_blocks[top] - by_blocks[bottom]))
+        if pairs:
+            differences += [difference for _, difference in pairs]
+            parts.append(f"{labels.get(task, task)} at {100 * sparsity:g} %: " + ", ".join(
+                f"{count} block{'s' if count > 1 else ''} {_signed(difference)}" for count, difference in pairs))
+    if not differences:
+        return "undecided", "no top-down and bottom-up block sets of the same size"
+    ahead = sum(difference >= 0 for difference in differences)
+    return ("yes" if ahead > len(differences) / 2 else "no"), (
+        f"top-down ahead or level in {ahead} of {len(differences)} pairs, mean difference "
+        f"{_signed(float(np.mean(differences)))} points (top-down − bottom-up; {'; '.join(parts)})")
 
 
 def _generalization_finding(paths: Sequence[str | Path], labels: Mapping[str, str], model: str) -> tuple[str, str]:
@@ -275,12 +340,124 @@ def _memory_finding(path: str | Path, model: str) -> tuple[str, str]:
         f"{added['finetuning_total'] / 1e6:.0f} MB")
 
 
+def _vote(neighbours: Sequence[str]) -> str:
+    """The most frequent label among ``neighbours`` (nearest first); a tie goes to the nearest of the tied."""
+    counts = {label: list(neighbours).count(label) for label in neighbours}
+    best = max(counts.values())
+    return next(label for label in neighbours if counts[label] == best)
+
+
+def _tsne_finding(path: str | Path, labels: Mapping[str, str], model: str) -> tuple[str, str]:
+    """Fig. 4 from its CSV (the points of ``model``, by name): per encoder, the leave-one-out
+    :data:`TSNE_NEIGHBOURS`-nearest-neighbour accuracy of the gold label in its 2-D t-SNE points (each point voted
+    on by its nearest other points)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    encoders: dict[str, tuple[list[tuple[float, float]], list[str]]] = {}
+    tasks = []
+    for row in _read_csv(path, ("encoder", "task", "model", "x", "y", "label")):
+        if row["model"] == model:
+            points, golds = encoders.setdefault(row["encoder"], ([], []))
+            points.append((float(row["x"]), float(row["y"])))
+            golds.append(row["label"])
+            tasks.append(row["task"])
+    if not encoders:
+        return NOT_RUN, MISSING
+    missing = [encoder for encoder in ("pretrained", "finetuned", "masked") if encoder not in encoders]
+    if missing:
+        return "undecided", f"no points of the {' and '.join(missing)} encoder"
+    accuracy = {}
+    for encoder, (points, golds) in encoders.items():
+        if len(points) <= TSNE_NEIGHBOURS:
+            return "undecided", (f"{len(points)} points of the {encoder} encoder: too few for {TSNE_NEIGHBOURS} "
+                                 "neighbours")
+        nearest = NearestNeighbors(n_neighbors=TSNE_NEIGHBOURS).fit(np.array(points)).kneighbors(
+            return_distance=False)  # without a query, each point's neighbours leave the point itself out
+        gold = np.array(golds)
+        accuracy[encoder] = 100 * float(np.mean([_vote(list(gold[row])) == label for row, label in zip(nearest, gold)]))
+    pretrained = accuracy["pretrained"]
+    shown = all(accuracy[encoder] >= 80 and accuracy[encoder] - pretrained >= 10 for encoder in ("finetuned", "masked"))
+    task = tasks[0]
+    return ("yes" if shown else "no") + f" ({labels.get(task, task)} dev, {len(encoders['masked'][0])} points)", (
+        f"leave-one-out {TSNE_NEIGHBOURS}-NN accuracy of the gold label in the 2-D points: pretrained "
+        f"{pretrained:.1f}, finetuned {accuracy['finetuned']:.1f}, masked {accuracy['masked']:.1f} %")
+
+
+def _mask_similarity_finding(path: str | Path, labels: Mapping[str, str], model: str) -> tuple[str, str]:
+    """Fig. 5 from its CSV (the rows of ``model``, by name): the dissimilarity s of W_O's masks per task pair in the
+    first and in the last masked block (pairs where neither task changed a block's masks, s = nan, left out)."""
+    by_block: dict[int, dict[tuple[str, str], float]] = {}
+    found = False
+    for row in _read_csv(path, ("model", "task_1", "task_2", "block", "role", "s")):
+        if row["model"] == model:
+            found = True
+            if row["role"] == "W_O":
+                by_block.setdefault(int(row["block"]), {})[(row["task_1"], row["task_2"])] = float(row["s"])
+    if not found:
+        return NOT_RUN, MISSING
+    if len(by_block) < 2:
+        return "undecided", "W_O masked in fewer than two blocks"
+    first, last = min(by_block), max(by_block)
+    pairs = [(s, by_block[last][pair]) for pair, s in by_block[first].items()
+             if pair in by_block[last] and math.isfinite(s) and math.isfinite(by_block[last][pair])]
+    if not pairs:
+        return "undecided", f"no task pair whose W_O masks changed in both block {first} and block {last}"
+    low, high = (float(np.mean([pair[i] for pair in pairs])) for i in (0, 1))
+    higher = sum(top > bottom for bottom, top in pairs)
+    return ("yes" if high > low else "no"), (
+        f"W_O, mean s over {len(pairs)} task pairs: block {first} {low:.2f}, block {last} {high:.2f}; higher in "
+        f"block {last} for {higher} of {len(pairs)} pairs")
+
+
+def _path_finding(path: str | Path, labels: Mapping[str, str], model: str, column: str, path_name: str,
+                  position: str, straight: str | None = None) -> tuple[str, str]:
+    """Figs. 6/7 from their CSV (the rows of ``model``, by name): per task, the lowest dev score along the path
+    (the rows whose ``column`` is ``path_name``, ordered by ``position``) against its two end points; ``straight``:
+    the path whose lowest score is given beside it (Fig. 7: the straight segment)."""
+    paths: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for row in _read_csv(path, ("task", "model", column, position, "dev_score")):
+        if row["model"] == model:
+            points = paths.setdefault(row[column], {}).setdefault(row["task"], [])
+            points.append((float(row[position]), 100 * float(row["dev_score"])))
+    if path_name not in paths:
+        return NOT_RUN, MISSING
+    parts, shown = [], True
+    for task, points in paths[path_name].items():
+        points.sort()
+        lowest = min(points, key=lambda point: point[1])
+        shown = shown and lowest[1] >= min(points[0][1], points[-1][1]) - PATH_TOLERANCE - 1e-9
+        text = (f"{labels.get(task, task)}: ends {points[0][1]:.1f} and {points[-1][1]:.1f}, lowest {lowest[1]:.1f} "
+                f"(at {lowest[0]:g})")
+        if straight and task in paths.get(straight, {}):
+            text += f", straight segment's lowest {min(score for _, score in paths[straight][task]):.1f}"
+        parts.append(text)
+    return ("yes" if shown else "no"), "; ".join(parts)
+
+
+def _lines_finding(path: str | Path, labels: Mapping[str, str], model: str) -> tuple[str, str]:
+    """Fig. 6: the finetuned → masked segment (:func:`_path_finding`)."""
+    return _path_finding(path, labels, model, "segment", "finetuned->masked", "gamma")
+
+
+def _bezier_finding(path: str | Path, labels: Mapping[str, str], model: str) -> tuple[str, str]:
+    """Fig. 7: the trained Bézier curve, beside the straight segment (:func:`_path_finding`)."""
+    return _path_finding(path, labels, model, "curve", "bezier", "t", straight="line")
+
+
+#: the deciders of the analyses with one data file, by analysis key: (CSV, task labels, model name) -> (verdict,
+#: number)
+FILE_DECIDERS = {"sparsity": _sparsity_finding, "layers": _layers_finding, "tsne": _tsne_finding,
+                 "mask_similarity": _mask_similarity_finding, "mode_connectivity": _lines_finding,
+                 "bezier": _bezier_finding}
+
+
 def analyses_table(results: Results, analyses: Mapping[str, Any]) -> Table:
     """The paper's analyses next to this grid's: per figure/table the paper's finding in one line, whether this
     model shows it and the number that decides. ``analyses``: the data files of the analyses that were run
-    (``sparsity``: Fig. 1's CSV, ``generalization``: Table 3's records, ``memory``: Fig. 3's CSV) and
-    ``configured``, the configuration's analyses (those without a decision here point to their own output); the
-    others are not run at full data yet."""
+    (``sparsity``, ``layers``, ``tsne``, ``mask_similarity``, ``mode_connectivity``, ``bezier``: the CSV of
+    Fig. 1, 2, 4, 5, 6, 7 (:data:`FILE_DECIDERS`); ``generalization``: Table 3's records; ``memory``: Fig. 3's CSV)
+    and ``configured``, the configuration's analyses (those whose data file is not given point to their own
+    output); the others are not run at full data yet."""
     labels = {task: results.layout.task_label(task) for task in results.layout.tasks}
     labels.setdefault("imdb", "IMDB")
     rows = []
@@ -297,9 +474,8 @@ def analyses_table(results: Results, analyses: Mapping[str, Any]) -> Table:
                     verdict = "yes" if mean_gap <= 1.0 else "no"
                     number = (f"mean absolute gap {mean_gap:.2f} points over {len(gaps)} tasks; masking trails on "
                               f"{sum(g < 0 for g in gaps)}")
-            elif key == "sparsity" and analyses.get("sparsity"):
-                name_of_model = results.layout.models[model]["name"]
-                verdict, number = _sparsity_finding(analyses["sparsity"], labels, name_of_model)
+            elif key in FILE_DECIDERS and analyses.get(key):
+                verdict, number = FILE_DECIDERS[key](analyses[key], labels, results.layout.models[model]["name"])
             elif key == "generalization" and analyses.get("generalization"):
                 verdict, number = _generalization_finding(analyses["generalization"], labels,
                                                           results.layout.models[model]["name"])

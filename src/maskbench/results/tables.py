@@ -333,6 +333,36 @@ def _metrics_note(results: Results) -> str:
     return "Metrics: " + "; ".join(f"{name} for {', '.join(tasks)}" for name, tasks in metrics.items()) + "."
 
 
+#: why a cell shows :data:`MISSING` (the notes under Tables 1 and 9): the configuration does not run it, or it does
+#: and no run has finished
+NOT_IN_GRID = "not in this configuration's grid"
+NOT_FINISHED = "configured, no finished runs yet"
+
+
+def _and(names: Sequence[str]) -> str:
+    """'A', 'A and B', 'A, B and C'."""
+    return " and ".join(filter(None, [", ".join(names[:-1]), names[-1]])) if names else ""
+
+
+def _missing_note(missing: Sequence[tuple[str, str, str]], columns: Sequence[str],
+                  describe: Callable[[str, Sequence[str] | None], str]) -> list[str]:
+    """One note per reason why cells show :data:`MISSING`: ``missing`` holds (reason, row, column) of each such cell,
+    in table order; rows missing the same columns for the same reason are named together, by
+    ``describe(rows, columns)`` (columns None when a row misses every one of ``columns``)."""
+    by_reason: dict[str, dict[str, list[str]]] = {}
+    for reason, row, column in missing:
+        by_reason.setdefault(reason, {}).setdefault(row, []).append(column)
+    notes = []
+    for reason, rows in by_reason.items():
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for row, missed in rows.items():
+            groups.setdefault(tuple(missed), []).append(row)
+        parts = [describe(_and(names), None if list(missed) == list(columns) else missed)
+                 for missed, names in groups.items()]
+        notes.append(f"{MISSING}: {reason}: {'; '.join(parts)}.")
+    return notes
+
+
 # --- the tables -------------------------------------------------------------------------------------------
 
 
@@ -358,7 +388,24 @@ def table1_dev(results: Results) -> Table:
         headers=["", "", *[layout.task_label(t) for t in layout.tasks]], rows=rows,
         notes=[_metrics_note(results),
                "Second row: training set size (sentences for POS and NER); std is the population std over seeds.",
-               *filter(None, [_strict_note(results, "aggregates")])])
+               *filter(None, [_strict_note(results, "aggregates")]), *_table1_missing(results, train_sizes)])
+
+
+def _table1_missing(results: Results, train_sizes: Sequence[str]) -> list[str]:
+    """Why Table 1's empty cells are empty: the configuration leaves the task out for the method
+    (:attr:`Layout.method_tasks`), or no run of the cell has finished (nor, for the train size, of its task)."""
+    layout = results.layout
+    tasks = [layout.task_label(task) for task in layout.tasks]
+    missing = [(NOT_FINISHED, "train size", label) for label, size in zip(tasks, train_sizes) if size == MISSING]
+    for model in layout.models:
+        for method in layout.methods:
+            row = METHOD_LABELS.get(method, method)
+            row = f"{layout.model_label(model)} {row}" if len(layout.models) > 1 else row
+            missing += [(NOT_IN_GRID if not layout.runs(task, method) else NOT_FINISHED, row, label)
+                        for task, label in zip(layout.tasks, tasks) if (model, task, method) not in results.aggregates]
+    missing.sort(key=lambda entry: entry[0] != NOT_IN_GRID)  # the configuration's, then the runs' (stable)
+    return _missing_note(missing, tasks,
+                         lambda rows, columns: f"{rows} on {_and(columns) if columns else 'every task'}")
 
 
 def _memory(results: Results, model: str, method: str, tasks: Sequence[str], members: int) -> float | None:
@@ -616,7 +663,7 @@ def _mean(values: Sequence[float]) -> float | None:
 def bytes_per_task_rows(results: Results, model: str) -> list[dict[str, Any]]:
     """Per method of ``model`` (masking once per mask format): mean dev score over the tasks that every method runs
     on (:meth:`Layout.common_tasks`) and the seeds, and the mean bytes and trainable parameters one task adds
-    (None where a task's records are missing)."""
+    (None where a task's records are missing; ``missing`` then says why, by column)."""
     from maskbench.training.masking.config import COMPRESSED, MASK_FORMATS, PACKED_BITS
 
     layout = results.layout
@@ -628,18 +675,25 @@ def bytes_per_task_rows(results: Results, model: str) -> list[dict[str, Any]]:
         dev = _mean([reported(a, "dev")["mean"] for a in aggregates]) if complete else None
         counts = [a.get("trainable_parameters") for a in aggregates] if complete else [None]
         trainable = _mean(counts) if None not in counts else None
+        # why a column is empty: (reason with a {tasks} place, task) per task that lacks it
+        unfinished = [(f"{NOT_FINISHED} on {{tasks}}", task) for task, a in zip(tasks, aggregates) if a is None]
+        uncounted = unfinished or [("the records on {tasks} hold no count of trainable parameters", task)
+                                   for task, count in zip(tasks, counts) if count is None]
         variants: list[tuple[str, str | None]] = [(method, None)]
         if _learns_masks(method):  # masks may be stored in any mask format: a row per format
             variants = [(method, mask_format) for mask_format in MASK_FORMATS]
         for _, mask_format in variants:
-            per_task = []
+            per_task, unsized = [], []
             for task, aggregate in zip(tasks, aggregates):
                 if _full_weights(method):
                     reference = results.references.get((model, task))
                     per_task.append(reference["finetuned_bytes"] if reference else None)
+                    if reference is None:
+                        unsized.append(("no reference model size measured yet on {tasks}", task))
                     continue
                 sizes = list((aggregate or {}).get("artefacts") or {})
                 sizes = [aggregate["artefacts"][seed] for seed in sizes]
+                stored = None
                 if mask_format is not None:
                     stored = aggregate.get("config", {}).get("mask_format", PACKED_BITS) if aggregate else None
                     sizes = [s["head_bytes"] + (s["mask_bytes_by_format"][mask_format] if "mask_bytes_by_format" in s
@@ -648,39 +702,79 @@ def bytes_per_task_rows(results: Results, model: str) -> list[dict[str, Any]]:
                 else:
                     sizes = [task_bytes(s) for s in sizes]
                 per_task.append(_mean(sizes))
+                if aggregate is None:
+                    unsized.append((f"{NOT_FINISHED} on {{tasks}}", task))
+                elif not sizes:
+                    unsized.append(("the runs on {tasks} recorded no artefact sizes", task))
+                elif any(size != size for size in sizes):
+                    unsized.append((f"the runs on {{tasks}} stored their masks as {stored} and recorded no size in "
+                                    "the other format", task))
             known = [v for v in per_task if v is not None and v == v]
             label = METHOD_LABELS.get(method, method)
             if mask_format is not None:
                 label += " (Rice-coded)" if mask_format == COMPRESSED else " (packed bits)"
+            bytes_per_task = _mean(known) if len(known) == len(per_task) else None
+            missing = {column: _reason(layout, gaps) for column, value, gaps in (
+                ("dev_mean", dev, unfinished), ("bytes_per_task", bytes_per_task, unsized),
+                ("trainable_parameters", trainable, uncounted)) if value is None}
             rows.append({"method": method, "mask_format": mask_format, "label": label, "dev_mean": dev,
-                         "bytes_per_task": _mean(known) if len(known) == len(per_task) else None,
-                         "trainable_parameters": trainable})
+                         "bytes_per_task": bytes_per_task, "trainable_parameters": trainable, "missing": missing})
     return rows
+
+
+def _reason(layout: Layout, gaps: Sequence[tuple[str, str]]) -> str:
+    """Why a mean over the common tasks is missing: ``gaps`` (reason with a ``{tasks}`` place, task), the tasks of
+    one reason named together; no common task at all is a reason of its own."""
+    if not layout.common_tasks():
+        return f"{NOT_IN_GRID} (its method_tasks leave no task that every method runs on)"
+    by_reason: dict[str, list[str]] = {}
+    for reason, task in gaps:
+        by_reason.setdefault(reason, []).append(layout.task_label(task))
+    return "; ".join(reason.format(tasks=_and(labels)) for reason, labels in by_reason.items())
 
 
 def table9_bytes(results: Results) -> Table:
     """Accuracy vs bytes per task: mean dev score and artefact bytes per task of every method."""
-    rows = []
-    for model in results.layout.models:
+    layout = results.layout
+    rows, missing = [], []
+    columns = {"dev_mean": "dev score", "bytes_per_task": "bytes per task", "trainable_parameters": "trainable "
+               "parameters"}
+    for model in layout.models:
         for index, row in enumerate(bytes_per_task_rows(results, model)):
-            rows.append([results.layout.model_label(model) if index == 0 else "", row["label"],
+            rows.append([layout.model_label(model) if index == 0 else "", row["label"],
                          f"{percent(row['dev_mean']):.1f}" if row["dev_mean"] is not None else MISSING,
                          _kilobytes(row["bytes_per_task"]) if row["bytes_per_task"] is not None else MISSING,
                          f"{row['trainable_parameters']:,.0f}" if row["trainable_parameters"] is not None
                          else MISSING])
-    tasks = ", ".join(results.layout.task_label(t) for t in results.layout.common_tasks())
+            name = f"{layout.model_label(model)} {row['label']}" if len(layout.models) > 1 else row["label"]
+            missing += [(reason, name, columns[column]) for column, reason in row["missing"].items()]
+    common = layout.common_tasks()
+    tasks = ", ".join(layout.task_label(t) for t in common)
+    dev_note = (f"Dev score: mean over the tasks ({tasks}) of the mean over {_seeds_text(results)} (each task's own "
+                "metric)." if common else "Dev score: no task that every method runs on (method_tasks), so no "
+                "mean compares the methods.")
+    beyond: dict[tuple[str, ...], list[str]] = {}  # the methods that run on further tasks, by those tasks
+    for method in layout.methods:
+        further = tuple(layout.task_label(t) for t in layout.tasks if layout.runs(t, method) and t not in common)
+        if further and common:
+            beyond.setdefault(further, []).append(METHOD_LABELS.get(method, method))
+    if beyond:
+        also = "; ".join(f"{_and(names)} also ran on {_and(list(further))}" for further, names in beyond.items())
+        dev_note += (" Every row averages these same tasks (those every method runs on); "
+                     f"{also} (Table 1), not in these means.")
     return Table(
         name="table9_bytes",
         caption="Accuracy vs bytes per task: mean dev score and the bytes each further task adds, per method.",
         headers=["", "", "Dev score (%)", "Bytes per task (KB)", "Trainable parameters"], rows=rows,
-        notes=[f"Dev score: mean over the tasks ({tasks}) of the mean over {_seeds_text(results)} (each "
-               f"task's own metric).",
+        notes=[dev_note,
                "Bytes per task: KB (1,000 bytes) of the saved tensor files one task needs besides the shared "
                "pretrained model: finetuning a full model (save_pretrained); masking its masks (bit-packed or "
                "Rice-coded, mask_format rice-gaps-v1) and its head; LoRA and IA3 the peft adapter file with the "
                "head; BitFit the biases and head. Mean over tasks and seeds.",
                "Trainable parameters: mean over tasks of the values the optimizer updates (masking: one score per "
-               "masked weight)."])
+               "masked weight).",
+               *_missing_note(missing, list(columns.values()),
+                              lambda names, missed: f"{names} ({_and(missed)})" if missed else names)])
 
 
 def serving_summary(results: Results, model: str) -> dict[str, Any] | None:
@@ -695,9 +789,14 @@ def serving_summary(results: Results, model: str) -> dict[str, Any] | None:
 
 #: the record kinds a table can read (:func:`load_results`), in the order the workflow names them
 RECORD_KINDS = ("choices", "aggregates", "ensembles", "evaluations", "references", "serving")
-#: the analyses' data files a table can read besides the records: Fig. 3's CSV (``memory``), Fig. 1's CSV
-#: (``sparsity``) and Table 3's records (``generalization``); the workflow gives those of the configured analyses
-ANALYSIS_KINDS = ("memory", "sparsity", "generalization")
+#: the analyses' data files a table can read besides the records: Fig. 3's CSV (``memory``), Table 3's records
+#: (``generalization``) and, by the key of the configuration's analysis, the CSV of Fig. 1 (``sparsity``), Fig. 2
+#: (``layers``), Fig. 4 (``tsne``), Fig. 5 (``mask_similarity``), Fig. 6 (``mode_connectivity``) and Fig. 7
+#: (``bezier``); the workflow gives those of the configured analyses
+ANALYSIS_KINDS = ("memory", "sparsity", "generalization", "layers", "tsne", "mask_similarity", "mode_connectivity",
+                  "bezier")
+#: the analysis kinds of one data file each (the others: ``generalization``, one record per source and method)
+_ONE_FILE_KINDS = tuple(kind for kind in ANALYSIS_KINDS if kind != "generalization")
 
 
 @dataclass(frozen=True)
@@ -757,7 +856,7 @@ def registered_tables() -> dict[str, TableSpec]:
 def _paper_comparison(results: Results) -> Table:
     """The side-by-side with the paper's Table 1, followed by the paper's analyses decided from their data files."""
     data = results.analyses
-    analyses: dict[str, Any] = {kind: data[kind][0] for kind in ("memory", "sparsity") if data.get(kind)}
+    analyses: dict[str, Any] = {kind: data[kind][0] for kind in _ONE_FILE_KINDS if data.get(kind)}
     analyses.update(generalization=data.get("generalization", []), configured=results.layout.analyses)
     table = comparison_table(results)
     table.sections.append(analyses_table(results, analyses))
