@@ -415,6 +415,9 @@ def test_a_clean_checkout_plans_to_train_only_the_runs_not_committed(tmp_path):
                 "method", wildcards.get("variant", "")) / f"lr{wildcards['lr']}" / f"seed{wildcards['seed']}"
             assert not (run / "metrics.json").is_file(), f"committed run planned to train again: {run}"
             trained.add(wildcards["task"])
+    # a committed analysis is not remade for lack of the models it was made from (rebuilding one retrains a run)
+    rebuilt = [wildcards for rule, wildcards, _ in jobs if rule == "rebuild"]
+    assert not rebuilt, f"committed runs planned to be trained again for their models: {rebuilt}"
     prepared = {wildcards["task"] for rule, wildcards, _ in jobs if rule == "prepare"}
     assert prepared <= trained, f"data prepared for tasks with nothing to train: {sorted(prepared - trained)}"
     for rule, wildcards, inputs in jobs:  # Table 3 reads the scores its runs recorded, not the targets' data
