@@ -13,9 +13,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, snakemake
+from conftest import DATA_DIR, REPO, needs_data, snakemake
 from maskbench.io.errors import ConfigError
-from maskbench.results.estimate import REFERENCE_RUNS, TRAIN_EXAMPLES, estimate, load_config, measured_cpu
+from maskbench.records import run_record_paths
+from maskbench.results.estimate import (
+    FULL_SCALE_BASIS,
+    LOCAL_BASIS,
+    REFERENCE_RUNS,
+    TRAIN_EXAMPLES,
+    estimate,
+    load_config,
+    measured_cpu,
+    render,
+)
 
 CONFIGS = ["config/ci.yaml", "config/ci_analyses.yaml", "config/ci_methods.yaml",
            pytest.param("config/paper.yaml", marks=pytest.mark.slow(seconds=60))]
@@ -96,6 +106,97 @@ def test_cpu_throughput_is_the_median_of_the_committed_records():
     row = estimate(_validated(config)).rows[0]
     assert row.cpu_hours == pytest.approx(4_904 * 10 / rates[("trec", "masking")] / 3600)
     assert row.cpu_basis == "measured"
+
+
+# --- the train split: the one the runs load (local data), else the full-scale size ---------------------------------
+# Written against the old estimate, which counted TRAIN_EXAMPLES (96,000 for AG News) whatever the data: the local-data
+# tests fail there (no train_split/train_basis; 24x the examples), checked with PYTHONPATH=/work/main/src.
+
+def _ag_news_config(**extra) -> dict:
+    return {"models": {"m": {"name": "minilm"}}, "tasks": ["ag_news", "trec"], "methods": ["masking"], "seeds": [1, 2],
+            "lr_grid": {"masking": [1.0e-3]}, "training": {"epochs": 2},
+            "task_settings": {"trec": {"max_train_examples": 100}}, **extra}
+
+
+@pytest.mark.parametrize("given_by", ["data_dir", "environment"])
+def test_the_train_split_is_the_one_the_runs_load_from_local_data(given_by, data_dir, monkeypatch):
+    from maskbench.data import tasks
+
+    if given_by == "data_dir":
+        monkeypatch.delenv("MASKBENCH_DATA_DIR", raising=False)
+        config = _validated(_ag_news_config(data_dir=str(data_dir)))
+    else:
+        monkeypatch.setenv("MASKBENCH_DATA_DIR", str(data_dir))
+        config = _validated(_ag_news_config())
+    result = estimate(config)
+    rows = {row.task: row for row in result.rows}
+    # AG News: the 5k subset less the dev carved from it, as the loader gives it (not the hub's 96,000)
+    loaded = len(tasks.load("ag_news", data_dir)["train"])
+    assert loaded < TRAIN_EXAMPLES["ag_news"]
+    ag_news = rows["ag_news"]
+    assert ag_news.train_examples == ag_news.worst_case_jobs * 2 * loaded
+    assert (ag_news.train_split, ag_news.train_basis) == (loaded, LOCAL_BASIS)
+    # max_train_examples still caps a local split, and the row says so
+    assert (rows["trec"].train_split, rows["trec"].train_basis) == (100, f"{LOCAL_BASIS}, capped by max_train_examples")
+    assert rows["trec"].train_examples == rows["trec"].worst_case_jobs * 2 * 100
+    # the notes name the basis and the directory; the table shows each row's basis
+    assert any(LOCAL_BASIS in note and str(data_dir) in note for note in result.notes), result.notes
+    line = next(line for line in render(result).splitlines() if " ag_news " in line)
+    assert f"{loaded:,}" in line and LOCAL_BASIS in line, line
+
+
+@needs_data
+def test_the_reference_configuration_counts_what_its_committed_runs_read(monkeypatch):
+    """The finding: the reference config on the local data counted AG News at 96,000 examples per epoch (33.6 M in
+    all, 506 core-hours); its committed runs trained on 4,000. Every row's split is now what the records say."""
+    monkeypatch.setenv("MASKBENCH_DATA_DIR", str(DATA_DIR))
+    read: dict[str, set[int]] = {}
+    for path in run_record_paths(REFERENCE_RUNS):
+        record = json.loads(path.read_text())
+        read.setdefault(record["task"], set()).add(record["sizes"]["train"])
+    rows = estimate(load_config([REPO / "config" / "reference.yaml"])).rows
+    assert {row.task for row in rows} <= set(read)
+    for row in rows:
+        assert {row.train_split} == read[row.task], (row, read[row.task])
+        assert row.train_basis.startswith(LOCAL_BASIS), row
+
+
+@pytest.mark.parametrize("where", ["unset", "without the task"])
+def test_without_local_data_the_full_scale_size_is_counted(where, tmp_path, monkeypatch):
+    if where == "unset":
+        monkeypatch.delenv("MASKBENCH_DATA_DIR", raising=False)
+    else:  # a data directory without an ag_news/ folder: the run loads AG News from the hub
+        monkeypatch.setenv("MASKBENCH_DATA_DIR", str(tmp_path))
+    result = estimate(_validated(_ag_news_config(tasks=["ag_news"])))
+    (row,) = result.rows
+    assert (row.train_split, row.train_basis) == (TRAIN_EXAMPLES["ag_news"], FULL_SCALE_BASIS)
+    assert row.train_examples == row.worst_case_jobs * 2 * TRAIN_EXAMPLES["ag_news"]
+    assert any(FULL_SCALE_BASIS in note for note in result.notes), result.notes
+    assert FULL_SCALE_BASIS in render(result)
+
+
+@pytest.mark.parametrize("case", ["configured data_dir without the task", "qnli train missing",
+                                  "qnli train missing, allow_partial_data"])
+def test_local_files_a_run_cannot_read_are_a_note_not_an_error(case, tmp_path, data_dir, monkeypatch):
+    """The estimate validates nothing new: where a run would stop at its data, the row counts the full-scale size
+    and a note says why; with allow_partial_data the run's stand-in split is counted."""
+    from maskbench.data import tasks
+
+    monkeypatch.delenv("MASKBENCH_DATA_DIR", raising=False)
+    qnli = {"tasks": ["qnli"], "data_dir": str(data_dir)}
+    config = {"configured data_dir without the task": {"tasks": ["ag_news"], "data_dir": str(tmp_path)},
+              "qnli train missing": qnli,
+              "qnli train missing, allow_partial_data": {**qnli, "allow_partial_data": True}}[case]
+    result = estimate(_validated(_ag_news_config(**config)))
+    (row,) = result.rows
+    task = config["tasks"][0]
+    if case.endswith("allow_partial_data"):
+        partial = len(tasks.load("qnli", data_dir, allow_partial=True)["train"])
+        assert (row.train_split, row.train_basis) == (partial, LOCAL_BASIS)
+        return
+    assert (row.train_split, row.train_basis) == (TRAIN_EXAMPLES[task], FULL_SCALE_BASIS)
+    where = str(tmp_path / "ag_news") if task == "ag_news" else "train.tsv"
+    assert any(note.startswith(f"{task}: ") and where in note for note in result.notes), result.notes
 
 
 def test_a_bad_configuration_is_one_line(tmp_path):

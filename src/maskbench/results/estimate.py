@@ -9,7 +9,11 @@ Snakemake's DAG:
 - **worst case**: each cell's grid also extended ``lr_extension.max_extensions`` times (one lr × the selection
   seeds per round; the cap), and the seeds outside ``selection_seeds`` run at the chosen lr;
 - training examples: worst-case runs × ``epochs`` (early stopping only shortens a run) × the train split
-  (``max_train_examples`` caps it).
+  (``max_train_examples`` caps it). The train split is the one the runs will load (:func:`train_split`): where the
+  task's original files are local (the configuration's ``data_dir``, else ``$MASKBENCH_DATA_DIR``, resolved as the
+  workflow and the training resolve them: :func:`maskbench.data.tasks.registry.local_task_dir`), the size of their
+  train split after the reader's own dev carve (AG News' 5k subset: 4,000; read once per task, not tokenised);
+  otherwise the full-scale (hub) size of :data:`TRAIN_EXAMPLES`. Each row names its basis.
 
 Hours come from measured throughput, each labelled with where it was measured:
 
@@ -38,7 +42,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from maskbench.io.errors import ConfigError
+from maskbench.io.errors import ConfigError, MaskbenchError
+from maskbench.io.locations import resolve_data_dir
 from maskbench.records import run_record_paths
 from maskbench.training.method_registry import method_info, registered
 
@@ -51,6 +56,9 @@ TRAIN_EXAMPLES = {
     "sst2": 67_349, "mrpc": 3_668, "cola": 8_551, "rte": 2_490, "qnli": 104_743, "sem": 4_346, "trec": 4_904,
     "ag_news": 96_000, "pos": 3_068, "conll2003": 14_041, "swag": 73_546, "imdb": 22_500,
 }  # fmt: skip
+#: where a row's train split size comes from (:attr:`Row.train_basis`)
+LOCAL_BASIS = "local data"
+FULL_SCALE_BASIS = "full-scale size"
 #: sequences per example (a multiple-choice example is one sequence per ending)
 SEQUENCES = {"swag": 4}
 
@@ -106,6 +114,8 @@ class Row:
     planned_jobs: int
     worst_case_jobs: int
     train_examples: int  # worst case
+    train_split: int  # examples per epoch: the train split a run loads, capped by max_train_examples
+    train_basis: str  # where the split's size comes from: LOCAL_BASIS or FULL_SCALE_BASIS (+ the cap where it cuts)
     cpu_hours: float
     gpu_hours: float
     cpu_basis: str
@@ -228,6 +238,40 @@ def analysis_runs(config: Mapping[str, Any]) -> dict[tuple[str, str], int]:
     return dict(counts)
 
 
+# --- train split ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainSplit:
+    """The size of a task's train split as a run will load it, and where that size comes from."""
+
+    examples: int
+    basis: str  # LOCAL_BASIS or FULL_SCALE_BASIS
+    note: str | None = None  # why local files were not counted, where they exist but a run could not read them
+
+
+def train_split(task: str, data_dir: str | Path | None, allow_partial: bool = False) -> TrainSplit:
+    """The train split of ``task`` (before ``max_train_examples``) that a run with this ``data_dir`` (the
+    configuration's; None: ``$MASKBENCH_DATA_DIR``) and ``allow_partial`` loads: the local files' (after the
+    reader's dev carve) where the task's directory is there, else the full-scale (hub) size.
+
+    Local files that a run could not read (a configured ``data_dir`` without the task, a missing or malformed
+    file) are not an error here: the full-scale size is used and :attr:`TrainSplit.note` says why."""
+    full_scale = TrainSplit(TRAIN_EXAMPLES[task], FULL_SCALE_BASIS)
+    if resolve_data_dir(data_dir) is None:  # no local data at all: no need to import datasets
+        return full_scale
+    from maskbench.data import tasks
+    from maskbench.data.tasks.registry import local_task_dir
+
+    try:
+        if local_task_dir(tasks.get_task(task), data_dir) is None:
+            return full_scale  # the run loads it from the hub
+        return TrainSplit(len(tasks.load(task, data_dir, allow_partial=allow_partial)["train"]), LOCAL_BASIS)
+    except MaskbenchError as error:
+        return TrainSplit(full_scale.examples, full_scale.basis,
+                          f"{task}: {error} (the full-scale size is counted; a run would stop here)")
+
+
 # --- throughput ----------------------------------------------------------------------------------------------
 
 
@@ -300,6 +344,7 @@ def estimate(config: Mapping[str, Any], runs_dir: Path = REFERENCE_RUNS, gpu: Gp
     measured_parameters = non_embedding_parameters(measured_model)
     sizes = {key: non_embedding_parameters(model["name"]) for key, model in config["models"].items()}
     rows = []
+    splits: dict[str, TrainSplit] = {}
     grid = grid_runs(config)
     analyses = analysis_runs(config)
     parts: list[tuple[str, str, str, int, int, dict[str, int]]] = [
@@ -308,7 +353,12 @@ def estimate(config: Mapping[str, Any], runs_dir: Path = REFERENCE_RUNS, gpu: Gp
     ] + [(model, task, "analyses", count, count, {"masking": count}) for (model, task), count in analyses.items()]
     for model, task, part, planned, worst, per_method in parts:
         settings = _training(config, task)
-        per_run = min(TRAIN_EXAMPLES[task], settings.get("max_train_examples") or TRAIN_EXAMPLES[task])
+        if task not in splits:  # one load per task
+            splits[task] = train_split(task, config.get("data_dir"), bool(config.get("allow_partial_data")))
+        split = splits[task]
+        cap = settings.get("max_train_examples")
+        per_run = min(split.examples, cap or split.examples)
+        basis = split.basis + (", capped by max_train_examples" if per_run < split.examples else "")
         examples_per_run = per_run * int(settings.get("epochs") or 10)
         cpu_s = gpu_s = 0.0
         bases = set()
@@ -320,9 +370,17 @@ def estimate(config: Mapping[str, Any], runs_dir: Path = REFERENCE_RUNS, gpu: Gp
             tokens = int(settings.get("max_length") or 128) * SEQUENCES.get(task, 1)
             gpu_rate = gpu.examples_per_s * (gpu.parameters * gpu.tokens) / (sizes[model] * tokens)
             gpu_s += examples / gpu_rate * method_info(method).relative_step_cost
-        rows.append(Row(model, task, part, planned, worst, worst * examples_per_run, cpu_s / 3600, gpu_s / 3600,
-                        ", ".join(sorted(bases))))
+        rows.append(Row(model, task, part, planned, worst, worst * examples_per_run, per_run, basis, cpu_s / 3600,
+                        gpu_s / 3600, ", ".join(sorted(bases))))
+    data_root = resolve_data_dir(config.get("data_dir"))
+    source = "data_dir" if config.get("data_dir") is not None else "$MASKBENCH_DATA_DIR"
+    where = (f"the task's files in {data_root} ({source})" if data_root is not None
+             else "local files (none here: neither data_dir nor $MASKBENCH_DATA_DIR is set)")
     notes = [
+        f"train split (examples per epoch): '{LOCAL_BASIS}' is the train split a run loads from {where}, after the "
+        f"loader's dev carve; '{FULL_SCALE_BASIS}' is the full-scale (hub) train split, for a task without local "
+        f"files; max_train_examples caps either",
+        *(split.note for split in splits.values() if split.note),
         f"CPU: core-hours at the throughput of the committed reference runs ({measured_model}, {cpu_device}; "
         f"median per task and method), scaled by non-embedding parameters ({measured_model} "
         f"{measured_parameters / 1e6:.1f} M)",
@@ -341,12 +399,13 @@ def render(result: Estimate, labels: Mapping[str, str] | None = None) -> str:
     """The estimate as a text table (one row per model, task and part) with totals and notes."""
     from tabulate import tabulate
 
-    header = ["model", "task", "part", "jobs (planned)", "jobs (worst case)", "train examples",
-              "CPU core-h", "GPU-h", "CPU basis"]
-    body = [[row.model, row.task, row.part, row.planned_jobs, row.worst_case_jobs, f"{row.train_examples:,}",
-             _hours(row.cpu_hours), _hours(row.gpu_hours), row.cpu_basis] for row in result.rows]
+    header = ["model", "task", "part", "jobs (planned)", "jobs (worst case)", "train split", "split basis",
+              "train examples", "CPU core-h", "GPU-h", "CPU basis"]
+    body = [[row.model, row.task, row.part, row.planned_jobs, row.worst_case_jobs, f"{row.train_split:,}",
+             row.train_basis, f"{row.train_examples:,}", _hours(row.cpu_hours), _hours(row.gpu_hours), row.cpu_basis]
+            for row in result.rows]
     totals = result.totals()
-    body.append(["total", "", "", totals["planned_jobs"], totals["worst_case_jobs"],
+    body.append(["total", "", "", totals["planned_jobs"], totals["worst_case_jobs"], "", "",
                  f"{int(totals['train_examples']):,}", _hours(totals["cpu_hours"]), _hours(totals["gpu_hours"]),
                  ""])
     lines = [tabulate(body, headers=header, tablefmt="simple", disable_numparse=True), ""]
