@@ -30,8 +30,7 @@ _WHERE = ("out", "prepared", "save_weights", "transfer", "transfer_prepared", "r
 def artefact_folder(method: str) -> str:
     """The folder of a run of ``method`` that :func:`maskbench.analysis.runs.load_run_model` loads: the method's
     artefact, or finetuning's saved weights."""
-    info = get_method(method)
-    folder = info.artefact or info.weights_folder
+    folder = get_method(method).run_folder
     if folder is None:
         raise RecordError(f"a {method} run keeps no artefact that could be rebuilt")
     return folder

@@ -40,9 +40,14 @@ class Method:
 
         return method_label(self.name)
 
+    @property
+    def run_folder(self) -> str | None:
+        """The name of the folder in a run directory that :meth:`load` reads: the artefact, or the saved weights."""
+        return self.artefact or self.weights_folder
+
     def run_artefact(self, run_dir: str | Path) -> Path:
         """The folder of run directory ``run_dir`` that :meth:`load` rebuilds the trained model from."""
-        folder = self.artefact or self.weights_folder
+        folder = self.run_folder
         if folder is None:
             raise MaskFileError(f"{run_dir}: a {self.name} run keeps no artefact to rebuild its model from")
         path = Path(run_dir) / folder
