@@ -101,6 +101,22 @@ def test_sweeps_average_seeds_and_render_fig1_fig2_table7(tmp_path):
         sweeps.sweep_points([paths[0], mixed])
 
 
+def test_fig2_reads_block_sets_as_top_down_or_bottom_up_and_table7_marks_one_seed(tmp_path):
+    assert [sweeps.layer_direction(b, 0, 5) for b in ("0-5", "1-5", "4-5", "0-4", "0-1", "2-3", "0-2,4", None)] == [
+        "all", "top-down", "top-down", "bottom-up", "bottom-up", "other", "other", "other"]
+    assert sweeps.layer_direction("5", 0, 5) == "top-down" and sweeps.layer_direction("0", 0, 5) == "bottom-up"
+    order = ["0-5", "3-5", "0-2", "1-4"]
+    paths = [_fake_run(tmp_path / blocks, "rte", 1, 0.05, blocks, dev)
+             for blocks, dev in zip(order, (0.57, 0.62, 0.56, 0.55))]
+    out = tmp_path / "out"
+    tables = [out / f"table7_layers{suffix}" for suffix in (".md", ".csv")]
+    sweeps.write_layers(paths, order, out / "fig2.png", out / "fig2.csv", tables)
+    rows = list(csv.reader(tables[1].open()))
+    assert [row[1] for row in rows[1:]] == ["57.0", "62.0", "56.0", "55.0"]  # one seed: no "± 0.0"
+    table = sweeps.layers_table(sweeps.sweep_points(paths), order)
+    assert "a value without ± is one seed" in table.caption and table.notes[-1] == "Seeds: one seed (1)."
+
+
 # --- every analysis on real tiny runs -----------------------------------------------------------------------
 
 

@@ -93,8 +93,10 @@ def plot_sparsity(points: Sequence[dict[str, Any]], png: str | Path,
         std = np.array([100 * p["dev_std"] for p in series])
         ax = axes[task]
         seeds = len(series[0]["seeds"])
-        ax.plot(x, mean, marker="o", color="tab:blue", label=f"masking, mean of {seeds} seed(s)")
-        ax.fill_between(x, mean - std, mean + std, color="tab:blue", alpha=0.25, label="± 1 std over seeds")
+        ax.plot(x, mean, marker="o", color="tab:blue",
+                label=f"masking, mean of {seeds} seeds" if seeds > 1 else f"masking, seed {series[0]['seeds'][0]}")
+        if seeds > 1:
+            ax.fill_between(x, mean - std, mean + std, color="tab:blue", alpha=0.25, label="± 1 std over seeds")
         ax.set_title(f"{task_label(task, task_labels)} (lr {series[0]['lr']:g})")
         ax.set_xlabel("initial sparsity: masked-out weights at the start (%)")
         ax.set_ylabel(_metric_label(series[0]["metric"]))
@@ -102,7 +104,8 @@ def plot_sparsity(points: Sequence[dict[str, Any]], png: str | Path,
         ax.legend(fontsize=7)
     blocks = {p["blocks_label"] for p in points}
     suptitle(figure, f"Fig. 1: masking's dev score vs initial sparsity ({points[0]['model']}, blocks "
-                    f"{', '.join(sorted(blocks))} + pooler + classifier masked)")
+                    f"{', '.join(sorted(blocks))} + pooler + classifier masked; {_seeds_text(points)}). Paper "
+                    "(BERT, 4 seeds): a small initial sparsity (5 %) is best, a large one collapses")
     save_figure(figure, png)
 
 
@@ -116,34 +119,92 @@ def write_sparsity_figure(metrics_paths: Sequence[str | Path], png: str | Path, 
     return points
 
 
+def _block_range(blocks: str | None) -> tuple[int, int] | None:
+    """'2-5' -> (2, 5), '3' -> (3, 3); None for the default or a set that is not one range."""
+    if blocks is None or "," in blocks:
+        return None
+    ends = blocks.split("-")
+    if not all(end.isdigit() for end in ends) or len(ends) > 2:
+        return None
+    return int(ends[0]), int(ends[-1])
+
+
+def layer_direction(blocks: str | None, first: int, last: int) -> str:
+    """Fig. 2's reading of a block set among blocks ``first``..``last``: "all", "top-down" (the last k blocks),
+    "bottom-up" (the first k) or "other"."""
+    span = _block_range(blocks)
+    if span == (first, last):
+        return "all"
+    if span is not None and span[1] == last:
+        return "top-down"
+    if span is not None and span[0] == first:
+        return "bottom-up"
+    return "other"
+
+
+def _seeds_text(points: Sequence[dict[str, Any]]) -> str:
+    counts = sorted({len(p["seeds"]) for p in points})
+    if counts == [1]:
+        return f"one seed ({', '.join(sorted({str(p['seeds'][0]) for p in points}))}), no error bars"
+    return f"mean ± std over {'/'.join(map(str, counts))} seeds"
+
+
 def plot_layers(points: Sequence[dict[str, Any]], block_order: Sequence[str], png: str | Path,
                 task_labels: Mapping[str, str] | None = None) -> None:
-    """Fig. 2: dev score per masked block set (bottom-up, then top-down), one line per initial sparsity."""
+    """Fig. 2: dev score against the number of masked blocks, the top-down sets (the last k blocks) and the
+    bottom-up sets (the first k) as two lines per initial sparsity, meeting at "all blocks"; every point is labelled
+    with its blocks (the paper's finding: top-down mostly above bottom-up)."""
     tasks = list(dict.fromkeys(p["task"] for p in points))
     rows = (len(tasks) + 1) // 2
-    figure = new_figure(11 if len(tasks) > 1 else 6, 3.8 * rows + 0.6)
+    figure = new_figure(11 if len(tasks) > 1 else 6.5, 3.8 * rows + 0.9)
     axes = _task_axes(figure, tasks)
-    labels = [_blocks_label(b) for b in block_order]
+    spans = [span for span in map(_block_range, block_order) if span is not None]
+    first, last = (min(a for a, _ in spans), max(b for _, b in spans)) if spans else (0, 0)
+    styles = {"top-down": "top-down (last k blocks)", "bottom-up": "bottom-up (first k blocks)"}
     for task in tasks:
         ax = axes[task]
         sparsities = sorted({p["initial_sparsity"] for p in points if p["task"] == task})
-        for sparsity, marker in zip(sparsities, "os^vD"):
+        for sparsity, marker, colour in zip(sparsities, "os^vD", ("tab:blue", "tab:orange", "tab:green",
+                                                                   "tab:red", "tab:purple")):
             by_blocks = {p["blocks"]: p for p in points if p["task"] == task and p["initial_sparsity"] == sparsity}
-            x = [i for i, b in enumerate(block_order) if b in by_blocks]
-            mean = np.array([100 * by_blocks[block_order[i]]["dev_mean"] for i in x])
-            std = np.array([100 * by_blocks[block_order[i]]["dev_std"] for i in x])
-            ax.errorbar(x, mean, yerr=std, marker=marker, capsize=3, label=f"initial sparsity {100 * sparsity:g}%")
+            ordered = [by_blocks[b] for b in block_order if b in by_blocks]
+            direction = {p["blocks"]: layer_direction(p["blocks"], first, last) for p in ordered}
+            lines = {name: [p for p in ordered if direction[p["blocks"]] in (name, "all")] for name in styles}
+            lines["other"] = [p for p in ordered if direction[p["blocks"]] == "other"]
+            for name, line in lines.items():
+                if not any(direction[p["blocks"]] == name for p in line):
+                    continue
+                line.sort(key=lambda p: _block_count(p["blocks"]))
+                x = [_block_count(p["blocks"]) for p in line]
+                mean = np.array([100 * p["dev_mean"] for p in line])
+                std = np.array([100 * p["dev_std"] if len(p["seeds"]) > 1 else 0.0 for p in line])
+                ax.errorbar(x, mean, yerr=std if std.any() else None, marker=marker, color=colour, capsize=3,
+                            linestyle={"top-down": "-", "bottom-up": "--"}.get(name, "none"),
+                            label=f"{styles.get(name, 'other block sets')}, initial sparsity {100 * sparsity:g}%")
+            for p in ordered:
+                ax.annotate(p["blocks_label"], (_block_count(p["blocks"]), 100 * p["dev_mean"]), fontsize=7,
+                            xytext=(4, 3), textcoords="offset points")
         metric = next(p["metric"] for p in points if p["task"] == task)
-        ax.set_xticks(range(len(labels)))
-        ax.set_xticklabels(labels, rotation=45, fontsize=8)
-        ax.set_xlabel("masked transformer blocks (first-last)")
+        ax.set_xlabel("number of masked transformer blocks")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylabel(_metric_label(metric))
         ax.set_title(task_label(task, task_labels))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     suptitle(figure, f"Fig. 2: masking's dev score when only some blocks are masked ({points[0]['model']}; "
-                    "error bars: std over seeds)")
+                    f"{_seeds_text(points)}). Paper (BERT, 4 seeds): with as many blocks masked, top-down "
+                    "masking mostly scores above bottom-up")
     save_figure(figure, png)
+
+
+def _block_count(blocks: str | None) -> int:
+    """How many blocks a set names ('0-3,5' -> 5)."""
+    count = 0
+    for part in (blocks or "").split(","):
+        ends = part.split("-")
+        if all(end.isdigit() for end in ends) and ends != [""]:
+            count += int(ends[-1]) - int(ends[0]) + 1
+    return count
 
 
 def layers_table(points: Sequence[dict[str, Any]], block_order: Sequence[str],
@@ -157,20 +218,21 @@ def layers_table(points: Sequence[dict[str, Any]], block_order: Sequence[str],
         cells = []
         for task, sparsity in columns:
             point = by_key.get((task, sparsity, blocks))
-            cells.append("–" if point is None else
-                         f"{100 * point['dev_mean']:.1f} ± {100 * point['dev_std']:.1f}")
+            cells.append("–" if point is None else f"{100 * point['dev_mean']:.1f}" if len(point["seeds"]) == 1
+                         else f"{100 * point['dev_mean']:.1f} ± {100 * point['dev_std']:.1f}")
         rows.append([_blocks_label(blocks), *cells])
     headers = ["Blocks", *(f"{task_label(t, task_labels)} {100 * s:g}%" for t, s in columns)]
     model = points[0]["model"] if points else ""
     sparsities = ", ".join(f"{100 * s:g} %" for s in sorted({s for _, s in columns}))
     return Table(name="table7_layers",
-                 caption=f"Table 7: Dev scores (mean ± std over seeds, %) of masking only the listed transformer "
-                         f"blocks ({model}), at initial sparsity {sparsities}.",
+                 caption=f"Table 7: Dev scores (mean ± std over seeds, %; a value without ± is one seed) of masking "
+                         f"only the listed transformer blocks ({model}), at initial sparsity {sparsities}.",
                  headers=headers, rows=rows,
                  notes=["Pooler and classifier are masked in every row; the other blocks are left as pretrained.",
                         "Metrics: " + ", ".join(sorted({f"{task_label(p['task'], task_labels)} "
                                                          f"{METRIC_NAMES.get(p['metric'], p['metric'])}"
-                                                         for p in points})) + "."])
+                                                         for p in points})) + ".",
+                        f"Seeds: {_seeds_text(points).replace(', no error bars', '')}."])
 
 
 def write_layers(metrics_paths: Sequence[str | Path], block_order: Sequence[str], png: str | Path,
