@@ -266,16 +266,24 @@ def bezier_options():
 
 
 def generalization_inputs(wildcards):
-    """The source's runs at the chosen lr; the targets' prepared data only when a run has not recorded its own
-    scores on them (it is then scored from its saved model): finished runs need no data preparation."""
+    """The source's runs at the chosen lr; when a run has not recorded its own scores on every target (it is then
+    scored from its saved model), also the targets' prepared data and the artefacts to rebuild first
+    (:func:`missing_artefacts`). A record that already scored these targets is not remade for lack of models (a
+    committed Table 3 on a fresh checkout): its runs are then ``ancient`` inputs."""
     spec = ANALYSES["generalization"]
     runs = [chosen_run(wildcards.model, wildcards.source, wildcards.method, seed) for seed in SEEDS]
-    if all(transfer_recorded(run) for run in runs):
+    unrecorded = [run for run in runs if not transfer_recorded(run)]
+    if not unrecorded:
         return {"runs": runs}
+    missing = missing_artefacts(*unrecorded)
+    output = GENERALIZATION.format(model=wildcards.model, method=wildcards.method, source=wildcards.source)
+    if missing and planned(plan.generalization_covers, output, spec["targets"], spec["split"]):
+        return {"runs": [ancient(run) for run in runs]}
     return {
         "runs": runs,
         "prepared": [PREPARED.format(model=wildcards.model, task=target) for target in spec["targets"]],
         "downloaded": downloaded(),
+        "artefacts": missing,
     }
 
 

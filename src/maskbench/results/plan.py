@@ -9,8 +9,9 @@ prints as its one-line error. Torch-free: the workflow imports it while planning
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,18 @@ def weight_cells(analyses: Mapping[str, Any]) -> set[tuple[str, str]]:
     """(model, task) whose finetuning runs save their weights: the analyses rebuild those models."""
     return {(analyses[name]["model"], task) for name in WEIGHT_ANALYSES if name in analyses
             for task in analysis_tasks(analyses[name])}
+
+
+def generalization_covers(path: str | Path, targets: Sequence[str], split: str) -> bool:
+    """Whether an earlier Table 3 record at ``path`` (:func:`maskbench.analysis.generalization.write_transfer`)
+    scored exactly ``targets`` (in that order) on ``split``: then it is not remade for lack of its runs' models (a
+    committed record on a fresh checkout)."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(record, dict) and record.get("split") == split
+            and record.get("target_order") == list(targets) and set(record.get("targets") or ()) == set(targets))
 
 
 def sweep_cells(analyses: Mapping[str, Any]) -> set[tuple[str, str]]:
