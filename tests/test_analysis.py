@@ -115,6 +115,24 @@ def test_fig2_reads_block_sets_as_top_down_or_bottom_up_and_table7_marks_one_see
     assert [row[1] for row in rows[1:]] == ["57.0", "62.0", "56.0", "55.0"]  # one seed: no "± 0.0"
     table = sweeps.layers_table(sweeps.sweep_points(paths), order)
     assert "a value without ± is one seed" in table.caption and table.notes[-1] == "Seeds: one seed (1)."
+    assert [p["one_class_seeds"] for p in sweeps.sweep_points(paths)] == [None] * 4  # no predictions stored
+
+    # a run whose dev predictions are one class for every example is marked (the majority-class collapse)
+    from safetensors.numpy import save_file
+
+    labels = np.array([0, 1, 1, 0, 1])
+    for path, predicted in zip(paths[:2], ([1, 1, 1, 1, 1], [0, 1, 1, 1, 1])):
+        logits = np.eye(2, dtype=np.float32)[predicted]
+        save_file({"dev_logits": logits, "dev_labels": labels}, str(Path(path).parent / "predictions.safetensors"))
+    assert sweeps.one_class(paths[0]) is True and sweeps.one_class(paths[1]) is False
+    assert sweeps.one_class(paths[2]) is None
+    points = sweeps.sweep_points(paths[:2])
+    assert [p["one_class_seeds"] for p in points] == [1, 0]
+    table = sweeps.layers_table(points, order)
+    assert [row[1] for row in table.rows[:2]] == ["57.0 †", "62.0"]
+    assert table.notes[-1].startswith("† every seed predicts one class")
+    sweeps.write_sparsity_figure(paths[:2], out / "fig1.png", out / "fig1.csv")
+    assert [row["one_class_seeds"] for row in csv.DictReader((out / "fig1.csv").open())] == ["1", "0"]
 
 
 # --- every analysis on real tiny runs -----------------------------------------------------------------------

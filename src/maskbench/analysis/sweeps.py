@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from maskbench.analysis.runs import new_figure, save_figure, suptitle, write_csv
-from maskbench.io.errors import ConfigError
-from maskbench.records import load_runs
+from maskbench.io.errors import ConfigError, DataError
+from maskbench.records import load_runs, split_predictions
 from maskbench.results.aggregate import mean_std
 from maskbench.results.tables import METRIC_NAMES, Table, task_label
 from maskbench.training.method_registry import masking_methods
@@ -31,8 +31,19 @@ def _blocks_label(blocks: str | None) -> str:
     return ",".join(parts)
 
 
+def one_class(metrics_path: str | Path) -> bool | None:
+    """Whether a run's best-epoch dev predictions (its ``predictions.safetensors``) name one class for every
+    example — a run stuck at the majority class; None when the run stored no dev predictions."""
+    try:
+        predicted = split_predictions(Path(metrics_path).parent, "dev")
+    except DataError:
+        return None
+    return None if predicted is None else bool(np.unique(predicted["predictions"]).size == 1)
+
+
 def sweep_points(metrics_paths: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """One point per (task, initial sparsity, blocks): mean ± std of dev over seeds, in first-seen order.
+    """One point per (task, initial sparsity, blocks): mean ± std of dev over seeds, in first-seen order, and how
+    many of its seeds predict one class for every dev example (``one_class_seeds``; :func:`one_class`).
 
     Runs of one point must agree on everything but the seed (model, lr, training settings): a mixed-up input is
     refused, naming the runs.
@@ -58,11 +69,13 @@ def sweep_points(metrics_paths: Sequence[str | Path]) -> list[dict[str, Any]]:
         mean, std = mean_std([r["dev_score"] for _, r in members])
         final = [r["sparsity"] for _, r in members if r.get("sparsity") is not None]
         first = members[0][1]
+        stuck = [one_class(path) for path, _ in members]
         points.append({"task": task, "metric": first["metric"], "model": first["model"], "lr": first["lr"],
                        "initial_sparsity": sparsity, "blocks": blocks, "blocks_label": _blocks_label(blocks),
                        "seeds": sorted(seeds), "dev_mean": mean, "dev_std": std,
                        "final_sparsity_mean": float(np.mean(final)) if final else None,
-                       "dev_scores": [r["dev_score"] for _, r in members]})
+                       "dev_scores": [r["dev_score"] for _, r in members],
+                       "one_class_seeds": None if None in stuck else sum(stuck)})
     return points
 
 
@@ -77,6 +90,20 @@ def _task_axes(figure, tasks: Sequence[str]):
     for extra in axes[len(tasks):]:
         extra.set_visible(False)
     return dict(zip(tasks, axes))
+
+
+def _stuck(point: Mapping[str, Any]) -> bool:
+    """Every seed of the point predicts one class for every dev example."""
+    return bool(point.get("one_class_seeds")) and point["one_class_seeds"] == len(point["seeds"])
+
+
+def _mark_stuck(ax, points: Sequence[Mapping[str, Any]], x: Sequence[float], labelled: list[bool]) -> None:
+    """Circle the points whose runs all predict one class for every dev example (one legend entry per axes)."""
+    chosen = [(xi, 100 * p["dev_mean"]) for xi, p in zip(x, points) if _stuck(p)]
+    if chosen:
+        ax.scatter(*zip(*chosen), s=150, facecolors="none", edgecolors="tab:red", linewidths=1.2, zorder=3,
+                   label=None if labelled[0] else "one class for every dev example")
+        labelled[0] = True
 
 
 def plot_sparsity(points: Sequence[dict[str, Any]], png: str | Path,
@@ -97,6 +124,7 @@ def plot_sparsity(points: Sequence[dict[str, Any]], png: str | Path,
                 label=f"masking, mean of {seeds} seeds" if seeds > 1 else f"masking, seed {series[0]['seeds'][0]}")
         if seeds > 1:
             ax.fill_between(x, mean - std, mean + std, color="tab:blue", alpha=0.25, label="± 1 std over seeds")
+        _mark_stuck(ax, series, x, [False])
         ax.set_title(f"{task_label(task, task_labels)} (lr {series[0]['lr']:g})")
         ax.set_xlabel("initial sparsity: masked-out weights at the start (%)")
         ax.set_ylabel(_metric_label(series[0]["metric"]))
@@ -114,7 +142,7 @@ def write_sparsity_figure(metrics_paths: Sequence[str | Path], png: str | Path, 
     """Workflow step: Fig. 1 and its numbers (``task_labels``: the configuration's names of tasks)."""
     points = sweep_points(metrics_paths)
     write_csv(points, data_csv, ["task", "metric", "model", "lr", "blocks", "initial_sparsity", "dev_mean",
-                                 "dev_std", "final_sparsity_mean", "seeds", "dev_scores"])
+                                 "dev_std", "final_sparsity_mean", "seeds", "dev_scores", "one_class_seeds"])
     plot_sparsity(points, png, task_labels)
     return points
 
@@ -163,6 +191,7 @@ def plot_layers(points: Sequence[dict[str, Any]], block_order: Sequence[str], pn
     styles = {"top-down": "top-down (last k blocks)", "bottom-up": "bottom-up (first k blocks)"}
     for task in tasks:
         ax = axes[task]
+        stuck_labelled = [False]
         sparsities = sorted({p["initial_sparsity"] for p in points if p["task"] == task})
         for sparsity, marker, colour in zip(sparsities, "os^vD", ("tab:blue", "tab:orange", "tab:green",
                                                                    "tab:red", "tab:purple")):
@@ -181,6 +210,7 @@ def plot_layers(points: Sequence[dict[str, Any]], block_order: Sequence[str], pn
                 ax.errorbar(x, mean, yerr=std if std.any() else None, marker=marker, color=colour, capsize=3,
                             linestyle={"top-down": "-", "bottom-up": "--"}.get(name, "none"),
                             label=f"{styles.get(name, 'other block sets')}, initial sparsity {100 * sparsity:g}%")
+                _mark_stuck(ax, line, x, stuck_labelled)
             for p in ordered:
                 ax.annotate(p["blocks_label"], (_block_count(p["blocks"]), 100 * p["dev_mean"]), fontsize=7,
                             xytext=(4, 3), textcoords="offset points")
@@ -218,8 +248,9 @@ def layers_table(points: Sequence[dict[str, Any]], block_order: Sequence[str],
         cells = []
         for task, sparsity in columns:
             point = by_key.get((task, sparsity, blocks))
-            cells.append("–" if point is None else f"{100 * point['dev_mean']:.1f}" if len(point["seeds"]) == 1
+            cells.append("–" if point is None else (f"{100 * point['dev_mean']:.1f}" if len(point["seeds"]) == 1
                          else f"{100 * point['dev_mean']:.1f} ± {100 * point['dev_std']:.1f}")
+                         + (" †" if _stuck(point) else ""))
         rows.append([_blocks_label(blocks), *cells])
     headers = ["Blocks", *(f"{task_label(t, task_labels)} {100 * s:g}%" for t, s in columns)]
     model = points[0]["model"] if points else ""
@@ -232,7 +263,9 @@ def layers_table(points: Sequence[dict[str, Any]], block_order: Sequence[str],
                         "Metrics: " + ", ".join(sorted({f"{task_label(p['task'], task_labels)} "
                                                          f"{METRIC_NAMES.get(p['metric'], p['metric'])}"
                                                          for p in points})) + ".",
-                        f"Seeds: {_seeds_text(points).replace(', no error bars', '')}."])
+                        f"Seeds: {_seeds_text(points).replace(', no error bars', '')}.",
+                        *(["† every seed predicts one class for every dev example (the majority class)."]
+                          if any(_stuck(p) for p in points) else [])])
 
 
 def write_layers(metrics_paths: Sequence[str | Path], block_order: Sequence[str], png: str | Path,
@@ -242,7 +275,7 @@ def write_layers(metrics_paths: Sequence[str | Path], block_order: Sequence[str]
     of tasks)."""
     points = sweep_points(metrics_paths)
     write_csv(points, data_csv, ["task", "metric", "model", "lr", "blocks", "initial_sparsity", "dev_mean",
-                                 "dev_std", "final_sparsity_mean", "seeds", "dev_scores"])
+                                 "dev_std", "final_sparsity_mean", "seeds", "dev_scores", "one_class_seeds"])
     plot_layers(points, block_order, png, task_labels)
     layers_table(points, block_order, task_labels).write(table_paths)
     return points
