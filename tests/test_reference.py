@@ -70,6 +70,10 @@ def test_committed_table_regenerates_byte_identical(table, tmp_path, monkeypatch
                  for method in layout.methods for source in spec["sources"] if layout.runs(source, method)]
         generalization.write_generalization_table(paths, layout.model_label(spec["model"]), [out],
                                                   layout.task_labels)
+    elif name == "table7_layers":  # Fig. 2's table, from the block-subset runs (as the fig2_layers rule reads them)
+        config = _validated_config()
+        points = sweeps.sweep_points(_layer_runs(config))
+        sweeps.layers_table(points, config["analyses"]["layers"]["block_sets"], layout.task_labels).write([out])
     else:
         tables.write_table(name, layout.to_dict(), [out], **_records(layout))
     assert out.read_bytes() == table.read_bytes(), f"{table} differs from what its records give"
