@@ -72,7 +72,10 @@ rule fig2_layers:
     output:
         png=report(FIGURE.format(name="fig2_layers.png"), caption="../report/fig2.rst", category="Analyses"),
         csv=FIGURE.format(name="fig2_layers.csv"),
-        tables=[TABLE.format(name=f"table7_layers{suffix}") for suffix in (".md", ".tex", ".csv", ".html")],
+        md=TABLE.format(name="table7_layers.md"),
+        tex=TABLE.format(name="table7_layers.tex"),
+        table_csv=TABLE.format(name="table7_layers.csv"),
+        html=report(TABLE.format(name="table7_layers.html"), caption="../report/table7.rst", category="Analyses"),
     log:
         log_file("analysis", "fig2_layers"),
     params:
@@ -88,7 +91,7 @@ rule fig2_layers:
             params.block_order,
             output.png,
             output.csv,
-            output.tables,
+            [output.md, output.tex, output.table_csv, output.html],
             params.task_labels,
         )
 
