@@ -16,6 +16,7 @@ from maskbench.analysis.runs import new_figure, save_figure, suptitle, write_csv
 from maskbench.io.errors import ConfigError, DataError
 from maskbench.records import load_runs, split_predictions
 from maskbench.results.aggregate import mean_std
+from maskbench.results.paper import block_set
 from maskbench.results.tables import METRIC_NAMES, Table, task_label
 from maskbench.training.method_registry import masking_methods
 
@@ -149,12 +150,10 @@ def write_sparsity_figure(metrics_paths: Sequence[str | Path], png: str | Path, 
 
 def _block_range(blocks: str | None) -> tuple[int, int] | None:
     """'2-5' -> (2, 5), '3' -> (3, 3); None for the default or a set that is not one range."""
-    if blocks is None or "," in blocks:
+    indices = block_set(blocks) if blocks is not None else None
+    if not indices or indices[-1] - indices[0] + 1 != len(indices):
         return None
-    ends = blocks.split("-")
-    if not all(end.isdigit() for end in ends) or len(ends) > 2:
-        return None
-    return int(ends[0]), int(ends[-1])
+    return indices[0], indices[-1]
 
 
 def layer_direction(blocks: str | None, first: int, last: int) -> str:
@@ -229,12 +228,7 @@ def plot_layers(points: Sequence[dict[str, Any]], block_order: Sequence[str], pn
 
 def _block_count(blocks: str | None) -> int:
     """How many blocks a set names ('0-3,5' -> 5)."""
-    count = 0
-    for part in (blocks or "").split(","):
-        ends = part.split("-")
-        if all(end.isdigit() for end in ends) and ends != [""]:
-            count += int(ends[-1]) - int(ends[0]) + 1
-    return count
+    return len(block_set(blocks) or ()) if blocks is not None else 0
 
 
 def layers_table(points: Sequence[dict[str, Any]], block_order: Sequence[str],

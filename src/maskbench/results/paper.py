@@ -245,7 +245,7 @@ def _sparsity_finding(path: str | Path, labels: Mapping[str, str], model: str) -
     return verdict, "; ".join(parts)
 
 
-def _block_set(blocks: str) -> tuple[int, ...] | None:
+def block_set(blocks: str) -> tuple[int, ...] | None:
     """A CSV's block set as block indices ('2-5' -> (2, 3, 4, 5), '0,2-3' -> (0, 2, 3)); None for none ('')."""
     indices: set[int] = set()
     for part in blocks.split(","):
@@ -262,7 +262,7 @@ def _layers_finding(path: str | Path, labels: Mapping[str, str], model: str) -> 
     number of blocks (masking them all is both)."""
     points: dict[tuple[str, float], dict[tuple[int, ...], float]] = {}
     for row in _read_csv(path, ("task", "model", "blocks", "initial_sparsity", "dev_mean")):
-        blocks = _block_set(row["blocks"]) if row["model"] == model else None
+        blocks = block_set(row["blocks"]) if row["model"] == model else None
         if blocks is not None:
             key = (row["task"], float(row["initial_sparsity"]))
             points.setdefault(key, {})[blocks] = 100 * float(row["dev_mean"])
