@@ -337,3 +337,33 @@ def test_a_task_without_a_file_declaration_counts_every_file_of_its_folder(tmp_p
     after = local_fingerprint("toy", folder, splits=["dev"])
     assert after[f"toy/{ALL_SPLITS}/train.tsv"] != before[f"toy/{ALL_SPLITS}/train.tsv"]
     assert after[f"toy/{ALL_SPLITS}/sub/dev.tsv"] == before[f"toy/{ALL_SPLITS}/sub/dev.tsv"]
+
+
+@needs_data
+def test_table3_targets_a_run_did_not_score_are_not_part_of_its_data(tmp_path):
+    """A source or target added to Table 3 after a run finished (SST-2 <-> SEM next to SST-2 -> IMDB) does not refuse
+    the finished run: it did not read that target, and the Table 3 step scores it from the rebuilt model. Its own
+    task's files, and a target it did score from other files than there are now, still refuse it."""
+    from maskbench.data.fingerprint import data_changes, run_fingerprint
+
+    config = {"task": "sst2", "transfer": "sst2,imdb", "transfer_split": "dev"}
+    recorded = run_fingerprint(config, DATA_DIR, ["train", "dev"])
+    assert any(key.startswith("imdb/dev/") for key in recorded)
+    record = {"sizes": {"train": 10000, "dev": 872}, "data": recorded}
+    path = tmp_path / "metrics.json"
+    added = {**config, "transfer": "sst2,sem,imdb"}
+    assert data_changes(path, record, added, DATA_DIR) is None  # SEM: not read by the run, not its identity
+    assert data_changes(path, record, {"task": "sst2"}, DATA_DIR) is None  # IMDB no longer asked for
+    sem = {"task": "sem", "transfer": "sst2,sem,imdb", "transfer_split": "dev"}
+    sem_record = {"sizes": {"train": 1, "dev": 1, "test": 1}, "data": run_fingerprint({"task": "sem"}, DATA_DIR)}
+    assert data_changes(path, sem_record, sem, DATA_DIR) is None  # a grid run made before SEM was a source
+
+    imdb = next(key for key in recorded if key.startswith("imdb/"))
+    stale = {**record, "data": {**recorded, imdb: "0" * 64}}
+    refused = data_changes(path, stale, added, DATA_DIR)
+    assert refused is not None and "task imdb split dev" in refused  # its recorded IMDB score is of other data
+    own = next(key for key in recorded if key.startswith("sst2/train/"))
+    other = {**record, "data": {**recorded, own: "0" * 64}}
+    assert "task sst2 split train" in data_changes(path, other, added, DATA_DIR)
+    lost = {**record, "data": {key: value for key, value in recorded.items() if key != own}}
+    assert "task sst2 split train" in data_changes(path, lost, added, DATA_DIR)  # its own split: never optional

@@ -106,3 +106,23 @@ def test_schema_errors_get_a_hint_for_numbers_written_as_text():
                                                          "1.0e-5)")
     error.instance, error.validator_value = "3", ["integer"]
     assert plan.type_hint(error) == " (the value is text: write the number without quotes)"
+
+
+def test_a_table3_record_of_other_targets_is_refused_naming_the_file(tmp_path):
+    """Table 3's per-source records are kept while they scored the configured targets (a committed record on a fresh
+    checkout: its models are gone); one of other targets, order or split is refused with the file to delete."""
+    from maskbench.results.plan import check_generalization_record, generalization_covers
+
+    path = tmp_path / "sst2.json"
+    check_generalization_record(path, ["sst2", "imdb"], "dev")  # not made yet: nothing to refuse
+    path.write_text(json.dumps({"split": "dev", "target_order": ["sst2", "imdb"], "targets": {"sst2": {}, "imdb": {}}}))
+    assert generalization_covers(path, ["sst2", "imdb"], "dev")
+    check_generalization_record(path, ["sst2", "imdb"], "dev")
+    for targets, split in ((["sst2", "sem", "imdb"], "dev"), (["imdb", "sst2"], "dev"), (["sst2", "imdb"], "test")):
+        with pytest.raises(ConfigError) as error:
+            check_generalization_record(path, targets, split)
+        assert str(error.value).startswith(f"{path} scored sst2, imdb on dev, but 'analyses.generalization' asks "
+                                           f"for {', '.join(targets)} on {split}: delete it"), error.value
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="cannot read this Table 3 record"):
+        check_generalization_record(path, ["sst2"], "dev")

@@ -217,7 +217,18 @@ def final_targets():
 
 
 def analysis_targets():
-    return [f"{RESULTS}/{path}" for path in plan.analysis_outputs(ANALYSES)]
+    """The analyses' figures and tables, and their per-cell records (Table 3's per method and source, Figs. 6/7's
+    per task): a record deleted, or added by the configuration (a new Table 3 source), is made on the next
+    invocation even while the table or figure made from it is still there (Snakemake plans a missing intermediate
+    file only for a job that runs, or for a target)."""
+    records = []
+    if "generalization" in ANALYSES:
+        records += generalization_files()
+    for name, pattern in (("mode_connectivity", CONNECTIVITY), ("bezier", BEZIER)):
+        if name in ANALYSES:
+            spec = ANALYSES[name]
+            records += [pattern.format(model=spec["model"], task=task) for task in spec["tasks"]]
+    return [f"{RESULTS}/{path}" for path in plan.analysis_outputs(ANALYSES)] + records
 
 
 # --- heavy steps: `maskbench step NAME ARGUMENTS` (maskbench.cli.STEPS) -------------------------------------

@@ -271,12 +271,13 @@ def generalization_inputs(wildcards):
     (:func:`missing_artefacts`). A record that already scored these targets is not remade for lack of models (a
     committed Table 3 on a fresh checkout): its runs are then ``ancient`` inputs."""
     spec = ANALYSES["generalization"]
+    output = GENERALIZATION.format(model=wildcards.model, method=wildcards.method, source=wildcards.source)
+    planned(plan.check_generalization_record, output, spec["targets"], spec["split"])  # of other targets: refused
     runs = [chosen_run(wildcards.model, wildcards.source, wildcards.method, seed) for seed in SEEDS]
     unrecorded = [run for run in runs if not transfer_recorded(run)]
     if not unrecorded:
         return {"runs": runs}
     missing = missing_artefacts(*unrecorded)
-    output = GENERALIZATION.format(model=wildcards.model, method=wildcards.method, source=wildcards.source)
     if missing and planned(plan.generalization_covers, output, spec["targets"], spec["split"]):
         return {"runs": [ancient(run) for run in runs]}
     return {

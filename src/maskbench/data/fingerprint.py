@@ -244,8 +244,23 @@ def data_changes(path: str | Path, record: Mapping[str, Any], expected: Mapping[
         return ("has no record of the data it read (made by an older maskbench): if it was made from the data this "
                 "configuration reads, add the record with `python -m maskbench.cli step data-fingerprints "
                 f"'{{\"results_dir\": \"{results}\"}}'`, else")
-    changed = changes(recorded, current)
+    changed = changes(*_comparable(recorded, current, expected))
     return None if changed is None else f"was made from other data than this configuration reads ({changed}):"
+
+
+def _comparable(recorded: Mapping[str, str], current: Mapping[str, str],
+                expected: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """The parts of two fingerprints that decide whether a finished run stands for ``expected``: every file of the
+    run's own task, and the files of a Table 3 target that the run scored *and* that ``expected`` scores. A target
+    the run did not score (a target or source added to Table 3 after it finished) or no longer scores is not part
+    of what it trained on: the Table 3 step scores it from the run's rebuilt model instead
+    (``generalization_inputs``). A target it scored from other files than there are now still refuses it (its
+    recorded score is of other data)."""
+    own = expected["task"]
+    shared = {key for key in set(recorded) & set(current) if _parts(key)[0] != own}
+    keep = {key for key in set(recorded) | set(current) if _parts(key)[0] == own} | shared
+    return ({key: value for key, value in recorded.items() if key in keep},
+            {key: value for key, value in current.items() if key in keep})
 
 
 __all__ = ["DATA_KEY", "PARTIAL_FILES", "SPLIT_FILES", "changes", "check_recorded",

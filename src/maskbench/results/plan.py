@@ -162,6 +162,25 @@ def generalization_covers(path: str | Path, targets: Sequence[str], split: str) 
             and record.get("target_order") == list(targets) and set(record.get("targets") or ()) == set(targets))
 
 
+def check_generalization_record(path: str | Path, targets: Sequence[str], split: str) -> None:
+    """Refuse an existing Table 3 record at ``path`` that scored other targets (or in another order, or on another
+    split) than the configuration asks for: Snakemake would keep it (its output exists, its inputs are older), and
+    Table 3 would show a row of other targets than its columns. The message names the file to delete; the next
+    invocation then scores the runs again (rebuilding the models that were not kept)."""
+    if not Path(path).is_file() or generalization_covers(path, targets, split):
+        return
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{path}: cannot read this Table 3 record ({error}); delete it to make it again") from None
+    scored = record.get("target_order") if isinstance(record, dict) else None
+    made = record.get("split") if isinstance(record, dict) else None
+    raise ConfigError(f"{path} scored {', '.join(map(str, scored or [])) or 'no targets'} on {made or '?'}, but "
+                      f"'analyses.generalization' asks for {', '.join(targets)} on {split}: delete it (or every "
+                      f"record of {Path(path).parent.parent}) to score the runs again — a run whose model was not "
+                      f"kept is retrained and checked against its record first (`rebuild`)")
+
+
 def sweep_cells(analyses: Mapping[str, Any]) -> set[tuple[str, str]]:
     """(model, task) where the analyses train masking variants of their own settings (Figs. 1 and 2)."""
     return {(analyses[name]["model"], task) for name in SWEEPS if name in analyses
