@@ -278,7 +278,7 @@ def generalization_inputs(wildcards):
     if not unrecorded:
         return {"runs": runs}
     missing = missing_artefacts(*unrecorded)
-    if missing and planned(plan.generalization_covers, output, spec["targets"], spec["split"]):
+    if missing and Path(output).is_file():  # it covers these targets (checked above)
         return {"runs": [ancient(run) for run in runs]}
     return {
         "runs": runs,
