@@ -59,6 +59,41 @@ def test_rebuild_restores_the_recorded_model(tiny_bert_dir, data_dir, tmp_path, 
         rebuild_artefact(str(run_dir))
 
 
+@pytest.mark.parametrize("method", ["masking", "finetuning"])
+def test_rebuild_trains_only_up_to_the_best_epoch(tiny_bert_dir, data_dir, tmp_path, monkeypatch, method):
+    """A run that went on for ``patience`` epochs after its best one is retrained only up to that epoch (the
+    artefact is its state; the lr is constant): fewer epochs, and still the very model the run trained."""
+    run_dir, folder, record, state = _committed_run(tiny_bert_dir, data_dir, tmp_path, method, epochs=3, patience=3)
+    assert record["best_epoch"] < record["epochs_run"] == 3  # the premise: epochs after the best one were trained
+    import maskbench.training.train as training
+
+    retrained = []
+    real_train = training.train
+
+    def spy(config, stop_after_epoch=None):
+        retrained.append(real_train(config, stop_after_epoch=stop_after_epoch))
+        return retrained[-1]
+
+    monkeypatch.setattr(training, "train", spy)
+    rebuild_artefact(str(run_dir))
+
+    assert [r["epochs_run"] for r in retrained] == [record["best_epoch"]]
+    assert retrained[0]["dev_scores"] == record["dev_scores"][:record["best_epoch"]]
+    rebuilt = load_run_model(run_dir).state_dict()
+    assert all(torch.equal(rebuilt[name], state[name]) for name in state)
+
+
+def test_a_retrained_run_that_stops_before_the_best_epoch_is_refused():
+    """The comparison is not a prefix check that an empty or too-short retrained history passes."""
+    from maskbench.training.rebuild import _differences
+
+    record = {"dev_scores": [0.5, 0.75, 0.7], "best_epoch": 2, "test_score": 0.6, "config_hash": "h"}
+    same = {"dev_scores": [0.5, 0.75], "best_epoch": 2, "test_score": 0.6, "config_hash": "h", "data": {"a": "1"}}
+    assert not any(d.startswith("dev_scores") for d in _differences(record, same))
+    for scores in ([], [0.5], [0.5, 0.8]):
+        assert any(d.startswith("dev_scores") for d in _differences(record, dict(same, dev_scores=scores)))
+
+
 def test_a_run_that_does_not_reproduce_is_refused(tiny_bert_dir, data_dir, tmp_path):
     """A record whose numbers the retrained run does not give (here: its dev scores edited, as another torch build
     could change them) gets no artefact: the error names what differs; the retrained run stays for inspection."""

@@ -3,10 +3,12 @@
 The committed reference results keep each run's record (``metrics.json``, predictions), not its masks, adapter or
 weights. The analyses that load a trained model (Figs. 4-7) need the artefact; a run is deterministic on one
 machine (same seed, same settings, same data: same numbers), so the artefact is rebuilt by training the run again
-with the recorded settings — into a scratch folder beside the run (``.<seed folder>.rebuild``) — and is moved into
-the run only if the new training *is* the recorded run: the same identity, the same data and the same dev score at
-every epoch. Otherwise nothing is moved and the error names what differs (e.g. another torch version), so an
-analysis never silently studies another model than the one its table reports.
+with the recorded settings — into a scratch folder beside the run (``.<seed folder>.rebuild``), up to its recorded
+best epoch (the artefact is that epoch's state; the learning rate is constant, so the epochs after it change
+nothing before it) — and is moved into the run only if the new training *is* the recorded run: the same identity,
+the same data, the same dev score at every epoch up to the best one and the same test score. Otherwise nothing is
+moved and the error names what differs (e.g. another torch version), so an analysis never silently studies another
+model than the one its table reports.
 """
 
 from __future__ import annotations
@@ -58,9 +60,14 @@ def rebuild_config(record: dict[str, Any], scratch: Path, prepared: str | None) 
 
 def _differences(record: dict[str, Any], retrained: dict[str, Any]) -> list[str]:
     """What differs between the record and the retrained run (the data: the task's own files; a Table 3 source's
-    record also fingerprints its transfer targets, which a rebuild does not score)."""
+    record also fingerprints its transfer targets, which a rebuild does not score). The retrained run stops at the
+    recorded best epoch: its dev scores are compared with the record's up to there."""
     found = []
-    for key in ("dev_scores", "best_epoch", "test_score", "config_hash"):
+    recorded, scores = list(record.get("dev_scores") or []), list(retrained.get("dev_scores") or [])
+    best = record.get("best_epoch")
+    if not scores or scores != recorded[:len(scores)] or not isinstance(best, int) or len(scores) < best:
+        found.append(f"dev_scores: recorded {recorded!r}, retrained {scores!r}")
+    for key in ("best_epoch", "test_score", "config_hash"):
         if record.get(key) != retrained.get(key):
             found.append(f"{key}: recorded {record.get(key)!r}, retrained {retrained.get(key)!r}")
     recorded_data, data = record.get(DATA_KEY) or {}, retrained.get(DATA_KEY) or {}
@@ -86,7 +93,9 @@ def rebuild_artefact(run: str, prepared: str | None = None) -> dict[str, Any]:
     scratch = scratch_folder(run_dir)
     config = rebuild_config(record, scratch, prepared)
     finished = scratch / METRICS_FILE
-    retrained = read_run_record(finished) if finished.is_file() else train(config)
+    # the artefact is the best epoch's state: the epochs after it (up to ``patience`` of them) are not retrained
+    retrained = (read_run_record(finished) if finished.is_file()
+                 else train(config, stop_after_epoch=record["best_epoch"]))
     differences = _differences(record, retrained)
     if differences:
         raise RecordError(f"{run_dir}: retrained with its recorded settings, it is not the recorded run — "

@@ -303,23 +303,28 @@ def transfer_fingerprint(config: TrainConfig) -> dict[str, str]:
 
 
 @holds_output("config", lambda config: config.out)  # one writer per run folder (maskbench.io.locks)
-def train(config: TrainConfig) -> dict[str, Any]:
+def train(config: TrainConfig, stop_after_epoch: int | None = None) -> dict[str, Any]:
     """Run one training job and write ``metrics.json``, predictions and the method's artefact to ``config.out``.
 
     Dev is evaluated after every epoch; training stops after ``patience`` epochs without improvement and the
     best epoch's parameters are restored for the dev/test predictions and the saved artefacts. With ``report_to``
     the run is also logged to those trackers (:mod:`maskbench.training.tracking`); a run that fails ends theirs as
-    failed.
+    failed. ``stop_after_epoch`` (outside the run's identity) ends training after that epoch: a rebuild
+    (:mod:`maskbench.training.rebuild`) needs the run only up to its recorded best epoch — the learning rate is
+    constant, so the epochs before it are the same whatever ``epochs`` says.
     """
+    if stop_after_epoch is not None and (isinstance(stop_after_epoch, bool) or not isinstance(stop_after_epoch, int)
+                                         or stop_after_epoch < 1):
+        raise ValueError(f"stop_after_epoch: expected a positive integer or None, got {stop_after_epoch!r}")
     trackers = Trackers([])
     try:
-        return _train(config, trackers)
+        return _train(config, trackers, stop_after_epoch)
     except BaseException as error:
         trackers.close(status="killed" if isinstance(error, KeyboardInterrupt) else "failed")
         raise
 
 
-def _train(config: TrainConfig, trackers: Trackers) -> dict[str, Any]:
+def _train(config: TrainConfig, trackers: Trackers, stop_after_epoch: int | None = None) -> dict[str, Any]:
     out = Path(config.out)
     spec = tasks.get_task(config.task)
     method = get_method(config.method)
@@ -378,7 +383,8 @@ def _train(config: TrainConfig, trackers: Trackers) -> dict[str, Any]:
     if state.epoch:
         tqdm.write(f"resuming {out} after epoch {state.epoch}")
     with frozen_weights_in(model, config.precision):  # bf16: frozen weights cast once, not at every step
-        while not state.stopped and state.epoch < config.epochs:
+        last_epoch = config.epochs if stop_after_epoch is None else min(config.epochs, stop_after_epoch)
+        while not state.stopped and state.epoch < last_epoch:
             epoch = state.epoch + 1
             model.train()
             started = time.perf_counter()
