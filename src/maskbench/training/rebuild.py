@@ -63,9 +63,8 @@ def _differences(record: dict[str, Any], retrained: dict[str, Any]) -> list[str]
     record also fingerprints its transfer targets, which a rebuild does not score). The retrained run stops at the
     recorded best epoch: its dev scores are compared with the record's up to there."""
     found = []
-    recorded, scores = list(record.get("dev_scores") or []), list(retrained.get("dev_scores") or [])
-    best = record.get("best_epoch")
-    if not scores or scores != recorded[:len(scores)] or not isinstance(best, int) or len(scores) < best:
+    recorded, scores, best = record.get("dev_scores") or [], retrained.get("dev_scores") or [], record.get("best_epoch")
+    if not isinstance(best, int) or len(scores) < best or scores != recorded[:len(scores)]:  # best >= 1 (a record)
         found.append(f"dev_scores: recorded {recorded!r}, retrained {scores!r}")
     for key in ("best_epoch", "test_score", "config_hash"):
         if record.get(key) != retrained.get(key):

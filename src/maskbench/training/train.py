@@ -324,7 +324,7 @@ def train(config: TrainConfig, stop_after_epoch: int | None = None) -> dict[str,
         raise
 
 
-def _train(config: TrainConfig, trackers: Trackers, stop_after_epoch: int | None = None) -> dict[str, Any]:
+def _train(config: TrainConfig, trackers: Trackers, stop_after_epoch: int | None) -> dict[str, Any]:
     out = Path(config.out)
     spec = tasks.get_task(config.task)
     method = get_method(config.method)
