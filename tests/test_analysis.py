@@ -16,7 +16,8 @@ from conftest import DATA_DIR, needs_data, require_data, save_tiny_bert
 from maskbench.analysis import connectivity, generalization, mask_similarity, sweeps, tsne
 from maskbench.analysis.runs import load_run_model
 from maskbench.data.prepare import prepare
-from maskbench.io.errors import ConfigError, MaskbenchError
+from maskbench.io.errors import ConfigError, DataError, MaskbenchError, RecordError
+from maskbench.records import SCORED_AFTER_TRAINING, add_transfer_scores
 from maskbench.training.train import TrainConfig, label_map, run_transfer, train
 from run_records import complete_record
 
@@ -174,7 +175,9 @@ def test_generalization_scores_each_source_model_on_every_target(tiny_runs):
     runs, prepared = tiny_runs["runs"], tiny_runs["prepared"]
     targets = {task: {"prepared": prepared[task], "max_length": MAX_LENGTH, "limit": EVAL} for task in prepared}
     out = tiny_runs["root"] / "generalization" / "masking-sst2.json"
-    result = generalization.write_transfer([runs[("sst2", "masking")]], targets, tiny_runs["model"], out)
+    source = tiny_runs["root"] / "generalization" / "sst2-masking"  # the step adds its scores to the run's record
+    shutil.copytree(runs[("sst2", "masking")], source)
+    result = generalization.write_transfer([source], targets, tiny_runs["model"], out)
     on_disk = json.loads(out.read_text())
     assert on_disk["source"] == "sst2" and set(on_disk["targets"]) == {"sst2", "sem"} and "versions" in on_disk
     # scored on its own dev subset, the model scores what its run recorded
@@ -197,6 +200,54 @@ def test_generalization_scores_each_source_model_on_every_target(tiny_runs):
         [result, {**finetuned, "method": "lora"}], "Tiny").caption
     with pytest.raises(ConfigError, match="labels"):
         label_map("sst2", "trec")
+
+
+@needs_data
+def test_table3_adds_the_scores_it_computed_to_the_runs_records(tiny_runs, tmp_path):
+    """A run that finished before its target was added to Table 3 is scored from its model; the step adds those
+    scores to the run's record (marked as scored after training, with the target files' fingerprint), so that the
+    Table 3 record is made again from the run records alone, with no model: what a committed Table 3 rests on."""
+    prepared = tiny_runs["prepared"]
+    run = tmp_path / "run"
+    shutil.copytree(tiny_runs["runs"][("sst2", "masking")], run)
+    before = json.loads((run / "metrics.json").read_text())
+    assert before["transfer"] is None and before["data"]
+    targets = {task: {"prepared": prepared[task], "max_length": MAX_LENGTH, "limit": EVAL} for task in ("sem", "sst2")}
+    result = generalization.write_transfer([run], targets, tiny_runs["model"], tmp_path / "table3.json")
+    assert result["recorded"] == [["sem", "sst2"]]
+    after = json.loads((run / "metrics.json").read_text())
+    assert {k: v for k, v in after.items() if k not in ("transfer", "data")} == {
+        k: v for k, v in before.items() if k not in ("transfer", "data")}, "only the scores and their data are added"
+    for target in targets:
+        entry = after["transfer"][target]
+        assert entry[SCORED_AFTER_TRAINING] is True
+        assert (entry["split"], entry["max_length"], entry["limit"]) == ("dev", MAX_LENGTH, EVAL)
+        assert [entry["accuracy"]] == result["targets"][target]["accuracy"]
+        assert entry["majority_baseline"] == result["targets"][target]["majority_baseline"]
+    added = {key: value for key, value in after["data"].items() if key not in before["data"]}
+    assert {key.split("/")[:2][0] for key in added} == {"sem"} and all("/dev/" in key for key in added), added
+    assert {key: after["data"][key] for key in before["data"]} == before["data"]
+    prepared_sem = json.loads((prepared["sem"] / "prepared.json").read_text())["data"]
+    assert added == {key: value for key, value in prepared_sem.items() if key.startswith("sem/dev/")}
+
+    # the record alone (no masks: what is committed) gives the same Table 3 record, every score read from it
+    alone = tmp_path / "record-only"
+    alone.mkdir()
+    shutil.copy(run / "metrics.json", alone / "metrics.json")
+    again = generalization.transfer_scores([alone], targets, tiny_runs["model"])
+    assert again["recorded"] == [["sem", "sst2"]] and again["targets"] == result["targets"]
+    assert json.loads((tmp_path / "table3.json").read_text())["targets"] == json.loads(json.dumps(result["targets"]))
+
+    # what a run recorded while training is never replaced, nor scores of other data added
+    trained = {**after, "transfer": {**after["transfer"], "sem": {**after["transfer"]["sem"],
+                                                                    SCORED_AFTER_TRAINING: False}}}
+    (alone / "metrics.json").write_text(json.dumps(trained))
+    with pytest.raises(RecordError, match="recorded while training on sem"):
+        add_transfer_scores(alone / "metrics.json", {"sem": after["transfer"]["sem"]}, {})
+    key = next(iter(before["data"]))
+    with pytest.raises(DataError, match="other contents"):
+        add_transfer_scores(alone / "metrics.json", {"sst2": after["transfer"]["sst2"]}, {key: "0" * 64})
+    assert json.loads((alone / "metrics.json").read_text()) == trained
 
 
 @needs_data

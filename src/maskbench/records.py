@@ -522,6 +522,44 @@ def _widened(values: np.ndarray) -> np.ndarray:
     """Integer arrays stored compactly (:func:`compact_integers`) back as int64; other dtypes unchanged."""
     return values.astype(np.int64) if values.dtype.kind in "iu" else values
 
+# --- Table 3 scores added to a finished run's record --------------------------------------------------------------
+
+
+#: marks a Table 3 score that was computed after the run finished (from its saved or rebuilt model)
+SCORED_AFTER_TRAINING = "scored_after_training"
+
+
+def add_transfer_scores(path: str | Path, scores: Mapping[str, Mapping[str, Any]],
+                        data: Mapping[str, str]) -> dict[str, Any]:
+    """Add Table 3 scores to the finished run record at ``path``: ``scores`` maps a target task to the entry a run
+    would have recorded while training (:func:`maskbench.training.train.run_transfer`), computed since from the
+    run's own model (saved, or rebuilt and checked against this record: :mod:`maskbench.training.rebuild`); each
+    entry is marked :data:`SCORED_AFTER_TRAINING`. ``data``: the fingerprint of the targets' files it read, added
+    to the record's ``data`` so that a later change of those files is seen as for any run
+    (:func:`maskbench.data.fingerprint.data_changes`).
+
+    Nothing the run recorded is replaced: a target it scored while training is refused, and so is a file the record
+    fingerprinted with other contents (the scores would be of other data). Returns the record written."""
+    record = read_run_record(path)
+    transfer = dict(record.get("transfer") or {})
+    kept = sorted(target for target in scores if target in transfer
+                  and not (transfer[target] or {}).get(SCORED_AFTER_TRAINING))
+    if kept:
+        raise RecordError(f"{path}: already holds the Table 3 scores it recorded while training on {', '.join(kept)}; "
+                          f"they are not replaced")
+    fingerprint = dict(record.get(DATA_KEY) or {})
+    changed = sorted(key for key, value in data.items() if key in fingerprint and fingerprint[key] != value)
+    if changed:
+        raise DataError(f"{path}: the run recorded other contents of {', '.join(changed)} than the data just scored; "
+                        f"its scores would be of other data")
+    transfer.update({target: {**entry, SCORED_AFTER_TRAINING: True} for target, entry in scores.items()})
+    fingerprint.update(data)
+    updated = {**record, "transfer": transfer, DATA_KEY: fingerprint}
+    check_run_record(updated, path)
+    write_json(path, updated, "metrics")
+    return updated
+
+
 # --- migration: records made before data fingerprints were recorded ---------------------------------------------------
 
 

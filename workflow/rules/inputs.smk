@@ -267,7 +267,8 @@ def bezier_options():
 
 def generalization_inputs(wildcards):
     """The source's runs at the chosen lr; when a run has not recorded its own scores on every target (it is then
-    scored from its saved model), also the targets' prepared data and the artefacts to rebuild first
+    scored from its saved model, and the step adds the scores to its record: maskbench.records.add_transfer_scores),
+    also the targets' prepared data and the artefacts to rebuild first
     (:func:`missing_artefacts`). A record that already scored these targets is not remade for lack of models (a
     committed Table 3 on a fresh checkout): its runs are then ``ancient`` inputs."""
     spec = ANALYSES["generalization"]

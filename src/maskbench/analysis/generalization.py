@@ -5,11 +5,16 @@ of the evaluated set, averaged over seeds.
 A run trained with ``transfer`` settings (:class:`maskbench.training.settings.TrainConfig`) scores itself on the
 targets before it finishes and records the scores in its ``metrics.json``
 (:func:`maskbench.training.train.run_transfer`); the table then needs no saved model, masks or adapter of the run
-(they are not committed with the reference results). A run without such a record is scored from its saved model
-(:func:`maskbench.analysis.runs.load_run_model`)."""
+(they are not committed with the reference results). A run without such a record (a target or source added to
+Table 3 after it finished) is scored from its saved model, or from its model rebuilt by the workflow and checked
+against its record (:func:`maskbench.analysis.runs.load_run_model`, :mod:`maskbench.training.rebuild`), and the
+Table 3 step adds these scores to the run's record, marked as scored after training
+(:func:`maskbench.records.add_transfer_scores`): every Table 3 record is then what its runs' records say, and is
+made again from them alone."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +22,9 @@ from typing import Any
 from torch.utils.data import DataLoader
 
 from maskbench.analysis.runs import load_run_model, run_record, write_record
+from maskbench.data.fingerprint import DATA_KEY
 from maskbench.io.errors import ConfigError
+from maskbench.records import METRICS_FILE, add_transfer_scores, run_directory
 from maskbench.results.aggregate import mean_std
 from maskbench.results.tables import METHOD_LABELS, PAPER_METHODS, Table, read_record, task_label
 from maskbench.training.settings import recorded_transfer
@@ -25,11 +32,13 @@ from maskbench.training.train import check_targets, eval_loader, score_target
 
 
 def transfer_scores(run_dirs: Sequence[str | Path], targets: Mapping[str, Mapping[str, Any]], model_name: str,
-                    split: str = "dev", device: str = "cpu") -> dict[str, Any]:
+                    split: str = "dev", device: str = "cpu", keep: bool = False) -> dict[str, Any]:
     """Score every run's model (one per seed, all trained on one source task) on every target's ``split``.
 
     ``targets`` maps a target task to ``{"prepared": dir, "max_length": n, "limit": n or None}``: its data prepared
-    for ``model_name``, and the fixed subset (``limit``) the workflow scores elsewhere.
+    for ``model_name``, and the fixed subset (``limit``) the workflow scores elsewhere. A score a run recorded is
+    read from its record; the others are computed from its model, and ``keep`` adds them to its record
+    (:func:`maskbench.records.add_transfer_scores`; ``recorded`` then lists them too).
     """
     records = [run_record(run_dir) for run_dir in run_dirs]
     sources = {r["task"] for r in records}
@@ -48,7 +57,7 @@ def transfer_scores(run_dirs: Sequence[str | Path], targets: Mapping[str, Mappin
     result["recorded"] = []
     for run_dir, record in zip(run_dirs, records):
         model = None
-        recorded = []
+        recorded, scored = [], {}
         for target, spec in targets.items():
             entry = recorded_transfer(record, target, split, spec["max_length"], spec.get("limit"))
             if entry is not None:
@@ -62,8 +71,15 @@ def transfer_scores(run_dirs: Sequence[str | Path], targets: Mapping[str, Mappin
                                                   spec.get("limit"))
                 accuracy, baseline = score_target(model, loaders[target], mappings[target], device)
                 size = len(loaders[target].dataset)
+                scored[target] = {"split": split, "max_length": spec["max_length"], "limit": spec.get("limit"),
+                                  "accuracy": accuracy, "majority_baseline": baseline, "examples": size}
             scores[target].append(accuracy)
             baselines[target], examples[target] = baseline, size
+        if keep and scored:
+            data = {key: value for target in scored for key, value in _prepared_fingerprint(targets[target]).items()
+                    if key.startswith(f"{target}/{split}/")}
+            add_transfer_scores(run_directory(run_dir) / METRICS_FILE, scored, data)
+            recorded = [target for target in targets if target in recorded or target in scored]
         result["recorded"].append(recorded)
         del model
     for target in targets:
@@ -77,10 +93,22 @@ def transfer_scores(run_dirs: Sequence[str | Path], targets: Mapping[str, Mappin
     return result
 
 
+def _prepared_fingerprint(spec: Mapping[str, Any]) -> dict[str, str]:
+    """The data fingerprint a target's prepared data recorded (``prepared.json``), or nothing."""
+    if not spec.get("prepared"):
+        return {}
+    try:
+        recorded = json.loads((Path(spec["prepared"]) / "prepared.json").read_text()).get(DATA_KEY)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return {}  # the scoring read it already (load_prepared names a problem)
+    return {key: value for key, value in (recorded or {}).items() if isinstance(value, str)}
+
+
 def write_transfer(run_dirs: Sequence[str | Path], targets: Mapping[str, Mapping[str, Any]], model_name: str,
                    out: str | Path, split: str = "dev") -> dict[str, Any]:
-    """Workflow step: one (model, method, source) of Table 3 as JSON."""
-    result = transfer_scores(run_dirs, targets, model_name, split)
+    """Workflow step: one (model, method, source) of Table 3 as JSON; scores a run had not recorded are added to
+    its record first (``transfer_scores(keep=True)``), so the record is made again from the runs' records."""
+    result = transfer_scores(run_dirs, targets, model_name, split, keep=True)
     write_record(out, result)
     return result
 
