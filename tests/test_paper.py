@@ -311,3 +311,28 @@ def test_every_configured_analysis_is_decided_from_its_figure_csv_in_the_side_by
     findings = {name: finding for name, finding, _ in PAPER_ANALYSES}
     assert "top-down masking" in findings["Fig. 2 / Table 7"] and "bottom-up" in findings["Fig. 2 / Table 7"]
     assert all(f"Fig. {n}," in CRITERIA for n in (2, 4, 5)) and "Figs. 6 and 7" in CRITERIA
+
+
+def test_table3_verdict_says_when_it_covers_only_part_of_the_papers_table(tmp_path):
+    """Table 3's verdict compares masking with finetuning on every target other than the source (gap against the
+    two seed spreads combined); it says "only" while the records cover fewer than the paper's three directions
+    (SST-2 ↔ SEM, SST-2 → IMDB), and not once they cover them all."""
+    from maskbench.results.paper import _generalization_finding
+
+    def record(method, source, gains):  # target -> (improvement mean, std)
+        path = tmp_path / f"{method}-{source}.json"
+        path.write_text(json.dumps({"model": "tiny", "method": method, "source": source, "targets": {
+            target: {"improvement_mean": mean, "improvement_std": std} for target, (mean, std) in gains.items()}}))
+        return path
+
+    sst2 = [record("masking", "sst2", {"sst2": (0.36, 0.0), "imdb": (0.28, 0.01)}),
+            record("finetuning", "sst2", {"sst2": (0.36, 0.0), "imdb": (0.29, 0.01)})]
+    verdict, number = _generalization_finding(sst2, {"sst2": "SST2"}, "tiny")
+    assert verdict == "yes (SST2 → imdb only)"  # −1.0 ± 1.4: within the noise
+    assert number == "SST2 → imdb: masking +28.0 vs finetuning +29.0 over the majority class (−1.0 ± 1.4)"
+    both = [record("masking", "sst2", {"sem": (-0.14, 0.02), "imdb": (0.28, 0.01)}),
+            record("finetuning", "sst2", {"sem": (-0.08, 0.04), "imdb": (0.29, 0.01)}),
+            record("masking", "sem", {"sst2": (0.15, 0.02)}), record("finetuning", "sem", {"sst2": (0.18, 0.02)})]
+    verdict, number = _generalization_finding(both, {}, "tiny")
+    assert verdict == "no"  # sst2 → sem: −6.0 ± 4.5 and sem → sst2: −3.0 ± 2.8 lie beyond the noise
+    assert "sem → sst2: masking +15.0 vs finetuning +18.0 over the majority class (−3.0 ± 2.8)" in number

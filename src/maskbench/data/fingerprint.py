@@ -255,8 +255,8 @@ def _comparable(recorded: Mapping[str, str], current: Mapping[str, str],
     the run did not score (a target or source added to Table 3 after it finished) or no longer scores is not part
     of what it trained on: the Table 3 step scores it from the run's rebuilt model instead
     (``generalization_inputs``) and adds the score, with that target's fingerprint, to the run's record
-    (:func:`maskbench.records.add_transfer_scores`). A target it scored from other files than there are now still refuses it (its
-    recorded score is of other data)."""
+    (:func:`maskbench.records.add_transfer_scores`). A target it scored from other files than there are now
+    still refuses it (its recorded score is of other data)."""
     own = expected["task"]
     shared = {key for key in set(recorded) & set(current) if _parts(key)[0] != own}
     keep = {key for key in set(recorded) | set(current) if _parts(key)[0] == own} | shared
