@@ -314,6 +314,10 @@ def test_committed_table3_records_are_what_the_chosen_runs_recorded(path, monkey
                for target in spec["targets"]}
     again = generalization.transfer_scores(runs, targets, committed["model"], spec["split"])
     assert again["recorded"] == [list(spec["targets"])] * len(runs), "a run did not record its transfer scores"
+    if source in spec["targets"] and spec["split"] == "dev":  # the model scored is the run's (rebuilt or not)
+        for run in runs:
+            record = json.loads(Path(run).read_text())
+            assert record["transfer"][source]["accuracy"] == pytest.approx(record["dev_score"], abs=1e-12), run
     committed.pop("versions")
     assert json.loads(json.dumps(again)) == committed, f"{path} differs from what the runs recorded"
 
