@@ -373,8 +373,12 @@ def test_ci_analyses_config_runs_every_analysis(tmp_path):
     assert remade.returncode == 0, log[-3000:]
     assert log.count("rule rebuild:") == 1 and "rule train:" not in log, log[-3000:]
     after = json.loads(table3.read_text())
-    assert after["recorded"] == [[], before["target_order"]]  # seed 1 scored from its rebuilt masks, seed 2 recorded
+    # seed 1 scored from its rebuilt masks, and those scores added to its record (marked); seed 2 recorded them
+    assert after["recorded"] == [before["target_order"]] * 2
     assert after["targets"] == before["targets"]
+    rescored = json.loads(metrics.read_text())["transfer"]
+    assert sorted(rescored) == sorted(before["target_order"]), rescored
+    assert all(entry["scored_after_training"] is True for entry in rescored.values()), rescored
 
     # A target added to Table 3 after the runs finished (as SST-2 <-> SEM was added to the reference's SST-2 -> IMDB):
     # a record of the old targets is refused, naming the file to delete (Snakemake would keep it: it exists and

@@ -539,7 +539,10 @@ def add_transfer_scores(path: str | Path, scores: Mapping[str, Mapping[str, Any]
     (:func:`maskbench.data.fingerprint.data_changes`).
 
     Nothing the run recorded is replaced: a target it scored while training is refused, and so is a file the record
-    fingerprinted with other contents (the scores would be of other data). Returns the record written."""
+    fingerprinted with other contents (the scores would be of other data). The record keeps its modification time:
+    what the lr selection, aggregates and ensembles read from it is unchanged, so the workflow does not derive them
+    again (nor, on a dry run, stop its plan at a selection checkpoint). Returns the record written."""
+    stat = Path(path).stat()
     record = read_run_record(path)
     transfer = dict(record.get("transfer") or {})
     kept = sorted(target for target in scores if target in transfer
@@ -557,6 +560,7 @@ def add_transfer_scores(path: str | Path, scores: Mapping[str, Mapping[str, Any]
     updated = {**record, "transfer": transfer, DATA_KEY: fingerprint}
     check_run_record(updated, path)
     write_json(path, updated, "metrics")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     return updated
 
 

@@ -215,12 +215,21 @@ def check_recorded(where: str | Path, what: str, recorded: Any, current: Mapping
 
 def record_fingerprint(record: Mapping[str, Any], data_dir: str | Path | None) -> dict[str, str]:
     """The fingerprint of the data a finished run's record says it read (its task's splits: the keys of its
-    ``sizes``; its transfer targets), computed from the files under ``data_dir`` now."""
+    ``sizes``; its transfer targets, also those scored after training: the keys of its ``transfer``), computed
+    from the files under ``data_dir`` now."""
     config = record.get("config")
     sizes = record.get("sizes")
     if not isinstance(config, Mapping) or not isinstance(sizes, Mapping):
         raise DataError("record without 'config' or 'sizes'")
     found = run_fingerprint(config, data_dir, splits=sizes.keys())
+    transfer = record.get("transfer")
+    for target, entry in (transfer.items() if isinstance(transfer, Mapping) and found is not None else ()):
+        split = entry.get("split") if isinstance(entry, Mapping) else None
+        scored = task_fingerprint(target, data_dir, bool(config.get("allow_partial")),
+                                  [split or config.get("transfer_split") or "dev"])
+        found = None if scored is None else {**found, **scored}
+        if found is None:
+            break
     if found is None:
         raise DataError(f"task {config.get('task')!r} (or a transfer target) has no local files under {data_dir}")
     missing = sorted(set(sizes) - {_parts(key)[1] for key in found if _parts(key)[0] == config["task"]})
