@@ -14,7 +14,6 @@ made again from them alone."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 from torch.utils.data import DataLoader
 
 from maskbench.analysis.runs import load_run_model, run_record, write_record
-from maskbench.data.fingerprint import DATA_KEY
+from maskbench.data.fingerprint import prepared_fingerprint
 from maskbench.io.errors import ConfigError
 from maskbench.records import METRICS_FILE, add_transfer_scores, run_directory
 from maskbench.results.aggregate import mean_std
@@ -76,8 +75,8 @@ def transfer_scores(run_dirs: Sequence[str | Path], targets: Mapping[str, Mappin
             scores[target].append(accuracy)
             baselines[target], examples[target] = baseline, size
         if keep and scored:
-            data = {key: value for target in scored for key, value in _prepared_fingerprint(targets[target]).items()
-                    if key.startswith(f"{target}/{split}/")}
+            data = {key: value for target in scored
+                    for key, value in prepared_fingerprint(targets[target].get("prepared"), target, split).items()}
             add_transfer_scores(run_directory(run_dir) / METRICS_FILE, scored, data)
             recorded = [target for target in targets if target in recorded or target in scored]
         result["recorded"].append(recorded)
@@ -91,17 +90,6 @@ def transfer_scores(run_dirs: Sequence[str | Path], targets: Mapping[str, Mappin
                                      "improvement_mean": gain_mean, "improvement_std": gain_std,
                                      "examples": examples[target]}
     return result
-
-
-def _prepared_fingerprint(spec: Mapping[str, Any]) -> dict[str, str]:
-    """The data fingerprint a target's prepared data recorded (``prepared.json``), or nothing."""
-    if not spec.get("prepared"):
-        return {}
-    try:
-        recorded = json.loads((Path(spec["prepared"]) / "prepared.json").read_text()).get(DATA_KEY)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-        return {}  # the scoring read it already (load_prepared names a problem)
-    return {key: value for key, value in (recorded or {}).items() if isinstance(value, str)}
 
 
 def write_transfer(run_dirs: Sequence[str | Path], targets: Mapping[str, Mapping[str, Any]], model_name: str,

@@ -180,6 +180,19 @@ def transfer_targets(config: Mapping[str, Any]) -> list[str]:
     return [name for name in transfer.split(",") if name] if isinstance(transfer, str) else []
 
 
+def prepared_fingerprint(prepared: str | Path | None, target: str, split: str) -> dict[str, str]:
+    """The fingerprint of ``target``'s ``split`` that its prepared data recorded (``PREPARED/prepared.json``), or
+    nothing (no prepared data, or unreadable: loading it names the problem)."""
+    if not prepared:
+        return {}
+    try:
+        recorded = json.loads((Path(prepared) / "prepared.json").read_text()).get(DATA_KEY)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return {}
+    prefix = f"{target}/{split}/"
+    return {k: v for k, v in (recorded or {}).items() if k.startswith(prefix) and isinstance(v, str)}
+
+
 def _parts(key: str) -> tuple[str, str, str]:
     task, split, source = (key.split("/", 2) + ["?", "?"])[:3]
     return task, split, source
@@ -222,14 +235,15 @@ def record_fingerprint(record: Mapping[str, Any], data_dir: str | Path | None) -
     if not isinstance(config, Mapping) or not isinstance(sizes, Mapping):
         raise DataError("record without 'config' or 'sizes'")
     found = run_fingerprint(config, data_dir, splits=sizes.keys())
-    transfer = record.get("transfer")
-    for target, entry in (transfer.items() if isinstance(transfer, Mapping) and found is not None else ()):
-        split = entry.get("split") if isinstance(entry, Mapping) else None
+    transfer = record.get("transfer") if isinstance(record.get("transfer"), Mapping) else {}
+    for target in (set(transfer) - set(transfer_targets(config)) if found is not None else ()):  # scored later
+        entry = transfer[target] if isinstance(transfer[target], Mapping) else {}
         scored = task_fingerprint(target, data_dir, bool(config.get("allow_partial")),
-                                  [split or config.get("transfer_split") or "dev"])
-        found = None if scored is None else {**found, **scored}
-        if found is None:
+                                  [entry.get("split") or config.get("transfer_split") or "dev"])
+        if scored is None:
+            found = None
             break
+        found.update(scored)
     if found is None:
         raise DataError(f"task {config.get('task')!r} (or a transfer target) has no local files under {data_dir}")
     missing = sorted(set(sizes) - {_parts(key)[1] for key in found if _parts(key)[0] == config["task"]})

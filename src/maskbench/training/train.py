@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -282,18 +281,12 @@ def configure_cuda_backends() -> None:
 def transfer_fingerprint(config: TrainConfig) -> dict[str, str]:
     """The fingerprint of the ``transfer_split`` of each transfer target the run scores itself on: from the
     target's prepared data (``transfer_prepared``), else from its files, else from its rows as loaded."""
-    from maskbench.data.fingerprint import dataset_fingerprint, local_fingerprint
+    from maskbench.data.fingerprint import dataset_fingerprint, local_fingerprint, prepared_fingerprint
 
     found: dict[str, str] = {}
     for target in transfer_targets(config.to_dict()):
-        prefix = f"{target}/{config.transfer_split}/"
-        if config.transfer_prepared:
-            meta_path = Path(config.transfer_prepared) / target / "prepared.json"
-            try:
-                recorded = json.loads(meta_path.read_text()).get(DATA_KEY)
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-                recorded = None  # reported by the transfer scoring's load_prepared, which names the problem
-            found.update({k: v for k, v in (recorded or {}).items() if k.startswith(prefix)})
+        if config.transfer_prepared:  # a problem is reported by the transfer scoring's load_prepared
+            found.update(prepared_fingerprint(Path(config.transfer_prepared) / target, target, config.transfer_split))
         elif (task_dir := local_task_dir(target, config.data_dir)) is not None:
             found.update(local_fingerprint(target, task_dir, config.allow_partial, [config.transfer_split]))
         else:
