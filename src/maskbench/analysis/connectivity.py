@@ -42,6 +42,7 @@ from maskbench.data.prepare import WORD_COUNTS, load_prepared
 from maskbench.data.tokenising import Collator
 from maskbench.io.errors import ConfigError
 from maskbench.records import run_directory
+from maskbench.results.drawing import draws_alone
 from maskbench.results.tables import METRIC_NAMES, TASK_LABELS, read_record
 from maskbench.training.masking import merge_masks
 from maskbench.training.masking.serialization import load_masked_model
@@ -117,6 +118,7 @@ def _metric_axis(metric: str) -> str:
     return f"dev {METRIC_NAMES.get(metric, metric)} (%)"
 
 
+@draws_alone
 def plot_lines(records: Sequence[Mapping[str, Any]], png: str | Path) -> None:
     """Fig. 6: top row finetuned → masked, bottom row pretrained → finetuned / masked; one column per task."""
     figure = new_figure(4.6 * len(records), 7.0)
@@ -241,6 +243,7 @@ def write_bezier(finetuned_run: str | Path, masked_run: str | Path, prepared: st
     return result
 
 
+@draws_alone
 def plot_bezier(records: Sequence[Mapping[str, Any]], png: str | Path) -> None:
     figure = new_figure(5.0 * len(records), 4.0)
     axes = figure.subplots(1, len(records), squeeze=False)[0]

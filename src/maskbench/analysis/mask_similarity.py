@@ -21,6 +21,7 @@ from maskbench.data import tasks
 from maskbench.data.models import load_model
 from maskbench.io.errors import ConfigError
 from maskbench.records import run_directory
+from maskbench.results.drawing import draws_alone
 from maskbench.results.tables import TASK_LABELS
 from maskbench.training.masking import MaskConfig, mask_model, masked_layers
 from maskbench.training.masking.apply import architecture_of
@@ -92,6 +93,7 @@ def json_key(mask: dict) -> str:
     return ",".join(f"{k}={mask[k]}" for k in sorted(mask))
 
 
+@draws_alone
 def plot_dissimilarity(rows: Sequence[dict[str, Any]], roles: Sequence[str], blocks: Sequence[int] | None,
                        png: str | Path) -> None:
     """Heat maps of s (task × task) for the chosen roles and blocks, and mean s over task pairs per block."""

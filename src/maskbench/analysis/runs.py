@@ -1,5 +1,6 @@
 """What the analyses share: rebuilding a trained model from a run directory, scoring it on prepared data, and
-drawing figures off the pyplot state machine (so that they can be made in Snakemake's threads)."""
+drawing figures off the pyplot state machine and one at a time (:mod:`maskbench.results.drawing`), so that they
+can be made in Snakemake's threads."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from maskbench.analysis.runs import new_figure, save_figure, suptitle, write_csv
 from maskbench.io.errors import ConfigError, DataError
 from maskbench.records import load_runs, split_predictions
 from maskbench.results.aggregate import mean_std
+from maskbench.results.drawing import draws_alone
 from maskbench.results.paper import block_set
 from maskbench.results.tables import METRIC_NAMES, Table, task_label
 from maskbench.training.method_registry import masking_methods
@@ -107,6 +108,7 @@ def _mark_stuck(ax, points: Sequence[Mapping[str, Any]], x: Sequence[float], lab
         labelled[0] = True
 
 
+@draws_alone
 def plot_sparsity(points: Sequence[dict[str, Any]], png: str | Path,
                   task_labels: Mapping[str, str] | None = None) -> None:
     """Fig. 1: dev score vs initial sparsity, one panel per task, mean ± std band over seeds."""
@@ -176,6 +178,7 @@ def _seeds_text(points: Sequence[dict[str, Any]]) -> str:
     return f"mean ± std over {'/'.join(map(str, counts))} seeds"
 
 
+@draws_alone
 def plot_layers(points: Sequence[dict[str, Any]], block_order: Sequence[str], png: str | Path,
                 task_labels: Mapping[str, str] | None = None) -> None:
     """Fig. 2: dev score against the number of masked blocks, the top-down sets (the last k blocks) and the

@@ -23,6 +23,7 @@ from maskbench.analysis.runs import (
 from maskbench.data import tasks
 from maskbench.data.models import load_model
 from maskbench.io.errors import ConfigError
+from maskbench.results.drawing import draws_alone
 from maskbench.results.tables import TASK_LABELS
 from maskbench.training.train import eval_loader
 
@@ -68,6 +69,7 @@ def tsne_points(finetuned_run: str | Path, masked_run: str | Path, prepared: str
     return points
 
 
+@draws_alone
 def plot_tsne(points: list[dict[str, Any]], png: str | Path) -> None:
     encoders = list(dict.fromkeys(p["encoder"] for p in points))
     labels = list(dict.fromkeys(p["label"] for p in points))

@@ -1,10 +1,11 @@
 """The paper's figures. Fig. 3: parameters and memory needed to serve a growing number of tasks; and dev score
 against bytes per task (``dev_vs_bytes``), every method on every task with records (Table 9 drawn per task).
 
-Figures are drawn with matplotlib's object API on the Agg canvas (no pyplot state), so that they can be made in
-the threads of a Snakemake run. Every figure's numbers are written as CSV next to the PNG. Memory is in MB
-(10^6 bytes) throughout, as in the tables (KB = 10^3 bytes); every method has its own colour, marker and line
-style, and its curve is shifted a little along x, so that curves that coincide (LoRA, BitFit, IA3) stay apart.
+Figures are drawn with matplotlib's object API on the Agg canvas (no pyplot state), one at a time in a process
+(:func:`maskbench.results.drawing.draws_alone`), so that they can be made in the threads of a Snakemake run.
+Every figure's numbers are written as CSV next to the PNG. Memory is in MB (10^6 bytes) throughout, as in the
+tables (KB = 10^3 bytes); every method has its own colour, marker and line style, and its curve is shifted a little
+along x, so that curves that coincide (LoRA, BitFit, IA3) stay apart.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from maskbench.io.fileio import atomic_path
+from maskbench.results.drawing import draws_alone
 from maskbench.results.rendering import METRIC_NAMES, reported, reported_metric_name
 from maskbench.results.tables import (
     METHOD_LABELS,
@@ -96,6 +98,7 @@ def _write_csv(points: Sequence[Mapping[str, Any]], path: Path) -> None:
             writer.writerows(points)
 
 
+@draws_alone
 def plot_memory(points: Sequence[Mapping[str, Any]], png: str | Path, title_note: str = "",
                 serving: Sequence[Mapping[str, Any]] = ()) -> None:
     figure = Figure(figsize=(15 if serving else 10, 4.2), dpi=150)
@@ -218,6 +221,7 @@ def dev_bytes_points(results: Results) -> list[dict[str, Any]]:
     return points
 
 
+@draws_alone
 def plot_dev_vs_bytes(points: Sequence[Mapping[str, Any]], png: str | Path) -> None:
     """Small multiples, one panel per (model, task) in layout order: dev score (%) against bytes per task (log x),
     every method its own colour and marker (:data:`STYLES`), ± the seeds' std as error bars, one legend."""
