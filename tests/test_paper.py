@@ -336,3 +336,5 @@ def test_table3_verdict_says_when_it_covers_only_part_of_the_papers_table(tmp_pa
     verdict, number = _generalization_finding(both, {}, "tiny")
     assert verdict == "no"  # sst2 → sem: −6.0 ± 4.5 and sem → sst2: −3.0 ± 2.8 lie beyond the noise
     assert "sem → sst2: masking +15.0 vs finetuning +18.0 over the majority class (−3.0 ± 2.8)" in number
+    # a loss against the majority class is signed like every other number of the side-by-side (U+2212)
+    assert "sst2 → sem: masking −14.0 vs finetuning −8.0 over the majority class (−6.0 ± 4.5)" in number

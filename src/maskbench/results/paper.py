@@ -311,7 +311,7 @@ def _generalization_finding(paths: Sequence[str | Path], labels: Mapping[str, st
             shown = shown and gap >= -noise
             compared += 1
             parts.append(f"{labels.get(source, source)} → {labels.get(target, target)}: masking "
-                         f"{100 * entry['improvement_mean']:+.1f} vs finetuning {100 * ft['improvement_mean']:+.1f} "
+                         f"{_signed(100 * entry['improvement_mean'])} vs finetuning {_signed(100 * ft['improvement_mean'])} "
                          f"over the majority class ({_signed(gap)} ± {noise:.1f})")
     if not compared:
         return NOT_RUN, MISSING
