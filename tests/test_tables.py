@@ -342,6 +342,11 @@ def test_every_empty_cell_of_tables_1_and_9_says_why(tmp_path):
     assert table1_dev(results).notes[-2:] == [
         f"{MISSING}: {NOT_IN_GRID}: LoRA and IA3 on MRPC.",
         f"{MISSING}: {NOT_FINISHED}: train size, Finetuning and Masking on MRPC; BitFit on every task."]
+    # the configuration's reason for leaving the tasks out goes with every cell it leaves empty
+    reasoned = load_results({**layout, "method_tasks_reason": "compute: ~26 core-hours"},
+                            aggregates=paths["aggregates"], references=references)
+    assert table1_dev(reasoned).notes[-1] == (
+        f"{MISSING}: {NOT_IN_GRID} (compute: ~26 core-hours): LoRA and IA3 on MRPC.")
     # two models: each row names its model
     two = {**layout, "models": {**layout["models"], "small": {"name": "bert-small", "label": "Small"}}}
     results = load_results(two)

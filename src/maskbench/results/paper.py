@@ -310,9 +310,9 @@ def _generalization_finding(paths: Sequence[str | Path], labels: Mapping[str, st
             noise = 100 * math.hypot(entry["improvement_std"], ft["improvement_std"])
             shown = shown and gap >= -noise
             compared += 1
-            parts.append(f"{labels.get(source, source)} → {labels.get(target, target)}: masking "
-                         f"{_signed(100 * entry['improvement_mean'])} vs finetuning {_signed(100 * ft['improvement_mean'])} "
-                         f"over the majority class ({_signed(gap)} ± {noise:.1f})")
+            masked, finetuned = _signed(100 * entry["improvement_mean"]), _signed(100 * ft["improvement_mean"])
+            parts.append(f"{labels.get(source, source)} → {labels.get(target, target)}: masking {masked} vs "
+                         f"finetuning {finetuned} over the majority class ({_signed(gap)} ± {noise:.1f})")
     if not compared:
         return NOT_RUN, MISSING
     covered = [(s, t) for (m, s), r in records.items() if m == "masking" for t in r["targets"] if t != s]

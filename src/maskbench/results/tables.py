@@ -72,6 +72,8 @@ class Layout:
     selection_seeds: list[int] = field(default_factory=list)
     #: methods that run on some of the tasks only: method -> its tasks (the other methods run on every task)
     method_tasks: dict[str, list[str]] = field(default_factory=dict)
+    #: why ``method_tasks`` leaves tasks out (one phrase, shown in the notes under Tables 1 and 9), if given
+    method_tasks_reason: str | None = None
     #: the configuration's analyses (names of ``analyses``), which the side-by-side with the paper points to
     analyses: list[str] = field(default_factory=list)
 
@@ -83,6 +85,7 @@ class Layout:
                    task_labels=dict(data.get("task_labels") or {}),
                    selection_seeds=list(data.get("selection_seeds") or []),
                    method_tasks={k: list(v) for k, v in (data.get("method_tasks") or {}).items()},
+                   method_tasks_reason=data.get("method_tasks_reason"),
                    analyses=list(data.get("analyses") or []))
 
     @classmethod
@@ -103,6 +106,7 @@ class Layout:
             selection_seeds=selection_seeds if selection_seeds != seeds else [],
             method_tasks={method: list(tasks) for method, tasks in (config.get("method_tasks") or {}).items()
                           if method in methods},
+            method_tasks_reason=config.get("method_tasks_reason"),
             analyses=list(config.get("analyses") or {}))
 
     def to_dict(self) -> dict[str, Any]:
@@ -114,6 +118,10 @@ class Layout:
     def common_tasks(self) -> list[str]:
         """The tasks that every method runs on (where methods can be compared over the same tasks)."""
         return [task for task in self.tasks if all(self.runs(task, method) for method in self.methods)]
+
+    def not_in_grid(self) -> str:
+        """Why a cell the configuration leaves out is empty: :data:`NOT_IN_GRID`, with the configuration's reason."""
+        return f"{NOT_IN_GRID} ({self.method_tasks_reason})" if self.method_tasks_reason else NOT_IN_GRID
 
     def runs(self, task: str, method: str) -> bool:
         """Whether ``method`` runs on ``task`` (see :attr:`method_tasks`)."""
@@ -401,9 +409,9 @@ def _table1_missing(results: Results, train_sizes: Sequence[str]) -> list[str]:
         for method in layout.methods:
             row = METHOD_LABELS.get(method, method)
             row = f"{layout.model_label(model)} {row}" if len(layout.models) > 1 else row
-            missing += [(NOT_IN_GRID if not layout.runs(task, method) else NOT_FINISHED, row, label)
+            missing += [(layout.not_in_grid() if not layout.runs(task, method) else NOT_FINISHED, row, label)
                         for task, label in zip(layout.tasks, tasks) if (model, task, method) not in results.aggregates]
-    missing.sort(key=lambda entry: entry[0] != NOT_IN_GRID)  # the configuration's, then the runs' (stable)
+    missing.sort(key=lambda entry: entry[0] == NOT_FINISHED)  # the configuration's, then the runs' (stable)
     return _missing_note(missing, tasks,
                          lambda rows, columns: f"{rows} on {_and(columns) if columns else 'every task'}")
 
