@@ -347,6 +347,15 @@ def test_every_empty_cell_of_tables_1_and_9_says_why(tmp_path):
                             aggregates=paths["aggregates"], references=references)
     assert table1_dev(reasoned).notes[-1] == (
         f"{MISSING}: {NOT_IN_GRID} (compute: ~26 core-hours): LoRA and IA3 on MRPC.")
+    # Tables 2 (test, the tasks with a test set) and 4 (chosen lr) say the same about their empty cells
+    from maskbench.results.tables import table2_test, table4_lr
+
+    full = load_results({**layout, "method_tasks_reason": "compute"}, **paths, references=references)
+    del full.evaluations[("bert", "trec", "bitfit")], full.choices[("bert", "mrpc", "bitfit")]
+    # its one column is TREC (MRPC has no labelled test set)
+    assert table2_test(full).notes[-1] == f"{MISSING}: {NOT_FINISHED}: BitFit on every task."
+    assert table4_lr(full).notes[-2:] == [f"{MISSING}: {NOT_IN_GRID} (compute): LoRA and IA3 on MRPC.",
+                                          f"{MISSING}: {NOT_FINISHED}: BitFit on MRPC."]
     # two models: each row names its model
     two = {**layout, "models": {**layout["models"], "small": {"name": "bert-small", "label": "Small"}}}
     results = load_results(two)

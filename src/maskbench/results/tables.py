@@ -405,14 +405,24 @@ def _table1_missing(results: Results, train_sizes: Sequence[str]) -> list[str]:
     layout = results.layout
     tasks = [layout.task_label(task) for task in layout.tasks]
     missing = [(NOT_FINISHED, "train size", label) for label, size in zip(tasks, train_sizes) if size == MISSING]
+    return _cells_missing(results, layout.tasks, lambda key: key in results.aggregates, missing)
+
+
+def _cells_missing(results: Results, tasks: Sequence[str], present: Callable[[Key], bool],
+                   missing: Sequence[tuple[str, str, str]] = ()) -> list[str]:
+    """The notes on the (model, task, method) cells of ``tasks`` that are empty (``present`` false): the
+    configuration leaves the task out for the method (:meth:`Layout.not_in_grid`, with its reason), or no run of
+    the cell has finished; ``missing``: further (reason, row, column) entries, in table order."""
+    layout = results.layout
+    missing = list(missing)
     for model in layout.models:
         for method in layout.methods:
             row = METHOD_LABELS.get(method, method)
             row = f"{layout.model_label(model)} {row}" if len(layout.models) > 1 else row
-            missing += [(layout.not_in_grid() if not layout.runs(task, method) else NOT_FINISHED, row, label)
-                        for task, label in zip(layout.tasks, tasks) if (model, task, method) not in results.aggregates]
+            missing += [(layout.not_in_grid() if not layout.runs(task, method) else NOT_FINISHED, row,
+                         layout.task_label(task)) for task in tasks if not present((model, task, method))]
     missing.sort(key=lambda entry: entry[0] == NOT_FINISHED)  # the configuration's, then the runs' (stable)
-    return _missing_note(missing, tasks,
+    return _missing_note(missing, [layout.task_label(task) for task in tasks],
                          lambda rows, columns: f"{rows} on {_and(columns) if columns else 'every task'}")
 
 
@@ -484,7 +494,8 @@ def table2_test(results: Results) -> Table:
                "head. Measured from the saved artefacts.",
                *(["LoRA, IA3: one pretrained model plus each member's adapter (with its head); BitFit: plus each "
                   "member's biases and head."] if extra_methods(layout) else []),
-               f"Ensemble methods chosen on dev: {', '.join(chosen) if chosen else 'none'}."])
+               f"Ensemble methods chosen on dev: {', '.join(chosen) if chosen else 'none'}.",
+               *_cells_missing(results, tasks, lambda key: bool(results.evaluations.get(key, {}).get("has_test")))])
 
 
 def table4_lr(results: Results) -> Table:
@@ -512,6 +523,7 @@ def table4_lr(results: Results) -> Table:
              "†: outside the initial grid (found by extending the grid at its border)."]
     if capped:
         notes.append("*: still on the border of the grid when the cap on extensions was reached.")
+    notes += _cells_missing(results, layout.tasks, lambda key: key in results.choices)
     return Table(name="table4_lr",
                  caption=f"Table 4: The learning rate chosen on dev ({_selection_rule_text(results)}) per task, "
                          "model and method.",
