@@ -222,7 +222,11 @@ def plot_layers(points: Sequence[dict[str, Any]], block_order: Sequence[str], pn
         ax.set_ylabel(_metric_label(metric))
         ax.set_title(task_label(task, task_labels))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    entries: dict[str, Any] = {}  # one legend for every panel, below them (per panel it hid points)
+    for ax in axes.values():
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    figure.legend(list(entries.values()), list(entries), loc="outside lower center", ncol=3, fontsize=7)
     suptitle(figure, f"Fig. 2: masking's dev score when only some blocks are masked ({points[0]['model']}; "
                     f"{_seeds_text(points)}). Paper (BERT, 4 seeds): with as many blocks masked, top-down "
                     "masking mostly scores above bottom-up")
