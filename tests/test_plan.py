@@ -32,7 +32,6 @@ def test_sorted_grid_is_the_one_grid_order():
     ({"selection_seeds": [3]}, r"'selection_seeds': \[3\] must be a subset of 'seeds' \[1, 2\]"),
     ({"method_tasks": {"masking": ["sst2"]}}, r"'method_tasks.masking': the method must be in 'methods'"),
     ({"method_tasks": {"lora": ["rte"]}}, r"'method_tasks.lora'"),
-    ({"method_tasks_reason": "compute"}, r"'method_tasks_reason': .* 'method_tasks' is not set"),
 ])
 def test_check_grid_names_the_key(changes, message):
     with pytest.raises(ConfigError, match=message):

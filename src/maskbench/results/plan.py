@@ -97,9 +97,6 @@ def check_grid(config: Mapping[str, Any]) -> None:
         if method not in methods or not set(method_tasks) <= set(tasks):
             raise ConfigError(f"invalid configuration at 'method_tasks.{method}': the method must be in 'methods' "
                               f"{methods} and its tasks {method_tasks} in 'tasks' {tasks}")
-    if config.get("method_tasks_reason") and not config.get("method_tasks"):
-        raise ConfigError("invalid configuration at 'method_tasks_reason': a reason why 'method_tasks' leaves tasks "
-                          "out, but 'method_tasks' is not set (every method runs on every task)")
 
 
 def analysis_tasks(spec: Mapping[str, Any]) -> list[str]:
