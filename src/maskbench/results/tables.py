@@ -72,7 +72,7 @@ class Layout:
     selection_seeds: list[int] = field(default_factory=list)
     #: methods that run on some of the tasks only: method -> its tasks (the other methods run on every task)
     method_tasks: dict[str, list[str]] = field(default_factory=dict)
-    #: why ``method_tasks`` leaves tasks out (one phrase, shown in the notes under Tables 1 and 9), if given
+    #: why ``method_tasks`` leaves tasks out (one phrase, shown in the notes under Tables 1, 2 and 4), if given
     method_tasks_reason: str | None = None
     #: the configuration's analyses (names of ``analyses``), which the side-by-side with the paper points to
     analyses: list[str] = field(default_factory=list)
